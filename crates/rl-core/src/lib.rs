@@ -1,0 +1,18 @@
+//! Core traits and types of cross-gym, shared by every other crate.
+//!
+//! - [`VecEnv`]: a batch of `N` environments stepped together on one device, with its
+//!   [`EnvSpec`], named [`Observations`] groups and the [`StepOutput`] of a step.
+//! - [`Algorithm`]: what the on-policy runner needs from a learning algorithm.
+//! - [`EnvRng`] and [`HostRng`]: seeded, serialisable random streams, so that the same seed
+//!   gives the same run on every backend.
+//! - [`Error`]: the error type of this crate.
+
+mod algorithm;
+mod env;
+mod error;
+mod seeding;
+
+pub use algorithm::{Algorithm, UpdateStats};
+pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
+pub use error::{Error, Result};
+pub use seeding::{EnvRng, HostRng};

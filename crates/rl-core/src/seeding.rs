@@ -1,0 +1,141 @@
+//! Seeded random streams that give the same numbers on every backend.
+//!
+//! Random numbers are drawn on the host from counter-based ChaCha streams and uploaded as
+//! one tensor per draw (a write, never a read-back). This keeps runs identical across
+//! backends for a given seed, and the state is plain data that a checkpoint can store.
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use rand::{Rng, SeedableRng, seq::SliceRandom};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+/// One independent random stream per environment, so that environment `i` sees the same
+/// reset noise whatever the number of environments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvRng {
+    streams: Vec<ChaCha8Rng>,
+}
+
+impl EnvRng {
+    /// Streams for `num_envs` environments from one seed (environment `i` uses stream `i`).
+    pub fn new(seed: u64, num_envs: usize) -> Self {
+        let streams = (0..num_envs)
+            .map(|i| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(i as u64);
+                rng
+            })
+            .collect();
+        Self { streams }
+    }
+
+    /// Number of streams (environments).
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// True when there are no streams.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Uniform samples `[N, K]` with column `j` drawn from `U(low[j], high[j])`.
+    ///
+    /// Draws are made in float64 and rounded to float32, as Gymnasium does.
+    pub fn uniform<B: Backend>(
+        &mut self,
+        low: &[f32],
+        high: &[f32],
+        device: &B::Device,
+    ) -> Tensor<B, 2> {
+        let k = low.len().min(high.len());
+        let mut values = Vec::with_capacity(self.streams.len() * k);
+        for rng in &mut self.streams {
+            for j in 0..k {
+                let (lo, hi) = (f64::from(low[j]), f64::from(high[j]));
+                values.push((lo + (hi - lo) * rng.random::<f64>()) as f32);
+            }
+        }
+        // [N, K]
+        Tensor::from_data(TensorData::new(values, [self.streams.len(), k]), device)
+    }
+}
+
+/// A single random stream for an algorithm: action noise and mini-batch permutations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostRng {
+    rng: ChaCha8Rng,
+}
+
+impl HostRng {
+    /// A stream from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// Standard normal samples of the given 2-d shape, as a tensor on `device`.
+    pub fn normal<B: Backend>(&mut self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
+        let values: Vec<f32> = (0..shape[0] * shape[1])
+            .map(|_| self.rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// A random permutation of `0..n` on the host.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        p.shuffle(&mut self.rng);
+        p
+    }
+
+    /// A random permutation of `0..n` as an index tensor `[n]` on `device`.
+    pub fn permutation_tensor<B: Backend>(&mut self, n: usize, device: &B::Device) -> Tensor<B, 1, Int> {
+        let p: Vec<i64> = self.permutation(n).into_iter().map(|i| i as i64).collect();
+        Tensor::from_data(TensorData::new(p, [n]), device)
+    }
+
+    /// A uniform `u64`, for seeding other streams.
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.random()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    #[test]
+    fn env_streams_do_not_depend_on_the_number_of_envs() {
+        let dev = Default::default();
+        let a = EnvRng::new(7, 2).uniform::<NdArray>(&[-1.0], &[1.0], &dev);
+        let b = EnvRng::new(7, 5).uniform::<NdArray>(&[-1.0], &[1.0], &dev);
+        let a: Vec<f32> = a.into_data().to_vec().expect("f32");
+        let b: Vec<f32> = b.into_data().to_vec().expect("f32");
+        assert_eq!(a[..2], b[..2]);
+        assert_ne!(a[0], a[1], "streams must differ between environments");
+    }
+
+    #[test]
+    fn uniform_respects_bounds_per_column() {
+        let dev = Default::default();
+        let t = EnvRng::new(1, 64).uniform::<NdArray>(&[-0.05, 2.0], &[0.05, 3.0], &dev);
+        let v: Vec<f32> = t.into_data().to_vec().expect("f32");
+        for row in v.chunks(2) {
+            assert!((-0.05..=0.05).contains(&row[0]));
+            assert!((2.0..=3.0).contains(&row[1]));
+        }
+    }
+
+    #[test]
+    fn permutation_covers_every_index_once() {
+        let mut rng = HostRng::new(3);
+        let mut p = rng.permutation(100);
+        assert_ne!(p, (0..100).collect::<Vec<_>>());
+        p.sort_unstable();
+        assert_eq!(p, (0..100).collect::<Vec<_>>());
+    }
+}

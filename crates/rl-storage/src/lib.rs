@@ -1,0 +1,16 @@
+//! On-device rollout storage for on-policy algorithms.
+//!
+//! - [`RolloutStorage`]: collects one [`Transition`] per environment step and, at the end of
+//!   the rollout, stacks them into a [`Rollout`] of tensors shaped `[T, N, ...]`.
+//! - [`Rollout::compute_returns`]: generalised advantage estimation (GAE) with
+//!   terminations and time-outs, exactly as rsl_rl.
+//! - [`MiniBatchSchedule`]: shuffled mini-batch indices, each sample exactly once per epoch,
+//!   and [`Rollout::mini_batch`] to gather one [`MiniBatch`].
+
+mod error;
+mod minibatch;
+mod rollout;
+
+pub use error::{Error, Result};
+pub use minibatch::{MiniBatchSchedule, Shuffle};
+pub use rollout::{MiniBatch, Rollout, RolloutStorage, Transition, gae, normalize};

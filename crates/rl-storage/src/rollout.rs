@@ -1,0 +1,404 @@
+//! The rollout buffer: transitions of `N` environments over `T` steps, and GAE.
+
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use crate::{Error, Result};
+
+/// One environment step of all `N` environments, as the algorithm stores it.
+#[derive(Debug, Clone)]
+pub struct Transition<B: Backend> {
+    /// Actor input, `[N, D_actor]`.
+    pub observations: Tensor<B, 2>,
+    /// Critic input when it differs from the actor's, `[N, D_critic]`.
+    pub critic_observations: Option<Tensor<B, 2>>,
+    /// Actions sent to the environment (unclipped), `[N, A]`.
+    pub actions: Tensor<B, 2>,
+    /// Rewards, already including any time-out bootstrap, `[N]`.
+    pub rewards: Tensor<B, 1>,
+    /// 1.0 where the episode ended (terminated or timed out), `[N]`.
+    pub dones: Tensor<B, 1>,
+    /// Critic values `V(s_t)`, `[N]`.
+    pub values: Tensor<B, 1>,
+    /// Log-probabilities of `actions` under the rollout policy, `[N]`.
+    pub actions_log_prob: Tensor<B, 1>,
+    /// Mean of the rollout policy, `[N, A]`.
+    pub action_mean: Tensor<B, 2>,
+    /// Standard deviation of the rollout policy, `[N, A]`.
+    pub action_std: Tensor<B, 2>,
+}
+
+/// A complete rollout, every field stacked to `[T, N, ...]`.
+#[derive(Debug, Clone)]
+pub struct Rollout<B: Backend> {
+    /// `[T, N, D_actor]`.
+    pub observations: Tensor<B, 3>,
+    /// `[T, N, D_critic]`, when the critic has its own input.
+    pub critic_observations: Option<Tensor<B, 3>>,
+    /// `[T, N, A]`.
+    pub actions: Tensor<B, 3>,
+    /// `[T, N]`.
+    pub rewards: Tensor<B, 2>,
+    /// `[T, N]`.
+    pub dones: Tensor<B, 2>,
+    /// `[T, N]`.
+    pub values: Tensor<B, 2>,
+    /// `[T, N]`.
+    pub actions_log_prob: Tensor<B, 2>,
+    /// `[T, N, A]`.
+    pub action_mean: Tensor<B, 3>,
+    /// `[T, N, A]`.
+    pub action_std: Tensor<B, 3>,
+    /// GAE returns `A_t + V_t`, `[T, N]`.
+    pub returns: Tensor<B, 2>,
+    /// GAE advantages, `[T, N]`.
+    pub advantages: Tensor<B, 2>,
+}
+
+/// A mini-batch of `M` samples drawn from a [`Rollout`], time and environment flattened.
+#[derive(Debug, Clone)]
+pub struct MiniBatch<B: Backend> {
+    /// `[M, D_actor]`.
+    pub observations: Tensor<B, 2>,
+    /// `[M, D_critic]`, when the critic has its own input.
+    pub critic_observations: Option<Tensor<B, 2>>,
+    /// `[M, A]`.
+    pub actions: Tensor<B, 2>,
+    /// `[M]`.
+    pub values: Tensor<B, 1>,
+    /// `[M]`.
+    pub advantages: Tensor<B, 1>,
+    /// `[M]`.
+    pub returns: Tensor<B, 1>,
+    /// `[M]`.
+    pub actions_log_prob: Tensor<B, 1>,
+    /// `[M, A]`.
+    pub action_mean: Tensor<B, 2>,
+    /// `[M, A]`.
+    pub action_std: Tensor<B, 2>,
+}
+
+/// Collects `num_steps_per_env` transitions, then turns them into a [`Rollout`].
+#[derive(Debug)]
+pub struct RolloutStorage<B: Backend> {
+    num_steps_per_env: usize,
+    num_envs: usize,
+    steps: Vec<Transition<B>>,
+}
+
+impl<B: Backend> RolloutStorage<B> {
+    /// Storage for `num_envs` environments over `num_steps_per_env` steps.
+    pub fn new(num_envs: usize, num_steps_per_env: usize) -> Self {
+        Self {
+            num_steps_per_env,
+            num_envs,
+            steps: Vec::with_capacity(num_steps_per_env),
+        }
+    }
+
+    /// Steps per environment in a full rollout (`T`).
+    pub fn num_steps_per_env(&self) -> usize {
+        self.num_steps_per_env
+    }
+
+    /// Number of environments (`N`).
+    pub fn num_envs(&self) -> usize {
+        self.num_envs
+    }
+
+    /// Steps stored so far.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// True when the rollout has all its steps.
+    pub fn is_full(&self) -> bool {
+        self.steps.len() == self.num_steps_per_env
+    }
+
+    /// Appends one step.
+    pub fn add(&mut self, transition: Transition<B>) -> Result<()> {
+        if self.is_full() {
+            return Err(Error::Overflow {
+                num_steps: self.num_steps_per_env,
+            });
+        }
+        let n = self.num_envs;
+        let check = |field, got: Vec<usize>, expected: Vec<usize>| {
+            if got == expected {
+                Ok(())
+            } else {
+                Err(Error::Shape {
+                    field,
+                    expected,
+                    got,
+                })
+            }
+        };
+        check("rewards", transition.rewards.dims().to_vec(), vec![n])?;
+        check("dones", transition.dones.dims().to_vec(), vec![n])?;
+        check("values", transition.values.dims().to_vec(), vec![n])?;
+        let [rows, _] = transition.observations.dims();
+        check("observations rows", vec![rows], vec![n])?;
+        let [rows, _] = transition.actions.dims();
+        check("actions rows", vec![rows], vec![n])?;
+        self.steps.push(transition);
+        Ok(())
+    }
+
+    /// Drops every stored step.
+    pub fn clear(&mut self) {
+        self.steps.clear();
+    }
+
+    /// Stacks the stored steps into a [`Rollout`] and computes GAE returns and advantages,
+    /// bootstrapping from `last_values` (`V` of the observations after the last step, `[N]`).
+    ///
+    /// The storage is cleared.
+    pub fn finish(&mut self, last_values: Tensor<B, 1>, gamma: f32, lam: f32) -> Result<Rollout<B>> {
+        if !self.is_full() {
+            return Err(Error::Incomplete {
+                have: self.steps.len(),
+                num_steps: self.num_steps_per_env,
+            });
+        }
+        let steps = std::mem::take(&mut self.steps);
+        let rewards: Vec<_> = steps.iter().map(|s| s.rewards.clone()).collect();
+        let dones: Vec<_> = steps.iter().map(|s| s.dones.clone()).collect();
+        let values: Vec<_> = steps.iter().map(|s| s.values.clone()).collect();
+        let (returns, advantages) = gae(&rewards, &dones, &values, last_values, gamma, lam);
+
+        let stack2 = |v: Vec<Tensor<B, 1>>| Tensor::stack::<2>(v, 0); // [T, N]
+        let stack3 = |v: Vec<Tensor<B, 2>>| Tensor::stack::<3>(v, 0); // [T, N, D]
+        let critic_observations = if steps.iter().all(|s| s.critic_observations.is_some()) {
+            Some(stack3(
+                steps.iter().filter_map(|s| s.critic_observations.clone()).collect(),
+            ))
+        } else {
+            None
+        };
+        self.steps = Vec::with_capacity(self.num_steps_per_env);
+        Ok(Rollout {
+            observations: stack3(steps.iter().map(|s| s.observations.clone()).collect()),
+            critic_observations,
+            actions: stack3(steps.iter().map(|s| s.actions.clone()).collect()),
+            actions_log_prob: stack2(steps.iter().map(|s| s.actions_log_prob.clone()).collect()),
+            action_mean: stack3(steps.iter().map(|s| s.action_mean.clone()).collect()),
+            action_std: stack3(steps.into_iter().map(|s| s.action_std).collect()),
+            rewards: stack2(rewards),
+            dones: stack2(dones),
+            values: stack2(values),
+            returns: stack2(returns),
+            advantages: stack2(advantages),
+        })
+    }
+}
+
+/// Generalised advantage estimation over `T` steps of `[N]` tensors (rsl_rl's rule):
+///
+/// `delta_t = r_t + gamma (1 - d_t) V_{t+1} - V_t`,
+/// `A_t = delta_t + gamma lam (1 - d_t) A_{t+1}`, `R_t = A_t + V_t`, with `V_T = last_values`.
+///
+/// Returns `(returns, advantages)`, each `T` tensors `[N]`.
+pub fn gae<B: Backend>(
+    rewards: &[Tensor<B, 1>],
+    dones: &[Tensor<B, 1>],
+    values: &[Tensor<B, 1>],
+    last_values: Tensor<B, 1>,
+    gamma: f32,
+    lam: f32,
+) -> (Vec<Tensor<B, 1>>, Vec<Tensor<B, 1>>) {
+    let t_len = rewards.len();
+    let mut advantages = Vec::with_capacity(t_len);
+    let mut next_values = last_values;
+    let mut next_advantage = next_values.zeros_like();
+    for t in (0..t_len).rev() {
+        // 1 - d_t: the recursion stops at the end of an episode
+        let not_done = dones[t].clone().neg().add_scalar(1.0);
+        let delta = rewards[t].clone() + not_done.clone() * next_values.mul_scalar(gamma)
+            - values[t].clone();
+        next_advantage = delta + not_done * next_advantage.mul_scalar(gamma * lam);
+        advantages.push(next_advantage.clone());
+        next_values = values[t].clone();
+    }
+    advantages.reverse();
+    let returns = advantages
+        .iter()
+        .zip(values)
+        .map(|(a, v)| a.clone() + v.clone())
+        .collect();
+    (returns, advantages)
+}
+
+impl<B: Backend> Rollout<B> {
+    /// `T * N`.
+    pub fn batch_size(&self) -> usize {
+        let [t, n] = self.rewards.dims();
+        t * n
+    }
+
+    /// Normalises the advantages over the whole rollout: `(A - mean) / (std + 1e-8)`,
+    /// with the unbiased standard deviation (as `torch.std`).
+    pub fn normalize_advantages(&mut self) {
+        self.advantages = normalize(self.advantages.clone());
+    }
+
+    /// Gathers the samples at `indices` (into the flattened `T * N` axis, `[M]`).
+    pub fn mini_batch(&self, indices: Tensor<B, 1, Int>) -> MiniBatch<B> {
+        let n = self.batch_size();
+        let flat2 = |t: &Tensor<B, 2>| t.clone().reshape([n]).select(0, indices.clone());
+        let flat3 = |t: &Tensor<B, 3>| {
+            let [_, _, d] = t.dims();
+            t.clone().reshape([n, d]).select(0, indices.clone())
+        };
+        MiniBatch {
+            observations: flat3(&self.observations),
+            critic_observations: self.critic_observations.as_ref().map(flat3),
+            actions: flat3(&self.actions),
+            values: flat2(&self.values),
+            advantages: flat2(&self.advantages),
+            returns: flat2(&self.returns),
+            actions_log_prob: flat2(&self.actions_log_prob),
+            action_mean: flat3(&self.action_mean),
+            action_std: flat3(&self.action_std),
+        }
+    }
+}
+
+/// `(x - mean(x)) / (std(x) + 1e-8)` over all elements, with the unbiased std.
+pub fn normalize<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let shape = x.shape();
+    let flat = x.flatten::<1>(0, D - 1);
+    let mean = flat.clone().mean();
+    let std = flat.clone().var(0).sqrt();
+    ((flat - mean) / (std + 1e-8)).reshape(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::TensorData;
+
+    type B = NdArray;
+
+    fn t1(v: &[f32]) -> Tensor<B, 1> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
+    }
+    fn v1(t: &Tensor<B, 1>) -> Vec<f32> {
+        t.clone().into_data().to_vec().expect("f32")
+    }
+
+    /// GAE by hand for two environments over three steps: env 0 terminates at t = 1,
+    /// env 1 times out at t = 2 (its reward already holds the bootstrap).
+    #[test]
+    fn gae_matches_hand_computation_with_dones() {
+        let (gamma, lam) = (0.9_f32, 0.8_f32);
+        let rewards = [t1(&[1.0, 0.5]), t1(&[2.0, 0.5]), t1(&[3.0, 1.5])];
+        let dones = [t1(&[0.0, 0.0]), t1(&[1.0, 0.0]), t1(&[0.0, 1.0])];
+        let values = [t1(&[0.1, 0.2]), t1(&[0.3, 0.4]), t1(&[0.5, 0.6])];
+        let last = t1(&[0.7, 0.8]);
+        let (ret, adv) = gae(&rewards, &dones, &values, last, gamma, lam);
+
+        // env 0, backwards
+        let d2 = 3.0 + gamma * 0.7 - 0.5;
+        let a2 = d2;
+        let d1 = 2.0 - 0.3; // done at t=1: no bootstrap from V_2
+        let a1 = d1;
+        let d0 = 1.0 + gamma * 0.3 - 0.1;
+        let a0 = d0 + gamma * lam * a1;
+        // env 1
+        let e2 = 1.5 - 0.6; // done at t=2
+        let b2 = e2;
+        let e1 = 0.5 + gamma * 0.6 - 0.4;
+        let b1 = e1 + gamma * lam * b2;
+        let e0 = 0.5 + gamma * 0.4 - 0.2;
+        let b0 = e0 + gamma * lam * b1;
+
+        let expect_adv = [[a0, b0], [a1, b1], [a2, b2]];
+        let values = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]];
+        for t in 0..3 {
+            let (a, r) = (v1(&adv[t]), v1(&ret[t]));
+            for e in 0..2 {
+                assert!((a[e] - expect_adv[t][e]).abs() < 1e-6, "A[{t},{e}] {} vs {}", a[e], expect_adv[t][e]);
+                let want_r = expect_adv[t][e] + values[t][e];
+                assert!((r[e] - want_r).abs() < 1e-6, "R[{t},{e}]");
+            }
+        }
+    }
+
+    fn transition(n: usize, step: usize) -> Transition<B> {
+        let dev = Default::default();
+        let f = |v: f32| t1(&vec![v; n]);
+        Transition {
+            observations: Tensor::from_data(
+                TensorData::new((0..n * 2).map(|i| (step * 100 + i) as f32).collect::<Vec<_>>(), [n, 2]),
+                &dev,
+            ),
+            critic_observations: None,
+            actions: Tensor::zeros([n, 1], &dev),
+            rewards: f(1.0),
+            dones: f(0.0),
+            values: f(step as f32),
+            actions_log_prob: f(0.0),
+            action_mean: Tensor::zeros([n, 1], &dev),
+            action_std: Tensor::ones([n, 1], &dev),
+        }
+    }
+
+    #[test]
+    fn storage_stacks_and_mini_batches_cover_every_sample() {
+        let (n, t) = (3, 4);
+        let mut storage = RolloutStorage::<B>::new(n, t);
+        for s in 0..t {
+            storage.add(transition(n, s)).expect("room");
+        }
+        assert!(storage.add(transition(n, 9)).is_err(), "overflow must be refused");
+        let rollout = storage.finish(t1(&[0.0; 3]), 0.99, 0.95).expect("full");
+        assert!(storage.is_empty());
+        assert_eq!(rollout.observations.dims(), [t, n, 2]);
+        assert_eq!(rollout.returns.dims(), [t, n]);
+
+        let mut rng = rl_core::HostRng::new(1);
+        let schedule =
+            crate::MiniBatchSchedule::new(t * n, 2, 1, crate::Shuffle::PerUpdate, &mut rng).expect("ok");
+        let mut seen = Vec::new();
+        for idx in &schedule.batches {
+            let ids: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            let idx_t = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [idx.len()]), &Default::default());
+            let mb = rollout.mini_batch(idx_t);
+            let obs: Vec<f32> = mb.observations.into_data().to_vec().expect("f32");
+            seen.extend(obs.chunks(2).map(|r| r[0] as i64));
+        }
+        seen.sort_unstable();
+        let mut want: Vec<i64> = (0..t)
+            .flat_map(|s| (0..n).map(move |e| (s * 100 + 2 * e) as i64))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn incomplete_rollout_is_an_error() {
+        let mut storage = RolloutStorage::<B>::new(2, 3);
+        storage.add(transition(2, 0)).expect("room");
+        assert!(matches!(
+            storage.finish(t1(&[0.0, 0.0]), 0.99, 0.95),
+            Err(Error::Incomplete { have: 1, num_steps: 3 })
+        ));
+    }
+
+    #[test]
+    fn normalized_advantages_have_zero_mean_unit_std() {
+        let x = t1(&[1.0, 2.0, 3.0, 10.0]);
+        let y = v1(&normalize(x));
+        let mean: f32 = y.iter().sum::<f32>() / 4.0;
+        let var: f32 = y.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
+        assert!(mean.abs() < 1e-6);
+        assert!((var - 1.0).abs() < 1e-5);
+    }
+}
