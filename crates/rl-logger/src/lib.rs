@@ -1,0 +1,92 @@
+//! TensorBoard, metrics.jsonl and console logging of training runs.
+//!
+//! The runner builds one [`IterationRecord`] per learning iteration (scalars keyed by their
+//! TensorBoard tag, see [`tags`]) and hands it to a [`Logger`], which fans it out to every
+//! [`MetricWriter`]:
+//!
+//! - [`TensorBoardWriter`]: event files readable by TensorBoard, same tags as rsl_rl, plus the
+//!   `Train/mean_reward/time` and `Train/mean_episode_length/time` variants;
+//! - [`JsonlWriter`]: `<run_dir>/metrics.jsonl`, one flat JSON object per iteration, appended
+//!   and flushed line by line (a resumed run continues the same file);
+//! - [`ConsoleLogger`]: a progress bar with ETA and an rsl_rl-style summary per iteration
+//!   ([`format_summary`]), as chosen by [`ConsoleMode`].
+//!
+//! [`Logger::for_run`] builds all three for a run directory. Errors are [`Error`].
+
+mod console;
+mod error;
+mod jsonl;
+mod logger;
+mod tensorboard;
+
+pub use console::{ConsoleLogger, ConsoleMode, format_summary};
+pub use error::Error;
+pub use jsonl::{JsonlWriter, METRICS_FILE_NAME};
+pub use logger::{IterationRecord, Logger, MetricWriter};
+pub use tensorboard::TensorBoardWriter;
+
+/// The TensorBoard tags the runner logs (the same names as rsl_rl, so dashboards carry over).
+///
+/// Environment-provided per-episode terms are logged as [`EPISODE_PREFIX`](crate::tags::EPISODE_PREFIX) followed by
+/// their name, for example `Episode/rew_tracking`.
+pub mod tags {
+    /// Mean value-function loss of the update.
+    pub const LOSS_VALUE: &str = "Loss/value";
+    /// Mean clipped surrogate (policy) loss of the update.
+    pub const LOSS_SURROGATE: &str = "Loss/surrogate";
+    /// Mean entropy of the policy during the update.
+    pub const LOSS_ENTROPY: &str = "Loss/entropy";
+    /// Learning rate after the update (it changes with the adaptive schedule).
+    pub const LEARNING_RATE: &str = "Loss/learning_rate";
+    /// Mean standard deviation of the Gaussian policy's action noise.
+    pub const MEAN_STD: &str = "Policy/mean_std";
+    /// Environment steps per second over collection and learning.
+    pub const TOTAL_FPS: &str = "Perf/total_fps";
+    /// Seconds spent collecting the rollout.
+    pub const COLLECTION_TIME: &str = "Perf/collection_time";
+    /// Seconds spent in the update.
+    pub const LEARNING_TIME: &str = "Perf/learning_time";
+    /// Mean return over the last 100 finished episodes.
+    pub const MEAN_REWARD: &str = "Train/mean_reward";
+    /// Mean length over the last 100 finished episodes.
+    pub const MEAN_EPISODE_LENGTH: &str = "Train/mean_episode_length";
+    /// Prefix of environment-provided per-episode terms.
+    pub const EPISODE_PREFIX: &str = "Episode/";
+    /// Suffix of the wall-clock variants of [`MEAN_REWARD`] and [`MEAN_EPISODE_LENGTH`].
+    pub const TIME_SUFFIX: &str = "/time";
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! A temporary directory for tests, removed on drop (no `tempfile` dependency needed).
+
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh, empty directory under the system temporary directory.
+    pub struct TestDir(PathBuf);
+
+    impl TestDir {
+        /// Creates `<tmp>/rl-logger-<name>-<pid>-<n>`.
+        pub fn new(name: &str) -> Self {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("rl-logger-{name}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("create test directory");
+            Self(path)
+        }
+
+        /// The directory.
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

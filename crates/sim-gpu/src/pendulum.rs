@@ -1,0 +1,312 @@
+//! Gymnasium Pendulum-v1, batched over `N` environments.
+
+use std::collections::BTreeMap;
+use std::f32::consts::PI;
+
+use burn::tensor::{Bool, Tensor, backend::Backend};
+use rl_core::{ActionSpace, EnvSpec, Observations, StepOutput, VecEnv};
+
+use crate::Result;
+use crate::common::{EnvCore, POLICY, Transition, check_shape, column, policy_obs};
+
+const GRAVITY: f32 = 10.0;
+const MASS: f32 = 1.0;
+const LENGTH: f32 = 1.0;
+const DT: f32 = 0.05;
+const MAX_SPEED: f32 = 8.0;
+const MAX_TORQUE: f32 = 2.0;
+const MAX_EPISODE_LENGTH: usize = 200;
+const RESET_LOW: [f32; 2] = [-PI, -1.0];
+const RESET_HIGH: [f32; 2] = [PI, 1.0];
+
+/// `N` pendulums with Gymnasium Pendulum-v1 dynamics (`g = 10`, `dt = 0.05`).
+///
+/// - State: `[theta, theta_dot]`, `[N, 2]` (theta is not wrapped, as in Gymnasium).
+/// - `policy` observation: `[cos theta, sin theta, theta_dot]`, `[N, 3]`.
+/// - Action: torque `[N, 1]` in the box `[-2, 2]` (clipped by the environment).
+/// - Reward from the state before the step:
+///   `-(norm(theta)^2 + 0.1 theta_dot^2 + 0.001 u^2)`.
+/// - Never terminates; time-out after 200 steps.
+/// - Reset: `theta` from `U(-pi, pi)`, `theta_dot` from `U(-1, 1)`.
+#[derive(Debug)]
+pub struct Pendulum<B: Backend> {
+    core: EnvCore<B>,
+}
+
+impl<B: Backend> Pendulum<B> {
+    /// `num_envs` pendulums on `device`, reset with the streams of `seed`.
+    pub fn new(num_envs: usize, seed: u64, device: &B::Device) -> Result<Self> {
+        let spec = EnvSpec {
+            task: "pendulum".into(),
+            num_envs,
+            obs_groups: BTreeMap::from([(POLICY.to_string(), 3)]),
+            action_space: ActionSpace::Box {
+                low: vec![-MAX_TORQUE],
+                high: vec![MAX_TORQUE],
+            },
+            max_episode_length: MAX_EPISODE_LENGTH,
+            step_dt: DT,
+        };
+        let core = EnvCore::new(spec, seed, &RESET_LOW, &RESET_HIGH, device)?;
+        Ok(Self { core })
+    }
+
+    /// The state of every environment, `[N, 2]`: `[theta, theta_dot]`.
+    pub fn state(&self) -> Tensor<B, 2> {
+        self.core.state.clone()
+    }
+
+    /// Replaces the state of every environment (`[N, 2]`, layout as [`Pendulum::state`]).
+    /// Episode counters are kept.
+    pub fn set_state(&mut self, state: Tensor<B, 2>) -> Result<()> {
+        self.core.set_state(state)
+    }
+
+    /// One step of the dynamics without time limit or reset: `state` `[N, 2]` and
+    /// `actions` `[N, 1]` give the next state, the rewards and the terminated flags (always
+    /// false).
+    pub fn dynamics(state: Tensor<B, 2>, actions: Tensor<B, 2>) -> rl_core::Result<Transition<B>> {
+        let [n, _] = state.dims();
+        check_shape("pendulum state", state.dims(), [n, 2])?;
+        check_shape("actions", actions.dims(), [n, 1])?;
+        let theta = column(&state, 0); // [N]
+        let theta_dot = column(&state, 1); // [N]
+        let u = column(&actions, 0).clamp(-MAX_TORQUE, MAX_TORQUE); // [N]
+
+        // Costs of the state before the step.
+        let costs = angle_normalize(theta.clone()).square()
+            + theta_dot.clone().square().mul_scalar(0.1)
+            + u.clone().square().mul_scalar(0.001); // [N]
+
+        let next_theta_dot = (theta_dot
+            + (theta
+                .clone()
+                .sin()
+                .mul_scalar(3.0 * GRAVITY / (2.0 * LENGTH))
+                + u.mul_scalar(3.0 / (MASS * LENGTH * LENGTH)))
+            .mul_scalar(DT))
+        .clamp(-MAX_SPEED, MAX_SPEED);
+        let next_theta = theta + next_theta_dot.clone().mul_scalar(DT);
+
+        let device = state.device();
+        Ok(Transition {
+            next_state: Tensor::stack(vec![next_theta, next_theta_dot], 1), // [N, 2]
+            rewards: costs.neg(),
+            // Pendulum never terminates: all false.
+            terminated: Tensor::<B, 1, Bool>::zeros([n], &device),
+        })
+    }
+
+    /// The `policy` observation of a state: `[cos theta, sin theta, theta_dot]`, `[N, 3]`.
+    pub fn observe(state: Tensor<B, 2>) -> Tensor<B, 2> {
+        let theta = column(&state, 0);
+        let theta_dot = column(&state, 1);
+        Tensor::stack(vec![theta.clone().cos(), theta.sin(), theta_dot], 1)
+    }
+}
+
+/// `((x + pi) mod 2 pi) - pi`, with the modulo taking the sign of the divisor (as numpy).
+fn angle_normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
+    x.add_scalar(PI).remainder_scalar(2.0 * PI).sub_scalar(PI)
+}
+
+impl<B: Backend> VecEnv<B> for Pendulum<B> {
+    fn spec(&self) -> &EnvSpec {
+        &self.core.spec
+    }
+
+    fn device(&self) -> &B::Device {
+        &self.core.device
+    }
+
+    fn observations(&self) -> Observations<B> {
+        policy_obs(Self::observe(self.state()))
+    }
+
+    fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
+        let transition = Self::dynamics(self.state(), actions)?;
+        Ok(self.core.finish_step(transition, Self::observe))
+    }
+
+    fn reset(&mut self) -> Observations<B> {
+        self.core.reset();
+        self.observations()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
+
+    const FIXTURE: &str = include_str!("../tests/fixtures/pendulum.json");
+
+    fn env(num_envs: usize, seed: u64) -> Pendulum<B> {
+        Pendulum::new(num_envs, seed, &Default::default()).expect("valid env")
+    }
+
+    #[test]
+    fn dynamics_match_gymnasium() {
+        let fx = Fixture::parse(FIXTURE);
+        let t = Pendulum::<B>::dynamics(fx.stack(|r| &r.state), fx.stack(|r| &r.action))
+            .expect("shapes are valid");
+        let obs = floats(Pendulum::observe(t.next_state.clone()));
+        let next = floats(t.next_state);
+        let rewards = floats(t.rewards);
+        assert!(
+            !bools(t.terminated).iter().any(|&d| d),
+            "pendulum never terminates"
+        );
+        for (i, rec) in fx.transitions.iter().enumerate() {
+            for k in 0..2 {
+                assert_close(
+                    next[i * 2 + k],
+                    rec.next_state[k],
+                    &format!("transition {i}, state {k}"),
+                );
+            }
+            for k in 0..3 {
+                assert_close(
+                    obs[i * 3 + k],
+                    rec.obs[k],
+                    &format!("transition {i}, obs {k}"),
+                );
+            }
+            assert_close(rewards[i], rec.reward, &format!("transition {i}, reward"));
+            assert!(!rec.terminated);
+        }
+    }
+
+    #[test]
+    fn step_matches_gymnasium() {
+        let fx = Fixture::parse(FIXTURE);
+        let mut env = env(fx.transitions.len(), 0);
+        env.set_state(fx.stack(|r| &r.state)).expect("state shape");
+        let out = env.step(fx.stack(|r| &r.action)).expect("action shape");
+        let obs = floats(out.observations.get("policy").expect("policy"));
+        let final_obs = floats(out.final_observations.get("policy").expect("policy"));
+        assert!(!bools(out.dones()).iter().any(|&d| d));
+        let rewards = floats(out.rewards);
+        assert_eq!(obs, final_obs, "no env is done after one step");
+        for (i, rec) in fx.transitions.iter().enumerate() {
+            for k in 0..3 {
+                assert_close(obs[i * 3 + k], rec.obs[k], &format!("obs {i}.{k}"));
+            }
+            assert_close(rewards[i], rec.reward, &format!("reward {i}"));
+        }
+    }
+
+    #[test]
+    fn reward_uses_the_state_before_the_step() {
+        let mut env = env(1, 0);
+        env.set_state(rows_to_tensor(&[vec![0.5, 2.0]]))
+            .expect("state shape");
+        let out = env
+            .step(rows_to_tensor(&[vec![1.0]]))
+            .expect("action shape");
+        let reward = floats(out.rewards)[0];
+        let pre = -(0.5f32 * 0.5 + 0.1 * 2.0 * 2.0 + 0.001);
+        let [th, thdot]: [f32; 2] = floats(env.state()).try_into().expect("two values");
+        let post = -(th * th + 0.1 * thdot * thdot + 0.001);
+        assert!(
+            (reward - pre).abs() < 1e-6,
+            "reward {reward}, pre-step cost {pre}"
+        );
+        assert!(
+            (reward - post).abs() > 0.1,
+            "post-step cost {post} must differ"
+        );
+    }
+
+    #[test]
+    fn torque_is_clipped_and_angles_wrap_in_the_reward() {
+        // theta = -4 wraps to 2 pi - 4; a torque of 5 acts (and costs) as 2.
+        let mut env = env(2, 0);
+        env.set_state(rows_to_tensor(&[vec![-4.0, 0.0], vec![-4.0, 0.0]]))
+            .expect("state shape");
+        let out = env
+            .step(rows_to_tensor(&[vec![5.0], vec![2.0]]))
+            .expect("action shape");
+        let rewards = floats(out.rewards);
+        let wrapped = 2.0 * std::f32::consts::PI - 4.0;
+        let want = -(wrapped * wrapped + 0.001 * 4.0);
+        assert!(
+            (rewards[0] - want).abs() < 1e-5,
+            "reward {} vs {want}",
+            rewards[0]
+        );
+        assert_eq!(rewards[0], rewards[1]);
+        let state = floats(env.state());
+        assert_eq!(state[..2], state[2..]);
+    }
+
+    #[test]
+    fn time_out_after_200_steps() {
+        let mut env = env(3, 5);
+        let actions = rows_to_tensor(&[vec![-3.0], vec![0.0], vec![1.5]]);
+        for step in 1..200 {
+            let out = env.step(actions.clone()).expect("action shape");
+            assert!(
+                !bools(out.dones()).iter().any(|&d| d),
+                "no episode ends at step {step}"
+            );
+        }
+        let before = floats(env.observations().get("policy").expect("policy"));
+        let out = env.step(actions).expect("action shape");
+        assert_eq!(bools(out.terminated), vec![false; 3]);
+        assert_eq!(bools(out.time_outs), vec![true; 3]);
+        assert_eq!(floats(out.episode.lengths), vec![200.0; 3]);
+        let returns = floats(out.episode.returns);
+        assert!(
+            returns.iter().all(|&r| r < 0.0),
+            "returns are sums of costs: {returns:?}"
+        );
+        let final_obs = floats(out.final_observations.get("policy").expect("policy"));
+        let obs = floats(out.observations.get("policy").expect("policy"));
+        assert_ne!(final_obs, before, "final observation is after the step");
+        for i in 0..3 {
+            assert_ne!(
+                obs[i * 3..i * 3 + 3],
+                final_obs[i * 3..i * 3 + 3],
+                "env {i} was reset"
+            );
+            assert!(obs[i * 3 + 2].abs() <= 1.0, "reset theta_dot in U(-1, 1)");
+        }
+    }
+
+    #[test]
+    fn actions_of_the_wrong_shape_are_an_error() {
+        let mut env = env(2, 0);
+        let err = env
+            .step(Tensor::zeros([2, 3], &Default::default()))
+            .expect_err("[2, 3] actions");
+        assert!(
+            matches!(err, rl_core::Error::Shape { ref expected, .. } if *expected == vec![2, 1])
+        );
+        assert!(
+            env.step(Tensor::zeros([1, 1], &Default::default()))
+                .is_err()
+        );
+        assert!(
+            env.set_state(Tensor::zeros([2, 4], &Default::default()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn reset_is_within_bounds() {
+        let s = floats(env(256, 9).state());
+        assert!(
+            s.chunks(2)
+                .all(|r| r[0].abs() <= std::f32::consts::PI && r[1].abs() <= 1.0)
+        );
+        assert!(
+            s.chunks(2).any(|r| r[0].abs() > 2.0),
+            "theta spans (-pi, pi)"
+        );
+        let spec = env(4, 0).spec().clone();
+        assert_eq!(spec.obs_groups.get("policy"), Some(&3));
+        assert_eq!(spec.max_episode_length, 200);
+        assert!((spec.step_dt - 0.05).abs() < 1e-9);
+    }
+}
