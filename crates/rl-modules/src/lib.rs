@@ -1,0 +1,27 @@
+//! Neural-network building blocks: MLP, activations, distributions, normalisers.
+//!
+//! Everything is generic over Burn's [`Backend`](burn::tensor::backend::Backend):
+//!
+//! - [`Activation`]: element-wise activations chosen by name (`"elu"`, `"tanh"`, ...).
+//! - [`MlpConfig`] and [`Mlp`]: the multi-layer perceptron used for actor and critic, with
+//!   PyTorch's default initialisation.
+//! - [`DiagGaussian`]: the Gaussian policy distribution (sample, log-probability, entropy,
+//!   KL divergence), summed over action dimensions.
+//! - [`EmpiricalNormalizer`] and [`NormalizerState`]: rsl_rl's running observation
+//!   normaliser and its checkpoint state.
+//! - [`masked_mean`] and [`masked_sum`]: reductions that skip padded entries.
+//! - [`Error`]: the error type of this crate.
+
+mod activation;
+mod distribution;
+mod error;
+mod masked;
+mod mlp;
+mod normalizer;
+
+pub use activation::Activation;
+pub use distribution::DiagGaussian;
+pub use error::{Error, Result};
+pub use masked::{masked_mean, masked_sum};
+pub use mlp::{Mlp, MlpConfig};
+pub use normalizer::{EmpiricalNormalizer, NormalizerState};

@@ -1,0 +1,228 @@
+//! Multi-layer perceptron: the actor and critic bodies of rsl_rl's `MLP`.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::Activation;
+
+/// Configuration of an [`Mlp`]: `input_dim -> hidden_dims... -> output_dim`.
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Size of the input features.
+    pub input_dim: usize,
+    /// Sizes of the hidden layers, in order; may be empty (a single linear layer).
+    pub hidden_dims: Vec<usize>,
+    /// Size of the output.
+    pub output_dim: usize,
+    /// Activation applied after every hidden layer (never after the output layer).
+    #[config(default = "Activation::Elu")]
+    pub activation: Activation,
+}
+
+impl MlpConfig {
+    /// Builds the network on `device`.
+    ///
+    /// Every linear layer uses PyTorch's default initialisation: weights and biases are drawn
+    /// from `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, so a network built here starts from the same
+    /// distribution as rsl_rl's.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
+        let dims: Vec<usize> = core::iter::once(self.input_dim)
+            .chain(self.hidden_dims.iter().copied())
+            .chain(core::iter::once(self.output_dim))
+            .collect();
+        let layers = dims
+            .windows(2)
+            .map(|pair| {
+                let (fan_in, fan_out) = (pair[0], pair[1]);
+                // Note: set explicitly rather than relying on Burn's default (currently the
+                // same bound through KaimingUniform with gain 1/sqrt(3)).
+                let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+                LinearConfig::new(fan_in, fan_out)
+                    .with_initializer(Initializer::Uniform {
+                        min: -bound,
+                        max: bound,
+                    })
+                    .init(device)
+            })
+            .collect();
+        Mlp {
+            layers,
+            activation: self.activation,
+        }
+    }
+}
+
+/// A multi-layer perceptron: linear layers with an activation after each hidden layer.
+///
+/// Create it with [`MlpConfig::init`].
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// The linear layers, input first; there are `hidden_dims.len() + 1` of them.
+    layers: Vec<Linear<B>>,
+    /// The activation between layers (not a parameter, not saved in records).
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Runs the network: `[batch, input_dim] -> [batch, output_dim]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let last = self.layers.len().saturating_sub(1);
+        let mut x = x; // [batch, input_dim]
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x); // [batch, layer output]
+            if i < last {
+                x = self.activation.forward(x);
+            }
+        }
+        x // [batch, output_dim]
+    }
+
+    /// Size of the input features.
+    pub fn input_dim(&self) -> usize {
+        // Linear weights are stored [d_input, d_output].
+        self.layers
+            .first()
+            .and_then(|l| l.weight.lazy_shape().first().copied())
+            .unwrap_or(0)
+    }
+
+    /// Size of the output.
+    pub fn output_dim(&self) -> usize {
+        self.layers
+            .last()
+            .and_then(|l| l.weight.lazy_shape().get(1).copied())
+            .unwrap_or(0)
+    }
+
+    /// The activation applied after every hidden layer.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// The linear layers, input first.
+    pub fn layers(&self) -> &[Linear<B>] {
+        &self.layers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::{Distribution, TensorData};
+
+    type B = NdArray;
+
+    #[test]
+    fn shapes_and_dims() {
+        let device = Default::default();
+        let mlp = MlpConfig::new(5, vec![16, 8], 3).init::<B>(&device);
+        assert_eq!(mlp.input_dim(), 5);
+        assert_eq!(mlp.output_dim(), 3);
+        assert_eq!(mlp.layers().len(), 3);
+        assert_eq!(mlp.activation(), Activation::Elu);
+        let x = Tensor::<B, 2>::random([7, 5], Distribution::Default, &device);
+        assert_eq!(mlp.forward(x).dims(), [7, 3]);
+    }
+
+    #[test]
+    fn no_hidden_layers_is_one_linear_layer() {
+        let device = Default::default();
+        let mlp = MlpConfig::new(4, vec![], 2)
+            .with_activation(Activation::Tanh)
+            .init::<B>(&device);
+        assert_eq!(mlp.layers().len(), 1);
+        let x = Tensor::<B, 2>::random([3, 4], Distribution::Default, &device);
+        let expected = mlp.layers()[0].forward(x.clone());
+        let diff = (mlp.forward(x) - expected).abs().max().into_scalar();
+        assert!(diff < 1e-6);
+    }
+
+    #[test]
+    fn activation_after_hidden_layers_only() {
+        let device = Default::default();
+        let mlp = MlpConfig::new(3, vec![6], 2)
+            .with_activation(Activation::Relu)
+            .init::<B>(&device);
+        let x = Tensor::<B, 2>::random([4, 3], Distribution::Default, &device);
+        let [l0, l1] = [&mlp.layers()[0], &mlp.layers()[1]];
+        let expected = l1.forward(Activation::Relu.forward(l0.forward(x.clone())));
+        let diff = (mlp.forward(x) - expected).abs().max().into_scalar();
+        assert!(diff < 1e-6);
+    }
+
+    #[test]
+    fn pytorch_default_initialisation_bounds() {
+        let device = Default::default();
+        let dims = [64usize, 256, 128, 1];
+        let mlp = MlpConfig::new(dims[0], dims[1..3].to_vec(), dims[3]).init::<B>(&device);
+        for (layer, fan_in) in mlp.layers().iter().zip(dims) {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let w = layer.weight.val().into_data().to_vec::<f32>().expect("f32");
+            let b = layer
+                .bias
+                .as_ref()
+                .expect("linear layers have a bias")
+                .val()
+                .into_data()
+                .to_vec::<f32>()
+                .expect("f32");
+            for (name, values) in [("weight", &w), ("bias", &b)] {
+                let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    max <= bound,
+                    "{name} (fan_in {fan_in}): |x| {max} > {bound}"
+                );
+            }
+            // The weights fill the range (a U(-k, k) sample of this size reaches past 0.9 k).
+            let wmax = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(wmax > 0.9 * bound, "weights only reach {wmax} of {bound}");
+        }
+    }
+
+    #[test]
+    fn config_round_trips_through_json_and_defaults_to_elu() {
+        let config = MlpConfig::new(2, vec![4], 1).with_activation(Activation::LeakyRelu);
+        let json = burn::config::config_to_json(&config);
+        assert!(json.contains("\"leaky_relu\""), "{json}");
+        let back = MlpConfig::load_binary(json.as_bytes()).expect("valid json");
+        assert_eq!(back.activation, Activation::LeakyRelu);
+        assert_eq!(back.hidden_dims, vec![4]);
+        assert_eq!(MlpConfig::new(1, vec![], 1).activation, Activation::Elu);
+    }
+
+    #[test]
+    fn parameters_receive_gradients() {
+        type AB = Autodiff<NdArray>;
+        let device = Default::default();
+        let mlp = MlpConfig::new(3, vec![8, 8], 2).init::<AB>(&device);
+        let x = Tensor::<AB, 2>::from_data(
+            TensorData::from([[0.5f32, -1.0, 2.0], [1.5, 0.3, -0.7]]),
+            &device,
+        );
+        let loss = mlp.forward(x).powf_scalar(2.0).sum();
+        let grads = loss.backward();
+        for (i, layer) in mlp.layers().iter().enumerate() {
+            let gw = layer.weight.grad(&grads).expect("weight gradient");
+            let gb = layer
+                .bias
+                .as_ref()
+                .expect("bias")
+                .grad(&grads)
+                .expect("bias gradient");
+            let gw_norm = gw.abs().sum().into_scalar();
+            let gb_norm = gb.abs().sum().into_scalar();
+            assert!(
+                gw_norm > 0.0 && gw_norm.is_finite(),
+                "layer {i} weight grad {gw_norm}"
+            );
+            assert!(
+                gb_norm > 0.0 && gb_norm.is_finite(),
+                "layer {i} bias grad {gb_norm}"
+            );
+        }
+    }
+}

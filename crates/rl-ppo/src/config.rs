@@ -1,0 +1,344 @@
+//! PPO hyperparameters (`[algorithm]`) and the actor-critic's settings (`[policy]`), with
+//! rsl_rl's defaults and names.
+
+use rl_modules::Activation;
+use rl_storage::Shuffle;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// How the learning rate changes during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LearningRateSchedule {
+    /// KL-adaptive: after each mini-batch's KL estimate, divide by 1.5 when
+    /// `kl > 2 desired_kl`, multiply by 1.5 when `kl < desired_kl / 2` (rsl_rl).
+    #[default]
+    Adaptive,
+    /// Constant learning rate.
+    Fixed,
+}
+
+/// How gradients are clipped to `max_grad_norm` (by L2 norm, as `clip_grad_norm_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradNormClip {
+    /// Actor (with its std) and critic clipped separately, each to `max_grad_norm` (rsl_rl 5.x).
+    #[default]
+    Separate,
+    /// One norm over all parameters (older rsl_rl).
+    Global,
+}
+
+/// Which value bootstraps the reward of a step that ended by time-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutBootstrap {
+    /// `r += gamma * V(s_t)`: the value of the observation before the step (rsl_rl).
+    #[default]
+    Value,
+    /// `r += gamma * V(s_final)`: the value of the episode's true final observation, the
+    /// state the time limit cut off (more correct).
+    FinalObservation,
+}
+
+/// PPO hyperparameters: the `[algorithm]` table with `class = "ppo"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Discount factor, in (0, 1].
+    pub gamma: f32,
+    /// GAE lambda, in [0, 1].
+    pub lam: f32,
+    /// PPO clip range of the ratio (and of the value change when the value loss is clipped).
+    pub clip_param: f32,
+    /// Weight of the value loss.
+    pub value_loss_coef: f32,
+    /// Clip the value loss around the rollout's values.
+    pub use_clipped_value_loss: bool,
+    /// Weight of the entropy bonus.
+    pub entropy_coef: f32,
+    /// Passes over the rollout per update.
+    pub num_learning_epochs: usize,
+    /// Mini-batches per epoch; must divide `num_envs * num_steps_per_env`.
+    pub num_mini_batches: usize,
+    /// Initial learning rate of Adam.
+    pub learning_rate: f64,
+    /// `adaptive` (KL) or `fixed`.
+    pub schedule: LearningRateSchedule,
+    /// Target KL of the adaptive schedule.
+    pub desired_kl: f64,
+    /// Lower bound of the adaptive learning rate.
+    pub min_learning_rate: f64,
+    /// Upper bound of the adaptive learning rate.
+    pub max_learning_rate: f64,
+    /// Gradient L2-norm limit.
+    pub max_grad_norm: f32,
+    /// `separate` (actor and critic, rsl_rl 5.x) or `global`.
+    pub grad_norm_clip: GradNormClip,
+    /// Normalise advantages per mini-batch instead of over the whole rollout.
+    pub normalize_advantage_per_mini_batch: bool,
+    /// `per_update` (one permutation reused by every epoch, rsl_rl) or `per_epoch`.
+    pub shuffle: Shuffle,
+    /// `value` (rsl_rl's `V(s_t)`) or `final_observation`.
+    pub timeout_bootstrap: TimeoutBootstrap,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            gamma: 0.99,
+            lam: 0.95,
+            clip_param: 0.2,
+            value_loss_coef: 1.0,
+            use_clipped_value_loss: true,
+            entropy_coef: 0.01,
+            num_learning_epochs: 5,
+            num_mini_batches: 4,
+            learning_rate: 1e-3,
+            schedule: LearningRateSchedule::Adaptive,
+            desired_kl: 0.01,
+            min_learning_rate: 1e-5,
+            max_learning_rate: 1e-2,
+            max_grad_norm: 1.0,
+            grad_norm_clip: GradNormClip::Separate,
+            normalize_advantage_per_mini_batch: false,
+            shuffle: Shuffle::PerUpdate,
+            timeout_bootstrap: TimeoutBootstrap::Value,
+        }
+    }
+}
+
+/// How the learnable action std is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseStdType {
+    /// The parameter is the std itself (rsl_rl's default).
+    #[default]
+    Scalar,
+    /// The parameter is `ln(std)`.
+    Log,
+}
+
+/// Action-noise schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NoiseStdSchedule {
+    /// The std is learned, starting at `init_noise_std`.
+    #[default]
+    Learned,
+    /// The std is not learned: it goes linearly from `init_noise_std` to `final_std` over
+    /// `num_iterations` iterations, then stays at `final_std`.
+    Linear {
+        /// The std after `num_iterations`.
+        final_std: f32,
+        /// Length of the decay in iterations.
+        num_iterations: usize,
+    },
+}
+
+/// Which observation groups feed the actor (`policy`) and the critic (`critic`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObsGroups {
+    /// Groups concatenated into the actor's input.
+    pub policy: Vec<String>,
+    /// Groups concatenated into the critic's input.
+    pub critic: Vec<String>,
+}
+
+impl Default for ObsGroups {
+    fn default() -> Self {
+        Self {
+            policy: vec!["policy".into()],
+            critic: vec!["policy".into()],
+        }
+    }
+}
+
+/// The actor-critic: the `[policy]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Hidden layer sizes of the actor MLP.
+    pub actor_hidden_dims: Vec<usize>,
+    /// Hidden layer sizes of the critic MLP.
+    pub critic_hidden_dims: Vec<usize>,
+    /// Activation of the hidden layers.
+    pub activation: Activation,
+    /// Initial action std (one per action dimension).
+    pub init_noise_std: f32,
+    /// `scalar` (rsl_rl) or `log`.
+    pub noise_std_type: NoiseStdType,
+    /// The std is clamped to `[min_std, max_std]` in every forward pass.
+    pub min_std: f32,
+    /// Upper end of the std clamp.
+    pub max_std: f32,
+    /// Learned std, or a fixed schedule.
+    pub noise_std_schedule: NoiseStdSchedule,
+    /// Normalise the actor's input with running statistics.
+    pub actor_obs_normalization: bool,
+    /// Normalise the critic's input with running statistics.
+    pub critic_obs_normalization: bool,
+    /// Observation groups of actor and critic.
+    pub obs_groups: ObsGroups,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            actor_hidden_dims: vec![256, 256, 128],
+            critic_hidden_dims: vec![256, 256, 128],
+            activation: Activation::Elu,
+            init_noise_std: 1.0,
+            noise_std_type: NoiseStdType::Scalar,
+            min_std: 1e-3,
+            max_std: 10.0,
+            noise_std_schedule: NoiseStdSchedule::Learned,
+            actor_obs_normalization: false,
+            critic_obs_normalization: false,
+            obs_groups: ObsGroups::default(),
+        }
+    }
+}
+
+fn check(ok: bool, field: &str, expected: &str, value: impl std::fmt::Display) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            field: field.to_string(),
+            message: format!("expected {expected}, got {value}"),
+        })
+    }
+}
+
+impl PpoConfig {
+    /// Checks ranges; errors name the field (`algorithm.<name>`).
+    pub fn validate(&self) -> Result<(), Error> {
+        let f = |n: &str| format!("algorithm.{n}");
+        check(self.gamma > 0.0 && self.gamma <= 1.0, &f("gamma"), "a value in (0, 1]", self.gamma)?;
+        check((0.0..=1.0).contains(&self.lam), &f("lam"), "a value in [0, 1]", self.lam)?;
+        check(self.clip_param > 0.0, &f("clip_param"), "a positive number", self.clip_param)?;
+        check(self.value_loss_coef >= 0.0, &f("value_loss_coef"), "a non-negative number", self.value_loss_coef)?;
+        check(self.entropy_coef.is_finite(), &f("entropy_coef"), "a finite number", self.entropy_coef)?;
+        check(self.num_learning_epochs > 0, &f("num_learning_epochs"), "at least 1", self.num_learning_epochs)?;
+        check(self.num_mini_batches > 0, &f("num_mini_batches"), "at least 1", self.num_mini_batches)?;
+        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), &f("learning_rate"), "a positive number", self.learning_rate)?;
+        check(self.desired_kl > 0.0, &f("desired_kl"), "a positive number", self.desired_kl)?;
+        check(self.min_learning_rate > 0.0, &f("min_learning_rate"), "a positive number", self.min_learning_rate)?;
+        check(
+            self.max_learning_rate >= self.min_learning_rate,
+            &f("max_learning_rate"),
+            &format!("at least min_learning_rate ({})", self.min_learning_rate),
+            self.max_learning_rate,
+        )?;
+        check(self.max_grad_norm > 0.0, &f("max_grad_norm"), "a positive number", self.max_grad_norm)?;
+        Ok(())
+    }
+}
+
+impl PolicyConfig {
+    /// Checks ranges; errors name the field (`policy.<name>`).
+    pub fn validate(&self) -> Result<(), Error> {
+        let f = |n: &str| format!("policy.{n}");
+        check(
+            self.actor_hidden_dims.iter().all(|&d| d > 0),
+            &f("actor_hidden_dims"),
+            "positive layer sizes",
+            format!("{:?}", self.actor_hidden_dims),
+        )?;
+        check(
+            self.critic_hidden_dims.iter().all(|&d| d > 0),
+            &f("critic_hidden_dims"),
+            "positive layer sizes",
+            format!("{:?}", self.critic_hidden_dims),
+        )?;
+        check(self.min_std > 0.0, &f("min_std"), "a positive number", self.min_std)?;
+        check(self.max_std >= self.min_std, &f("max_std"), "at least min_std", self.max_std)?;
+        check(
+            self.init_noise_std >= self.min_std && self.init_noise_std <= self.max_std,
+            &f("init_noise_std"),
+            &format!("a value in [min_std, max_std] = [{}, {}]", self.min_std, self.max_std),
+            self.init_noise_std,
+        )?;
+        if let NoiseStdSchedule::Linear { final_std, .. } = self.noise_std_schedule {
+            check(
+                final_std >= self.min_std && final_std <= self.max_std,
+                &f("noise_std_schedule.final_std"),
+                &format!("a value in [min_std, max_std] = [{}, {}]", self.min_std, self.max_std),
+                final_std,
+            )?;
+        }
+        check(!self.obs_groups.policy.is_empty(), &f("obs_groups.policy"), "at least one group", "[]")?;
+        check(!self.obs_groups.critic.is_empty(), &f("obs_groups.critic"), "at least one group", "[]")?;
+        Ok(())
+    }
+
+    /// The scheduled std at `iteration`, or `None` when the std is learned.
+    pub fn scheduled_std(&self, iteration: usize) -> Option<f32> {
+        match self.noise_std_schedule {
+            NoiseStdSchedule::Learned => None,
+            NoiseStdSchedule::Linear {
+                final_std,
+                num_iterations,
+            } => {
+                let frac = if num_iterations == 0 {
+                    1.0
+                } else {
+                    (iteration as f32 / num_iterations as f32).min(1.0)
+                };
+                let std = self.init_noise_std + (final_std - self.init_noise_std) * frac;
+                Some(std.clamp(self.min_std, self.max_std))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_rsl_rl_defaults() {
+        let c = PpoConfig::default();
+        assert_eq!((c.gamma, c.lam, c.clip_param), (0.99, 0.95, 0.2));
+        assert_eq!((c.num_learning_epochs, c.num_mini_batches), (5, 4));
+        assert_eq!(c.learning_rate, 1e-3);
+        assert_eq!(c.schedule, LearningRateSchedule::Adaptive);
+        let p = PolicyConfig::default();
+        assert_eq!(p.actor_hidden_dims, vec![256, 256, 128]);
+        assert_eq!(p.activation, Activation::Elu);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field() {
+        let c = PpoConfig {
+            gamma: 1.5,
+            ..Default::default()
+        };
+        let e = c.validate().expect_err("gamma > 1").to_string();
+        assert!(e.contains("algorithm.gamma"), "{e}");
+        let p = PolicyConfig {
+            init_noise_std: 0.0,
+            ..Default::default()
+        };
+        assert!(p.validate().expect_err("std 0").to_string().contains("policy.init_noise_std"));
+    }
+
+    #[test]
+    fn linear_std_schedule_interpolates_then_holds() {
+        let p = PolicyConfig {
+            init_noise_std: 1.0,
+            noise_std_schedule: NoiseStdSchedule::Linear {
+                final_std: 0.2,
+                num_iterations: 100,
+            },
+            ..Default::default()
+        };
+        assert_eq!(p.scheduled_std(0), Some(1.0));
+        assert!((p.scheduled_std(50).expect("linear") - 0.6).abs() < 1e-6);
+        assert!((p.scheduled_std(500).expect("linear") - 0.2).abs() < 1e-6);
+        assert_eq!(PolicyConfig::default().scheduled_std(3), None);
+    }
+}

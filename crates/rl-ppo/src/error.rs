@@ -1,0 +1,32 @@
+//! The error type of rl-ppo.
+
+/// Errors of PPO: configuration, shapes, checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid config field `{field}`: {message}")]
+    Config {
+        /// The field path, for example `algorithm.gamma`.
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// An environment or observation error.
+    #[error(transparent)]
+    Core(#[from] rl_core::Error),
+    /// A rollout storage error.
+    #[error(transparent)]
+    Storage(#[from] rl_storage::Error),
+    /// A network-module error (normaliser state, activation).
+    #[error(transparent)]
+    Modules(#[from] rl_modules::Error),
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A value could not be read back from the device.
+    #[error("could not read values back from the device: {0}")]
+    Readback(String),
+    /// Methods were called out of order (a bug in the caller).
+    #[error("PPO used out of order: {0}")]
+    Protocol(&'static str),
+}

@@ -1,0 +1,20 @@
+//! Proximal Policy Optimization for cross-gym, generic over Burn's `AutodiffBackend`.
+//!
+//! - [`PpoConfig`] (`[algorithm]`, rsl_rl's names and defaults) and [`PolicyConfig`]
+//!   (`[policy]`).
+//! - [`ActorCritic`]: separate actor and critic MLPs with a learnable, clamped action std.
+//! - [`Ppo`]: rollouts on the inner backend, the clipped-surrogate update with clipped value
+//!   loss, entropy bonus, gradient-norm clipping and the KL-adaptive learning rate.
+
+pub mod config;
+mod error;
+pub mod networks;
+mod ppo;
+
+pub use config::{
+    GradNormClip, LearningRateSchedule, NoiseStdSchedule, NoiseStdType, ObsGroups, PolicyConfig, PpoConfig,
+    TimeoutBootstrap,
+};
+pub use error::Error;
+pub use networks::ActorCritic;
+pub use ppo::{Ppo, clip_coefficient};

@@ -1,0 +1,79 @@
+//! The error type of rl-runner.
+
+use std::path::PathBuf;
+
+/// Errors of a training or evaluation run. Each message is one line that names the file,
+/// field or iteration concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config text is not valid TOML for a `TrainConfig` (unknown field, wrong type, ...).
+    #[error("{origin}:{line}:{column}: {}{message}", if section.is_empty() { String::new() } else { format!("in [{section}]: ") })]
+    Parse {
+        /// The config file.
+        origin: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// The `[section]` the error is in.
+        section: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A config value is out of range, inconsistent or unknown.
+    #[error("{}invalid `{field}`: {message}", if origin.is_empty() { String::new() } else { format!("{origin}: ") })]
+    Invalid {
+        /// The config file.
+        origin: String,
+        /// The field path, for example `algorithm.gamma`.
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A `--set` override is malformed.
+    #[error("--set {item}: {message}")]
+    Override {
+        /// The override as given.
+        item: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint `{}`: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file or run directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The environment failed.
+    #[error("environment: {0}")]
+    Env(#[from] sim_gpu::Error),
+    /// The environment rejected a call.
+    #[error("environment: {0}")]
+    Core(#[from] rl_core::Error),
+    /// The algorithm failed.
+    #[error("algorithm: {0}")]
+    Algorithm(#[from] rl_ppo::Error),
+    /// Logging failed.
+    #[error("logger: {0}")]
+    Logger(#[from] rl_logger::Error),
+    /// A value could not be read back from the device.
+    #[error("could not read {what} back from the device: {reason}")]
+    Readback {
+        /// What was being read.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+}

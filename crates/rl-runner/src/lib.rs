@@ -1,0 +1,25 @@
+//! Training runs for cross-gym: configuration, the on-policy loop, checkpoints, evaluation.
+//!
+//! - [`TrainConfig`]: the whole TOML file (`seed`, `[env]`, `[algorithm]` with `class`,
+//!   `[policy]`, `[runner]`, `[logger]`), with `--set` overrides and errors that name the
+//!   file, line and field.
+//! - [`OnPolicyRunner`]: rsl_rl's loop (collect, GAE, update, log, checkpoint) and resume.
+//! - [`Checkpoint`]: checksummed checkpoint files written atomically.
+//! - [`train`] and [`play`]: what `cargo xtask train` and `cargo xtask play` run.
+
+mod checkpoint;
+mod config;
+mod error;
+mod play;
+mod runner;
+mod stats;
+mod train;
+
+pub use checkpoint::{Checkpoint, CheckpointHeader, EXTENSION, checkpoint_path, resolve_checkpoint};
+pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
+pub use error::Error;
+pub use play::{PlayResult, play};
+pub use rl_logger::ConsoleMode;
+pub use runner::{OnPolicyRunner, TrainSummary};
+pub use stats::{EpisodeStats, WINDOW};
+pub use train::{TrainRequest, train};

@@ -1,0 +1,90 @@
+//! Episode statistics: the window of the last 100 finished episodes, as rsl_rl logs them.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// Number of finished episodes `Train/mean_reward` averages over.
+pub const WINDOW: usize = 100;
+
+/// Returns and lengths of the last [`WINDOW`] finished episodes, and the per-episode terms
+/// of the episodes that finished during the current iteration.
+#[derive(Debug, Clone, Default)]
+pub struct EpisodeStats {
+    returns: VecDeque<f64>,
+    lengths: VecDeque<f64>,
+    iteration_terms: BTreeMap<String, (f64, usize)>,
+    iteration_episodes: usize,
+}
+
+impl EpisodeStats {
+    /// An empty window.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one finished episode (in the order they finished: by step, then env index).
+    pub fn push(&mut self, episode_return: f64, length: f64, terms: impl IntoIterator<Item = (String, f64)>) {
+        if self.returns.len() == WINDOW {
+            self.returns.pop_front();
+            self.lengths.pop_front();
+        }
+        self.returns.push_back(episode_return);
+        self.lengths.push_back(length);
+        for (name, value) in terms {
+            let e = self.iteration_terms.entry(name).or_insert((0.0, 0));
+            e.0 += value;
+            e.1 += 1;
+        }
+        self.iteration_episodes += 1;
+    }
+
+    /// Mean return over the window, if any episode finished yet.
+    pub fn mean_return(&self) -> Option<f64> {
+        mean(&self.returns)
+    }
+
+    /// Mean length over the window, if any episode finished yet.
+    pub fn mean_length(&self) -> Option<f64> {
+        mean(&self.lengths)
+    }
+
+    /// Episodes that finished during the current iteration.
+    pub fn iteration_episodes(&self) -> usize {
+        self.iteration_episodes
+    }
+
+    /// Means of the per-episode terms over this iteration's episodes (`Episode/<name>`),
+    /// and starts the next iteration.
+    pub fn take_iteration_terms(&mut self) -> BTreeMap<String, f64> {
+        self.iteration_episodes = 0;
+        std::mem::take(&mut self.iteration_terms)
+            .into_iter()
+            .map(|(k, (sum, n))| (k, sum / n.max(1) as f64))
+            .collect()
+    }
+}
+
+fn mean(v: &VecDeque<f64>) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keeps_the_last_hundred_episodes() {
+        let mut s = EpisodeStats::new();
+        assert_eq!(s.mean_return(), None);
+        for i in 0..150 {
+            s.push(i as f64, 2.0 * i as f64, [("rew_a".to_string(), 1.0)]);
+        }
+        // episodes 50..150
+        assert_eq!(s.mean_return(), Some(99.5));
+        assert_eq!(s.mean_length(), Some(199.0));
+        assert_eq!(s.iteration_episodes(), 150);
+        let terms = s.take_iteration_terms();
+        assert_eq!(terms.get("rew_a"), Some(&1.0));
+        assert_eq!(s.iteration_episodes(), 0);
+        assert!(s.take_iteration_terms().is_empty());
+    }
+}

@@ -1,0 +1,132 @@
+//! `train`: from command-line options to a finished run.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use rl_logger::{ConsoleMode, Logger};
+
+use crate::checkpoint::{Checkpoint, resolve_checkpoint};
+use crate::config::TrainConfig;
+use crate::runner::{OnPolicyRunner, TrainSummary};
+use crate::Error;
+
+/// What `cargo xtask train` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct TrainRequest {
+    /// The config file; optional when resuming (the run's stored config is used).
+    pub config: Option<PathBuf>,
+    /// A run directory or checkpoint file to continue.
+    pub resume: Option<PathBuf>,
+    /// `section.key=value` overrides (TOML values).
+    pub overrides: Vec<String>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--num-envs`.
+    pub num_envs: Option<usize>,
+    /// `--max-iterations`.
+    pub max_iterations: Option<usize>,
+    /// `--log-dir`.
+    pub log_dir: Option<PathBuf>,
+    /// `--run-name`.
+    pub run_name: Option<String>,
+    /// Console output.
+    pub console: Option<ConsoleMode>,
+}
+
+impl TrainRequest {
+    /// Loads the config (file, or the checkpoint's when resuming without one) with every
+    /// override applied and checked.
+    pub fn resolve_config(&self, resume_from: Option<&Checkpoint>) -> Result<TrainConfig, Error> {
+        let mut cfg = match (&self.config, resume_from) {
+            (Some(path), _) => TrainConfig::load(path, &self.overrides)?,
+            (None, Some(ckpt)) => TrainConfig::parse(&ckpt.header.config, "checkpoint config", &self.overrides)?,
+            (None, None) => {
+                return Err(Error::Invalid {
+                    origin: String::new(),
+                    field: "--config".into(),
+                    message: "a config file is required unless --resume is given".into(),
+                });
+            }
+        };
+        if let Some(s) = self.seed {
+            cfg.seed = s;
+        }
+        if let Some(n) = self.num_envs {
+            cfg.env.num_envs = n;
+        }
+        if let Some(m) = self.max_iterations {
+            cfg.runner.max_iterations = m;
+        }
+        if let Some(d) = &self.log_dir {
+            cfg.logger.log_dir = d.clone();
+        }
+        if let Some(r) = &self.run_name {
+            cfg.logger.run_name = r.clone();
+        }
+        let origin = self
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "checkpoint config".into());
+        cfg.validate().map_err(|e| match e {
+            Error::Invalid { field, message, .. } => Error::Invalid { origin, field, message },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+}
+
+/// The directory of a new run: `<log_dir>/<experiment_name>/<run_name or start time>`.
+fn new_run_dir(cfg: &TrainConfig) -> Result<PathBuf, Error> {
+    let name = if cfg.logger.run_name.is_empty() {
+        chrono::Local::now().format("%Y-%m-%d_%H-%M-%S").to_string()
+    } else {
+        cfg.logger.run_name.clone()
+    };
+    let dir = cfg.logger.log_dir.join(&cfg.logger.experiment_name).join(name);
+    if dir.join("checkpoints").exists() {
+        return Err(Error::Invalid {
+            origin: String::new(),
+            field: "logger.run_name".into(),
+            message: format!(
+                "the run directory `{}` already holds checkpoints; pass --resume {} to continue it, or another --run-name",
+                dir.display(),
+                dir.display()
+            ),
+        });
+    }
+    Ok(dir)
+}
+
+/// Runs a whole training: builds the run (or resumes it), calls `on_start` with the run
+/// directory, trains, and returns the summary.
+pub fn train<B: AutodiffBackend>(
+    request: &TrainRequest,
+    device: &B::Device,
+    on_start: impl FnOnce(&Path),
+) -> Result<TrainSummary, Error> {
+    let console = request.console.unwrap_or(ConsoleMode::Full);
+    let mut runner = match &request.resume {
+        Some(resume) => {
+            let path = resolve_checkpoint(resume)?;
+            let ckpt = Checkpoint::read(&path)?;
+            let cfg = request.resolve_config(Some(&ckpt))?;
+            OnPolicyRunner::<B>::resume(cfg, &path, device)?
+        }
+        None => {
+            let cfg = request.resolve_config(None)?;
+            let dir = new_run_dir(&cfg)?;
+            OnPolicyRunner::<B>::new(cfg, dir, device)?
+        }
+    };
+    on_start(runner.run_dir());
+    runner.write_config()?;
+    let max_iterations = runner.max_iterations();
+    let mut logger = Logger::for_run(runner.run_dir(), max_iterations, console)?;
+    // Finish the logger even when training failed, so that what was logged is flushed.
+    let summary = runner.learn(&mut logger);
+    let finished = logger.finish();
+    let summary = summary?;
+    finished?;
+    Ok(summary)
+}

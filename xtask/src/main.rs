@@ -1,0 +1,224 @@
+//! `cargo xtask`: the cross-gym command line. `train` and `play` run on the Burn backend
+//! chosen with `--backend` among those compiled in (cargo features `ndarray`, `flex`,
+//! `wgpu`, `cuda`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, Subcommand, ValueEnum};
+use rl_runner::{ConsoleMode, TrainRequest};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "cross-gym: massively parallel RL training in Rust", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Burn backends compiled into this binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// CPU, burn-ndarray (the default).
+    #[cfg(feature = "ndarray")]
+    Ndarray,
+    /// CPU, burn-flex.
+    #[cfg(feature = "flex")]
+    Flex,
+    /// GPU through wgpu (Vulkan, Metal, DX12).
+    #[cfg(feature = "wgpu")]
+    Wgpu,
+    /// NVIDIA GPU through CUDA.
+    #[cfg(feature = "cuda")]
+    Cuda,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a policy; prints the run directory on the first line.
+    Train {
+        /// The TOML config (optional with --resume: the run's stored config is used).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Backend to run on.
+        #[arg(long, value_enum, default_value_t = default_backend())]
+        backend: Backend,
+        /// Seed of every random stream.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Number of parallel environments (`env.num_envs`).
+        #[arg(long)]
+        num_envs: Option<usize>,
+        /// Total iterations (`runner.max_iterations`).
+        #[arg(long)]
+        max_iterations: Option<usize>,
+        /// Root directory of runs (`logger.log_dir`).
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// Name of this run's directory (`logger.run_name`).
+        #[arg(long)]
+        run_name: Option<String>,
+        /// Continue a run: its directory or one of its checkpoint files.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Override a config value: `section.key=value`, the value in TOML syntax.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Only the progress bar, no per-iteration summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the deterministic (mean-action) policy of a checkpoint and print one JSON line
+    /// with `mean_return` and `mean_episode_length`.
+    Play {
+        /// A checkpoint file or a run directory (its newest checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Episodes to evaluate.
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        /// Parallel environments (default: the run's).
+        #[arg(long)]
+        num_envs: Option<usize>,
+        /// Seed of the evaluation episodes (default: the run's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Backend to run on.
+        #[arg(long, value_enum, default_value_t = default_backend())]
+        backend: Backend,
+    },
+}
+
+fn default_backend() -> Backend {
+    #[cfg(feature = "ndarray")]
+    return Backend::Ndarray;
+    #[cfg(all(not(feature = "ndarray"), feature = "flex"))]
+    return Backend::Flex;
+    #[cfg(all(not(feature = "ndarray"), not(feature = "flex"), feature = "wgpu"))]
+    return Backend::Wgpu;
+    #[cfg(all(not(feature = "ndarray"), not(feature = "flex"), not(feature = "wgpu"), feature = "cuda"))]
+    return Backend::Cuda;
+}
+
+/// Calls `$body` with the type alias `B` bound to the chosen autodiff backend and `device`.
+macro_rules! with_backend {
+    ($backend:expr, |$device:ident: $B:ident| $body:expr) => {
+        match $backend {
+            #[cfg(feature = "ndarray")]
+            Backend::Ndarray => {
+                type $B = Autodiff<burn::backend::NdArray>;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(feature = "flex")]
+            Backend::Flex => {
+                type $B = Autodiff<burn::backend::Flex>;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => {
+                type $B = Autodiff<burn::backend::Wgpu>;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => {
+                type $B = Autodiff<burn::backend::Cuda>;
+                let $device = Default::default();
+                $body
+            }
+        }
+    };
+}
+
+fn train<B: AutodiffBackend>(request: &TrainRequest, device: &B::Device) -> anyhow::Result<()> {
+    let summary = rl_runner::train::<B>(request, device, |run_dir| {
+        println!("{}", run_dir.display());
+    })?;
+    let steps_per_s = summary.total_steps as f64 / summary.wall_s.max(1e-9);
+    println!(
+        "{}",
+        serde_json::json!({
+            "run_dir": summary.run_dir,
+            "iterations": summary.iterations,
+            "total_steps": summary.total_steps,
+            "wall_s": summary.wall_s,
+            "steps_per_s": steps_per_s.round(),
+            "mean_reward": summary.mean_reward,
+            "mean_episode_length": summary.mean_episode_length,
+            "checkpoint": summary.checkpoint,
+        })
+    );
+    Ok(())
+}
+
+fn play<B: AutodiffBackend>(
+    checkpoint: &std::path::Path,
+    episodes: usize,
+    num_envs: Option<usize>,
+    seed: Option<u64>,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let result = rl_runner::play::<B>(checkpoint, episodes, num_envs, seed, device)?;
+    println!("{}", serde_json::to_string(&result).context("serialise the result")?);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train {
+            config,
+            backend,
+            seed,
+            num_envs,
+            max_iterations,
+            log_dir,
+            run_name,
+            resume,
+            set,
+            quiet,
+        } => {
+            let request = TrainRequest {
+                config,
+                resume,
+                overrides: set,
+                seed,
+                num_envs,
+                max_iterations,
+                log_dir,
+                run_name,
+                console: Some(if quiet { ConsoleMode::Quiet } else { ConsoleMode::Full }),
+            };
+            with_backend!(backend, |device: B| train::<B>(&request, &device))
+        }
+        Command::Play {
+            checkpoint,
+            episodes,
+            num_envs,
+            seed,
+            backend,
+        } => with_backend!(backend, |device: B| play::<B>(&checkpoint, episodes, num_envs, seed, &device)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // Configuration and usage errors exit with 2, everything else with 1.
+            let usage = matches!(
+                e.downcast_ref::<rl_runner::Error>(),
+                Some(rl_runner::Error::Parse { .. } | rl_runner::Error::Invalid { .. } | rl_runner::Error::Override { .. })
+            );
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
