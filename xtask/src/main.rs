@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rl_runner::{ConsoleMode, TrainRequest};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "cross-gym: massively parallel RL training in Rust", version)]
+#[command(
+    name = "cargo xtask",
+    about = "cross-gym: massively parallel RL training in Rust",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +102,12 @@ fn default_backend() -> Backend {
     return Backend::Flex;
     #[cfg(all(not(feature = "ndarray"), not(feature = "flex"), feature = "wgpu"))]
     return Backend::Wgpu;
-    #[cfg(all(not(feature = "ndarray"), not(feature = "flex"), not(feature = "wgpu"), feature = "cuda"))]
+    #[cfg(all(
+        not(feature = "ndarray"),
+        not(feature = "flex"),
+        not(feature = "wgpu"),
+        feature = "cuda"
+    ))]
     return Backend::Cuda;
 }
 
@@ -163,7 +172,10 @@ fn play<B: AutodiffBackend>(
     device: &B::Device,
 ) -> anyhow::Result<()> {
     let result = rl_runner::play::<B>(checkpoint, episodes, num_envs, seed, device)?;
-    println!("{}", serde_json::to_string(&result).context("serialise the result")?);
+    println!(
+        "{}",
+        serde_json::to_string(&result).context("serialise the result")?
+    );
     Ok(())
 }
 
@@ -197,7 +209,11 @@ fn main() -> ExitCode {
                 max_iterations,
                 log_dir,
                 run_name,
-                console: Some(if quiet { ConsoleMode::Quiet } else { ConsoleMode::Full }),
+                console: Some(if quiet {
+                    ConsoleMode::Quiet
+                } else {
+                    ConsoleMode::Full
+                }),
             };
             with_backend!(backend, |device: B| train::<B>(&request, &device))
         }
@@ -207,7 +223,13 @@ fn main() -> ExitCode {
             num_envs,
             seed,
             backend,
-        } => with_backend!(backend, |device: B| play::<B>(&checkpoint, episodes, num_envs, seed, &device)),
+        } => with_backend!(backend, |device: B| play::<B>(
+            &checkpoint,
+            episodes,
+            num_envs,
+            seed,
+            &device
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -216,7 +238,11 @@ fn main() -> ExitCode {
             // Configuration and usage errors exit with 2, everything else with 1.
             let usage = matches!(
                 e.downcast_ref::<rl_runner::Error>(),
-                Some(rl_runner::Error::Parse { .. } | rl_runner::Error::Invalid { .. } | rl_runner::Error::Override { .. })
+                Some(
+                    rl_runner::Error::Parse { .. }
+                        | rl_runner::Error::Invalid { .. }
+                        | rl_runner::Error::Override { .. }
+                )
             );
             ExitCode::from(if usage { 2 } else { 1 })
         }

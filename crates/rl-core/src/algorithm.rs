@@ -33,8 +33,10 @@ pub trait Algorithm<B: AutodiffBackend> {
 
     /// Computes returns and advantages of the stored rollout, bootstrapping from the
     /// observations after its last step.
-    fn compute_returns(&mut self, last_obs: &Observations<B::InnerBackend>)
-    -> Result<(), Self::Error>;
+    fn compute_returns(
+        &mut self,
+        last_obs: &Observations<B::InnerBackend>,
+    ) -> Result<(), Self::Error>;
 
     /// Learns from the stored rollout and clears it; returns the scalars to log.
     fn update(&mut self) -> Result<UpdateStats, Self::Error>;

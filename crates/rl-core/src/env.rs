@@ -71,7 +71,11 @@ impl EnvSpec {
 
     /// The group names, comma-separated (for error messages).
     pub fn group_names(&self) -> String {
-        self.obs_groups.keys().cloned().collect::<Vec<_>>().join(", ")
+        self.obs_groups
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

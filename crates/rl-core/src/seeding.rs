@@ -92,7 +92,11 @@ impl HostRng {
     }
 
     /// A random permutation of `0..n` as an index tensor `[n]` on `device`.
-    pub fn permutation_tensor<B: Backend>(&mut self, n: usize, device: &B::Device) -> Tensor<B, 1, Int> {
+    pub fn permutation_tensor<B: Backend>(
+        &mut self,
+        n: usize,
+        device: &B::Device,
+    ) -> Tensor<B, 1, Int> {
         let p: Vec<i64> = self.permutation(n).into_iter().map(|i| i as i64).collect();
         Tensor::from_data(TensorData::new(p, [n]), device)
     }

@@ -202,7 +202,12 @@ impl Default for PolicyConfig {
     }
 }
 
-fn check(ok: bool, field: &str, expected: &str, value: impl std::fmt::Display) -> Result<(), Error> {
+fn check(
+    ok: bool,
+    field: &str,
+    expected: &str,
+    value: impl std::fmt::Display,
+) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
@@ -217,23 +222,78 @@ impl PpoConfig {
     /// Checks ranges; errors name the field (`algorithm.<name>`).
     pub fn validate(&self) -> Result<(), Error> {
         let f = |n: &str| format!("algorithm.{n}");
-        check(self.gamma > 0.0 && self.gamma <= 1.0, &f("gamma"), "a value in (0, 1]", self.gamma)?;
-        check((0.0..=1.0).contains(&self.lam), &f("lam"), "a value in [0, 1]", self.lam)?;
-        check(self.clip_param > 0.0, &f("clip_param"), "a positive number", self.clip_param)?;
-        check(self.value_loss_coef >= 0.0, &f("value_loss_coef"), "a non-negative number", self.value_loss_coef)?;
-        check(self.entropy_coef.is_finite(), &f("entropy_coef"), "a finite number", self.entropy_coef)?;
-        check(self.num_learning_epochs > 0, &f("num_learning_epochs"), "at least 1", self.num_learning_epochs)?;
-        check(self.num_mini_batches > 0, &f("num_mini_batches"), "at least 1", self.num_mini_batches)?;
-        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), &f("learning_rate"), "a positive number", self.learning_rate)?;
-        check(self.desired_kl > 0.0, &f("desired_kl"), "a positive number", self.desired_kl)?;
-        check(self.min_learning_rate > 0.0, &f("min_learning_rate"), "a positive number", self.min_learning_rate)?;
+        check(
+            self.gamma > 0.0 && self.gamma <= 1.0,
+            &f("gamma"),
+            "a value in (0, 1]",
+            self.gamma,
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.lam),
+            &f("lam"),
+            "a value in [0, 1]",
+            self.lam,
+        )?;
+        check(
+            self.clip_param > 0.0,
+            &f("clip_param"),
+            "a positive number",
+            self.clip_param,
+        )?;
+        check(
+            self.value_loss_coef >= 0.0,
+            &f("value_loss_coef"),
+            "a non-negative number",
+            self.value_loss_coef,
+        )?;
+        check(
+            self.entropy_coef.is_finite(),
+            &f("entropy_coef"),
+            "a finite number",
+            self.entropy_coef,
+        )?;
+        check(
+            self.num_learning_epochs > 0,
+            &f("num_learning_epochs"),
+            "at least 1",
+            self.num_learning_epochs,
+        )?;
+        check(
+            self.num_mini_batches > 0,
+            &f("num_mini_batches"),
+            "at least 1",
+            self.num_mini_batches,
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            &f("learning_rate"),
+            "a positive number",
+            self.learning_rate,
+        )?;
+        check(
+            self.desired_kl > 0.0,
+            &f("desired_kl"),
+            "a positive number",
+            self.desired_kl,
+        )?;
+        check(
+            self.min_learning_rate > 0.0,
+            &f("min_learning_rate"),
+            "a positive number",
+            self.min_learning_rate,
+        )?;
         check(
             self.max_learning_rate >= self.min_learning_rate,
             &f("max_learning_rate"),
             &format!("at least min_learning_rate ({})", self.min_learning_rate),
             self.max_learning_rate,
         )?;
-        check(self.max_grad_norm > 0.0, &f("max_grad_norm"), "a positive number", self.max_grad_norm)?;
+        check(
+            self.max_grad_norm > 0.0,
+            &f("max_grad_norm"),
+            "a positive number",
+            self.max_grad_norm,
+        )?;
         Ok(())
     }
 }
@@ -254,24 +314,50 @@ impl PolicyConfig {
             "positive layer sizes",
             format!("{:?}", self.critic_hidden_dims),
         )?;
-        check(self.min_std > 0.0, &f("min_std"), "a positive number", self.min_std)?;
-        check(self.max_std >= self.min_std, &f("max_std"), "at least min_std", self.max_std)?;
+        check(
+            self.min_std > 0.0,
+            &f("min_std"),
+            "a positive number",
+            self.min_std,
+        )?;
+        check(
+            self.max_std >= self.min_std,
+            &f("max_std"),
+            "at least min_std",
+            self.max_std,
+        )?;
         check(
             self.init_noise_std >= self.min_std && self.init_noise_std <= self.max_std,
             &f("init_noise_std"),
-            &format!("a value in [min_std, max_std] = [{}, {}]", self.min_std, self.max_std),
+            &format!(
+                "a value in [min_std, max_std] = [{}, {}]",
+                self.min_std, self.max_std
+            ),
             self.init_noise_std,
         )?;
         if let NoiseStdSchedule::Linear { final_std, .. } = self.noise_std_schedule {
             check(
                 final_std >= self.min_std && final_std <= self.max_std,
                 &f("noise_std_schedule.final_std"),
-                &format!("a value in [min_std, max_std] = [{}, {}]", self.min_std, self.max_std),
+                &format!(
+                    "a value in [min_std, max_std] = [{}, {}]",
+                    self.min_std, self.max_std
+                ),
                 final_std,
             )?;
         }
-        check(!self.obs_groups.policy.is_empty(), &f("obs_groups.policy"), "at least one group", "[]")?;
-        check(!self.obs_groups.critic.is_empty(), &f("obs_groups.critic"), "at least one group", "[]")?;
+        check(
+            !self.obs_groups.policy.is_empty(),
+            &f("obs_groups.policy"),
+            "at least one group",
+            "[]",
+        )?;
+        check(
+            !self.obs_groups.critic.is_empty(),
+            &f("obs_groups.critic"),
+            "at least one group",
+            "[]",
+        )?;
         Ok(())
     }
 
@@ -323,7 +409,12 @@ mod tests {
             init_noise_std: 0.0,
             ..Default::default()
         };
-        assert!(p.validate().expect_err("std 0").to_string().contains("policy.init_noise_std"));
+        assert!(
+            p.validate()
+                .expect_err("std 0")
+                .to_string()
+                .contains("policy.init_noise_std")
+        );
     }
 
     #[test]

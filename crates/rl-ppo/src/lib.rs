@@ -12,9 +12,9 @@ pub mod networks;
 mod ppo;
 
 pub use config::{
-    GradNormClip, LearningRateSchedule, NoiseStdSchedule, NoiseStdType, ObsGroups, PolicyConfig, PpoConfig,
-    TimeoutBootstrap,
+    GradNormClip, LearningRateSchedule, NoiseStdSchedule, NoiseStdType, ObsGroups, PolicyConfig,
+    PpoConfig, TimeoutBootstrap,
 };
 pub use error::Error;
 pub use networks::ActorCritic;
-pub use ppo::{Ppo, clip_coefficient};
+pub use ppo::{Ppo, adapt_learning_rate, clip_coefficient, surrogate_loss, value_loss};

@@ -53,7 +53,12 @@ impl<B: Backend> ActorCritic<B> {
             max_std: cfg.max_std,
             learned: cfg.scheduled_std(0).is_none(),
         };
-        let std = Param::from_tensor(Self::encode_std(settings, cfg.init_noise_std, num_actions, device));
+        let std = Param::from_tensor(Self::encode_std(
+            settings,
+            cfg.init_noise_std,
+            num_actions,
+            device,
+        ));
         Self {
             actor,
             critic,
@@ -62,12 +67,20 @@ impl<B: Backend> ActorCritic<B> {
         }
     }
 
-    fn encode_std(settings: StdSettings, std: f32, num_actions: usize, device: &B::Device) -> Tensor<B, 1> {
+    fn encode_std(
+        settings: StdSettings,
+        std: f32,
+        num_actions: usize,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
         let value = match settings.std_type {
             NoiseStdType::Scalar => std,
             NoiseStdType::Log => std.ln(),
         };
-        Tensor::from_data(TensorData::new(vec![value; num_actions], [num_actions]), device)
+        Tensor::from_data(
+            TensorData::new(vec![value; num_actions], [num_actions]),
+            device,
+        )
     }
 
     /// Number of action dimensions.
@@ -144,13 +157,22 @@ mod tests {
             };
             let ac = ActorCritic::<NdArray>::new(&cfg, 3, 3, 2, &dev).set_std(50.0);
             let v: Vec<f32> = ac.action_std_vector().into_data().to_vec().expect("f32");
-            assert!(v.iter().all(|&s| (s - 2.0).abs() < 1e-5), "{std_type:?}: {v:?}");
+            assert!(
+                v.iter().all(|&s| (s - 2.0).abs() < 1e-5),
+                "{std_type:?}: {v:?}"
+            );
             let ac = ac.set_std(1e-6);
             let v: Vec<f32> = ac.action_std_vector().into_data().to_vec().expect("f32");
-            assert!(v.iter().all(|&s| (s - 0.1).abs() < 1e-5), "{std_type:?}: {v:?}");
+            assert!(
+                v.iter().all(|&s| (s - 0.1).abs() < 1e-5),
+                "{std_type:?}: {v:?}"
+            );
             let ac = ac.set_std(0.7);
             let v: Vec<f32> = ac.action_std_vector().into_data().to_vec().expect("f32");
-            assert!(v.iter().all(|&s| (s - 0.7).abs() < 1e-5), "{std_type:?}: {v:?}");
+            assert!(
+                v.iter().all(|&s| (s - 0.7).abs() < 1e-5),
+                "{std_type:?}: {v:?}"
+            );
         }
     }
 

@@ -11,9 +11,11 @@ use rl_modules::{DiagGaussian, EmpiricalNormalizer, NormalizerState};
 use rl_storage::{MiniBatchSchedule, Rollout, RolloutStorage, Transition};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GradNormClip, LearningRateSchedule, PolicyConfig, PpoConfig, TimeoutBootstrap};
-use crate::networks::ActorCritic;
 use crate::Error;
+use crate::config::{
+    GradNormClip, LearningRateSchedule, PolicyConfig, PpoConfig, TimeoutBootstrap,
+};
+use crate::networks::ActorCritic;
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 type PpoOptimizer<B> = OptimizerAdaptor<Adam, ActorCritic<B>, B>;
@@ -27,6 +29,14 @@ struct PendingStep<B: Backend> {
     actions_log_prob: Tensor<B, 1>,
     action_mean: Tensor<B, 2>,
     action_std: Tensor<B, 2>,
+}
+
+/// The loss of one mini-batch (`[1]`, with gradients) and its parts for logging (`[1]`
+/// each: surrogate, value, entropy), plus the mean KL(old || new) for the adaptive rate.
+struct MiniBatchLosses<B: AutodiffBackend> {
+    loss: Tensor<B, 1>,
+    parts: [Tensor<Inner<B>, 1>; 3],
+    kl: Tensor<Inner<B>, 1>,
 }
 
 /// Everything [`Ppo::save_state`] stores.
@@ -80,7 +90,8 @@ impl<B: AutodiffBackend> Ppo<B> {
         let actor_input = spec.obs_dim(&policy_cfg.obs_groups.policy)?;
         let critic_input = spec.obs_dim(&policy_cfg.obs_groups.critic)?;
         let num_actions = spec.num_actions();
-        let mut model = ActorCritic::<B>::new(&policy_cfg, actor_input, critic_input, num_actions, device);
+        let mut model =
+            ActorCritic::<B>::new(&policy_cfg, actor_input, critic_input, num_actions, device);
         if let Some(std) = policy_cfg.scheduled_std(0) {
             model = model.set_std(std);
         }
@@ -127,6 +138,12 @@ impl<B: AutodiffBackend> Ppo<B> {
         &self.cfg
     }
 
+    /// Rewards of the last stored step (tests).
+    #[cfg(test)]
+    fn storage_rewards(&self) -> Tensor<Inner<B>, 1> {
+        self.storage.last_rewards().expect("a stored step")
+    }
+
     /// Actor input (raw) from the observation groups, `[N, D_actor]`.
     fn actor_input(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
         Ok(obs.concat(&self.policy_cfg.obs_groups.policy)?)
@@ -157,22 +174,8 @@ impl<B: AutodiffBackend> Ppo<B> {
         Ok(self.inference.value(x))
     }
 
-    /// Adapts the learning rate to the KL between the rollout policy and the current one.
-    fn adapt_learning_rate(&mut self, kl_mean: f64) {
-        let desired = self.cfg.desired_kl;
-        if kl_mean > 2.0 * desired {
-            self.learning_rate = (self.learning_rate / 1.5).max(self.cfg.min_learning_rate);
-        } else if kl_mean < desired / 2.0 && kl_mean > 0.0 {
-            self.learning_rate = (self.learning_rate * 1.5).min(self.cfg.max_learning_rate);
-        }
-    }
-
-    /// One PPO loss on a mini-batch; returns `(loss, surrogate, value, entropy, kl)` as
-    /// one-element tensors.
-    fn losses(
-        &self,
-        mb: &rl_storage::MiniBatch<Inner<B>>,
-    ) -> (Tensor<B, 1>, [Tensor<Inner<B>, 1>; 3], Tensor<Inner<B>, 1>) {
+    /// The PPO loss of a mini-batch and its parts.
+    fn losses(&self, mb: &rl_storage::MiniBatch<Inner<B>>) -> MiniBatchLosses<B> {
         let cfg = &self.cfg;
         let obs = Tensor::<B, 2>::from_inner(mb.observations.clone());
         let critic_obs = Tensor::<B, 2>::from_inner(
@@ -202,32 +205,29 @@ impl<B: AutodiffBackend> Ppo<B> {
         let kl = DiagGaussian::kl(&old, &new).mean();
 
         // Clipped surrogate loss
-        let ratio = (log_prob - old_log_prob).exp();
-        let surrogate = -advantages.clone() * ratio.clone();
-        let surrogate_clipped =
-            -advantages * ratio.clamp(1.0 - cfg.clip_param, 1.0 + cfg.clip_param);
-        let surrogate_loss = surrogate.max_pair(surrogate_clipped).mean();
+        let surrogate_loss = surrogate_loss(log_prob, old_log_prob, advantages, cfg.clip_param);
 
         // Value loss, clipped around the rollout's values
-        let value_loss = if cfg.use_clipped_value_loss {
-            let clipped = old_values.clone()
-                + (values.clone() - old_values).clamp(-cfg.clip_param, cfg.clip_param);
-            let unclipped_sq = (values - returns.clone()).powi_scalar(2);
-            let clipped_sq = (clipped - returns).powi_scalar(2);
-            unclipped_sq.max_pair(clipped_sq).mean()
-        } else {
-            (returns - values).powi_scalar(2).mean()
-        };
+        let value_loss = value_loss(
+            values,
+            old_values,
+            returns,
+            cfg.use_clipped_value_loss.then_some(cfg.clip_param),
+        );
 
         // Total loss with the entropy bonus
         let entropy_mean = entropy.mean();
         let loss = surrogate_loss.clone() + value_loss.clone() * cfg.value_loss_coef
             - entropy_mean.clone() * cfg.entropy_coef;
-        (
+        MiniBatchLosses {
             loss,
-            [surrogate_loss.inner(), value_loss.inner(), entropy_mean.inner()],
+            parts: [
+                surrogate_loss.inner(),
+                value_loss.inner(),
+                entropy_mean.inner(),
+            ],
             kl,
-        )
+        }
     }
 
     /// Clips gradients by L2 norm: actor (with its std) and critic separately, or globally.
@@ -261,6 +261,52 @@ impl<B: AutodiffBackend> Ppo<B> {
                 }
             }
         }
+    }
+}
+
+/// PPO's clipped surrogate loss, `[1]`:
+/// `mean(max(-A rho, -A clip(rho, 1 - clip, 1 + clip)))` with `rho = exp(logp - logp_old)`.
+pub fn surrogate_loss<B: Backend>(
+    log_prob: Tensor<B, 1>,
+    old_log_prob: Tensor<B, 1>,
+    advantages: Tensor<B, 1>,
+    clip: f32,
+) -> Tensor<B, 1> {
+    let ratio = (log_prob - old_log_prob).exp();
+    let surrogate = -advantages.clone() * ratio.clone();
+    let surrogate_clipped = -advantages * ratio.clamp(1.0 - clip, 1.0 + clip);
+    surrogate.max_pair(surrogate_clipped).mean()
+}
+
+/// The value loss, `[1]`: with `clip = Some(c)`,
+/// `mean(max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2))`; otherwise `mean((V - R)^2)`.
+pub fn value_loss<B: Backend>(
+    values: Tensor<B, 1>,
+    old_values: Tensor<B, 1>,
+    returns: Tensor<B, 1>,
+    clip: Option<f32>,
+) -> Tensor<B, 1> {
+    match clip {
+        Some(c) => {
+            let clipped = old_values.clone() + (values.clone() - old_values).clamp(-c, c);
+            let unclipped_sq = (values - returns.clone()).powi_scalar(2);
+            let clipped_sq = (clipped - returns).powi_scalar(2);
+            unclipped_sq.max_pair(clipped_sq).mean()
+        }
+        None => (returns - values).powi_scalar(2).mean(),
+    }
+}
+
+/// rsl_rl's KL-adaptive rule: divide by 1.5 when `kl > 2 desired_kl`, multiply by 1.5 when
+/// `0 < kl < desired_kl / 2`, within `[min_learning_rate, max_learning_rate]`.
+pub fn adapt_learning_rate(learning_rate: f64, kl: f64, cfg: &PpoConfig) -> f64 {
+    let desired = cfg.desired_kl;
+    if kl > 2.0 * desired {
+        (learning_rate / 1.5).max(cfg.min_learning_rate)
+    } else if kl < desired / 2.0 && kl > 0.0 {
+        (learning_rate * 1.5).min(cfg.max_learning_rate)
+    } else {
+        learning_rate
     }
 }
 
@@ -336,7 +382,9 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             None
         };
         // Sample actions from the Gaussian policy
-        let dist = self.inference.distribution(self.normalize_actor(raw.clone()));
+        let dist = self
+            .inference
+            .distribution(self.normalize_actor(raw.clone()));
         let noise = self.rng.normal::<Inner<B>>(dist.mean.dims(), &self.device);
         let actions = dist.sample(noise); // [N, A]
         let actions_log_prob = dist.log_prob(actions.clone()); // [N]
@@ -385,7 +433,9 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
 
     fn compute_returns(&mut self, last_obs: &Observations<Inner<B>>) -> Result<(), Error> {
         let last_values = self.values_of(last_obs)?;
-        let mut rollout = self.storage.finish(last_values, self.cfg.gamma, self.cfg.lam)?;
+        let mut rollout = self
+            .storage
+            .finish(last_values, self.cfg.gamma, self.cfg.lam)?;
         if !self.cfg.normalize_advantage_per_mini_batch {
             rollout.normalize_advantages();
         }
@@ -405,12 +455,12 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             let flat = rollout.observations.clone().reshape([t * n, d]);
             rollout.observations = norm.normalize(flat).reshape([t, n, d]);
         }
-        match (&self.critic_normalizer, rollout.critic_observations.clone()) {
-            (Some(norm), Some(c)) => {
-                let [_, _, d] = c.dims();
-                rollout.critic_observations = Some(norm.normalize(c.reshape([t * n, d])).reshape([t, n, d]));
-            }
-            (None, _) | (_, None) => {}
+        if let (Some(norm), Some(c)) =
+            (&self.critic_normalizer, rollout.critic_observations.clone())
+        {
+            let [_, _, d] = c.dims();
+            rollout.critic_observations =
+                Some(norm.normalize(c.reshape([t * n, d])).reshape([t, n, d]));
         }
 
         let schedule = MiniBatchSchedule::new(
@@ -424,22 +474,27 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         let mut sums: Option<[Tensor<Inner<B>, 1>; 3]> = None;
         for indices in &schedule.batches {
             let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-            let idx = Tensor::<Inner<B>, 1, Int>::from_data(TensorData::new(ids, [indices.len()]), &inner_device);
+            let idx = Tensor::<Inner<B>, 1, Int>::from_data(
+                TensorData::new(ids, [indices.len()]),
+                &inner_device,
+            );
             let mb = rollout.mini_batch(idx);
 
-            let (loss, parts, kl) = self.losses(&mb);
+            let MiniBatchLosses { loss, parts, kl } = self.losses(&mb);
 
             // Adaptive learning rate from KL(old || new), before this mini-batch's step
             if self.cfg.schedule == LearningRateSchedule::Adaptive {
                 let kl_mean = kl.into_scalar().elem::<f64>();
-                self.adapt_learning_rate(kl_mean);
+                self.learning_rate = adapt_learning_rate(self.learning_rate, kl_mean, &self.cfg);
             }
 
             // Gradient step with L2-norm clipping
             let grads = loss.backward();
             let mut grads = GradientsParams::from_grads(grads, &self.model);
             self.clip_gradients(&mut grads);
-            self.model = self.optimizer.step(self.learning_rate, self.model.clone(), grads);
+            self.model = self
+                .optimizer
+                .step(self.learning_rate, self.model.clone(), grads);
 
             sums = Some(match sums.take() {
                 None => parts,
@@ -456,7 +511,15 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         let [surrogate, value, entropy] =
             sums.ok_or(Error::Protocol("update ran no mini-batch"))?;
         let mean_std = self.inference.action_std_vector().mean();
-        let packed = Tensor::cat(vec![surrogate.div_scalar(count), value.div_scalar(count), entropy.div_scalar(count), mean_std], 0);
+        let packed = Tensor::cat(
+            vec![
+                surrogate.div_scalar(count),
+                value.div_scalar(count),
+                entropy.div_scalar(count),
+                mean_std,
+            ],
+            0,
+        );
         let values: Vec<f32> = packed
             .into_data()
             .convert::<f32>()
@@ -500,8 +563,16 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             learning_rate: self.learning_rate,
             iteration: self.iteration,
             rng: self.rng.clone(),
-            actor_normalizer: self.actor_normalizer.as_ref().map(|n| n.state()).transpose()?,
-            critic_normalizer: self.critic_normalizer.as_ref().map(|n| n.state()).transpose()?,
+            actor_normalizer: self
+                .actor_normalizer
+                .as_ref()
+                .map(|n| n.state())
+                .transpose()?,
+            critic_normalizer: self
+                .critic_normalizer
+                .as_ref()
+                .map(|n| n.state())
+                .transpose()?,
         };
         rmp_serde::to_vec_named(&state)
             .map_err(|e| Error::Checkpoint(format!("cannot serialise the PPO state: {e}")))
@@ -524,13 +595,296 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         match (&mut self.actor_normalizer, &state.actor_normalizer) {
             (Some(n), Some(s)) => n.load_state(s)?,
             (None, None) => {}
-            _ => return Err(Error::Checkpoint("the checkpoint's actor observation normalisation setting differs from the config".into())),
+            _ => return Err(Error::Checkpoint(
+                "the checkpoint's actor observation normalisation setting differs from the config"
+                    .into(),
+            )),
         }
         match (&mut self.critic_normalizer, &state.critic_normalizer) {
             (Some(n), Some(s)) => n.load_state(s)?,
             (None, None) => {}
-            _ => return Err(Error::Checkpoint("the checkpoint's critic observation normalisation setting differs from the config".into())),
+            _ => return Err(Error::Checkpoint(
+                "the checkpoint's critic observation normalisation setting differs from the config"
+                    .into(),
+            )),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use rl_core::ActionSpace;
+    use std::collections::BTreeMap;
+
+    type B = Autodiff<NdArray>;
+    type I = NdArray;
+
+    fn t1(v: &[f32]) -> Tensor<I, 1> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
+    }
+    fn scalar(t: Tensor<I, 1>) -> f64 {
+        t.into_scalar().elem::<f64>()
+    }
+
+    #[test]
+    fn surrogate_loss_matches_hand_computation() {
+        let (lp, old, adv, clip) = (
+            [0.1_f64, -0.2, 0.5],
+            [0.0_f64; 3],
+            [1.0_f64, -2.0, 0.5],
+            0.2,
+        );
+        // Per sample: max(-A r, -A clip(r))
+        let mut want = 0.0;
+        for i in 0..3 {
+            let r = (lp[i] - old[i]).exp();
+            let rc = r.clamp(1.0 - clip, 1.0 + clip);
+            want += (-adv[i] * r).max(-adv[i] * rc) / 3.0;
+        }
+        // By hand: ratios 1.10517, 0.81873, 1.64872 -> terms -1.10517, 1.63746, -0.6
+        assert!((want - (-1.105_171 + 1.637_462 - 0.6) / 3.0).abs() < 1e-5);
+        let got = scalar(surrogate_loss(
+            t1(&[0.1, -0.2, 0.5]),
+            t1(&[0.0; 3]),
+            t1(&[1.0, -2.0, 0.5]),
+            0.2,
+        ));
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+
+    #[test]
+    fn value_loss_clipped_and_unclipped() {
+        let v = || t1(&[1.0, 2.0, 0.5]);
+        let old = || t1(&[0.5, 2.5, 0.5]);
+        let ret = || t1(&[2.0, 1.0, 0.0]);
+        // clipped: max(1, 1.69), max(1, 1.69), max(0.25, 0.25)
+        let clipped = scalar(value_loss(v(), old(), ret(), Some(0.2)));
+        assert!(
+            (clipped - (1.69 + 1.69 + 0.25) / 3.0).abs() < 1e-6,
+            "{clipped}"
+        );
+        let plain = scalar(value_loss(v(), old(), ret(), None));
+        assert!((plain - 0.75).abs() < 1e-6, "{plain}");
+    }
+
+    #[test]
+    fn adaptive_learning_rate_rule() {
+        let cfg = PpoConfig::default(); // desired_kl 0.01, bounds [1e-5, 1e-2]
+        assert!((adapt_learning_rate(1e-3, 0.05, &cfg) - 1e-3 / 1.5).abs() < 1e-12);
+        assert!((adapt_learning_rate(1e-3, 0.001, &cfg) - 1.5e-3).abs() < 1e-12);
+        assert_eq!(adapt_learning_rate(1e-3, 0.01, &cfg), 1e-3);
+        assert_eq!(adapt_learning_rate(1e-3, 0.0, &cfg), 1e-3);
+        assert_eq!(adapt_learning_rate(1e-5, 1.0, &cfg), 1e-5);
+        assert_eq!(adapt_learning_rate(9e-3, 1e-4, &cfg), 1e-2);
+    }
+
+    #[test]
+    fn clip_coefficient_follows_clip_grad_norm() {
+        let c = scalar(clip_coefficient(t1(&[16.0]), 1.0));
+        assert!((c - 1.0 / (4.0 + 1e-6)).abs() < 1e-6);
+        let c = scalar(clip_coefficient(t1(&[0.25]), 1.0));
+        assert_eq!(c, 1.0);
+    }
+
+    fn spec(num_envs: usize) -> EnvSpec {
+        EnvSpec {
+            task: "test".into(),
+            num_envs,
+            obs_groups: BTreeMap::from([("policy".to_string(), 3)]),
+            action_space: ActionSpace::Box {
+                low: vec![-1.0; 2],
+                high: vec![1.0; 2],
+            },
+            max_episode_length: 10,
+            step_dt: 0.1,
+        }
+    }
+
+    fn small_ppo(cfg: PpoConfig) -> Ppo<B> {
+        let policy = PolicyConfig {
+            actor_hidden_dims: vec![16],
+            critic_hidden_dims: vec![16],
+            ..Default::default()
+        };
+        Ppo::new(cfg, policy, &spec(4), 3, 0, &Default::default()).expect("valid")
+    }
+
+    /// L2 norm of the gradients of a sub-module's parameters.
+    fn norm_of(grads: &GradientsParams, visit: impl FnOnce(&mut SquaredNorm<'_, B>)) -> f64 {
+        let mut v = SquaredNorm::new(grads);
+        visit(&mut v);
+        v.total.map(|t| scalar(t).sqrt()).unwrap_or(0.0)
+    }
+
+    #[test]
+    fn gradients_are_clipped_separately_or_globally() {
+        for mode in [GradNormClip::Separate, GradNormClip::Global] {
+            let ppo = small_ppo(PpoConfig {
+                grad_norm_clip: mode,
+                max_grad_norm: 0.5,
+                ..Default::default()
+            });
+            let x = Tensor::<B, 2>::ones([8, 3], &Default::default());
+            // Large losses so that both norms exceed the limit
+            let loss = ppo
+                .model
+                .distribution(x.clone())
+                .mean
+                .sum()
+                .mul_scalar(100.0)
+                + ppo.model.value(x).sum().mul_scalar(300.0)
+                + ppo.model.action_std_vector().sum().mul_scalar(50.0);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &ppo.model);
+            let actor_before = norm_of(&grads, |v| {
+                ppo.model.actor.visit(v);
+                v.visit_float(&ppo.model.std);
+            });
+            let critic_before = norm_of(&grads, |v| ppo.model.critic.visit(v));
+            assert!(actor_before > 0.5 && critic_before > 0.5);
+            ppo.clip_gradients(&mut grads);
+            let actor = norm_of(&grads, |v| {
+                ppo.model.actor.visit(v);
+                v.visit_float(&ppo.model.std);
+            });
+            let critic = norm_of(&grads, |v| ppo.model.critic.visit(v));
+            match mode {
+                GradNormClip::Separate => {
+                    assert!((actor - 0.5).abs() < 1e-4, "actor norm {actor}");
+                    assert!((critic - 0.5).abs() < 1e-4, "critic norm {critic}");
+                }
+                GradNormClip::Global => {
+                    let total = (actor * actor + critic * critic).sqrt();
+                    assert!((total - 0.5).abs() < 1e-4, "global norm {total}");
+                    // The direction is kept: the ratio of the two parts is unchanged
+                    let ratio = actor / critic;
+                    assert!((ratio - actor_before / critic_before).abs() < 1e-3 * ratio);
+                }
+            }
+        }
+    }
+
+    fn fake_step(n: usize, reward: f32, time_out_env: Option<usize>) -> StepOutput<I> {
+        let dev = Default::default();
+        let mut to = vec![false; n];
+        if let Some(e) = time_out_env {
+            to[e] = true;
+        }
+        let obs = Observations::new().with("policy", Tensor::<I, 2>::ones([n, 3], &dev));
+        StepOutput {
+            observations: obs.clone(),
+            rewards: Tensor::full([n], reward, &dev),
+            terminated: Tensor::from_data(TensorData::new(vec![false; n], [n]), &dev),
+            time_outs: Tensor::from_data(TensorData::new(to, [n]), &dev),
+            final_observations: obs.map(|o| o.mul_scalar(2.0)),
+            episode: rl_core::EpisodeInfo {
+                returns: Tensor::zeros([n], &dev),
+                lengths: Tensor::zeros([n], &dev),
+                terms: BTreeMap::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn timeout_bootstrap_adds_discounted_value() {
+        for mode in [TimeoutBootstrap::Value, TimeoutBootstrap::FinalObservation] {
+            let mut ppo = small_ppo(PpoConfig {
+                timeout_bootstrap: mode,
+                gamma: 0.9,
+                ..Default::default()
+            });
+            let obs = Observations::new()
+                .with("policy", Tensor::<I, 2>::ones([4, 3], &Default::default()));
+            ppo.act(&obs).expect("act");
+            ppo.process_env_step(&fake_step(4, 1.0, Some(2)))
+                .expect("store");
+            let stored: Vec<f32> = ppo.storage_rewards().into_data().to_vec().expect("f32");
+            let v_t = scalar(
+                ppo.inference
+                    .value(Tensor::ones([1, 3], &Default::default())),
+            );
+            let v_final = scalar(
+                ppo.inference
+                    .value(Tensor::ones([1, 3], &Default::default()).mul_scalar(2.0)),
+            );
+            let v = if mode == TimeoutBootstrap::Value {
+                v_t
+            } else {
+                v_final
+            };
+            assert!(
+                (f64::from(stored[2]) - (1.0 + 0.9 * v)).abs() < 1e-5,
+                "{mode:?}: {stored:?}"
+            );
+            assert_eq!(stored[0], 1.0);
+        }
+    }
+
+    #[test]
+    fn update_reports_losses_and_adapts_learning_rate() {
+        let mut ppo = small_ppo(PpoConfig {
+            num_mini_batches: 2,
+            num_learning_epochs: 2,
+            ..Default::default()
+        });
+        let obs =
+            Observations::new().with("policy", Tensor::<I, 2>::ones([4, 3], &Default::default()));
+        for t in 0..3 {
+            ppo.act(&obs).expect("act");
+            ppo.process_env_step(&fake_step(4, t as f32, None))
+                .expect("store");
+        }
+        ppo.compute_returns(&obs).expect("gae");
+        let before = ppo
+            .model
+            .valid()
+            .value(Tensor::ones([1, 3], &Default::default()));
+        let stats = ppo.update().expect("update");
+        for key in [
+            "Loss/surrogate",
+            "Loss/value",
+            "Loss/entropy",
+            "Loss/learning_rate",
+            "Policy/mean_std",
+        ] {
+            assert!(
+                stats.get(key).is_some_and(|v| v.is_finite()),
+                "{key}: {stats:?}"
+            );
+        }
+        assert_ne!(
+            stats["Loss/learning_rate"], 1e-3,
+            "the adaptive schedule must move the rate"
+        );
+        let after = ppo
+            .inference
+            .value(Tensor::ones([1, 3], &Default::default()));
+        assert_ne!(
+            scalar(before),
+            scalar(after),
+            "the update must change the critic"
+        );
+        assert!(
+            ppo.update().is_err(),
+            "a second update without a rollout is an error"
+        );
+    }
+
+    #[test]
+    fn state_round_trips_through_bytes() {
+        let ppo = small_ppo(PpoConfig::default());
+        let obs =
+            Observations::new().with("policy", Tensor::<I, 2>::ones([4, 3], &Default::default()));
+        let a = ppo.act_inference(&obs).expect("act");
+        let bytes = ppo.save_state().expect("save");
+        let mut other = small_ppo(PpoConfig::default());
+        other.learning_rate = 0.5;
+        other.load_state(&bytes).expect("load");
+        let b = other.act_inference(&obs).expect("act");
+        assert_eq!(a.into_data(), b.into_data());
+        assert_eq!(other.learning_rate, ppo.learning_rate);
+        assert!(other.load_state(&bytes[..bytes.len() / 2]).is_err());
     }
 }

@@ -88,7 +88,8 @@ impl Checkpoint {
                 .and_then(|s| s.try_into().ok())
                 .ok_or_else(|| bad("truncated".into()))?;
             *cursor = end;
-            usize::try_from(u64::from_le_bytes(raw)).map_err(|_| bad("corrupted length field".into()))
+            usize::try_from(u64::from_le_bytes(raw))
+                .map_err(|_| bad("corrupted length field".into()))
         };
         let header_len = take_len(&mut cursor)?;
         let header_end = cursor
@@ -101,7 +102,9 @@ impl Checkpoint {
         let payload_end = cursor
             .checked_add(payload_len)
             .filter(|&e| e == body.len())
-            .ok_or_else(|| bad("truncated or has trailing bytes (payload length mismatch)".into()))?;
+            .ok_or_else(|| {
+                bad("truncated or has trailing bytes (payload length mismatch)".into())
+            })?;
         if crc32fast::hash(body) != stored {
             return Err(bad("corrupted (checksum mismatch)".into()));
         }
@@ -234,7 +237,9 @@ mod tests {
     fn newest_checkpoint_is_chosen_by_iteration_number() {
         let dir = tempfile::tempdir().expect("tempdir");
         for it in [5, 50, 10] {
-            sample().write_atomic(&checkpoint_path(dir.path(), it)).expect("write");
+            sample()
+                .write_atomic(&checkpoint_path(dir.path(), it))
+                .expect("write");
         }
         assert_eq!(
             resolve_checkpoint(dir.path()).expect("newest"),

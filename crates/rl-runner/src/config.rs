@@ -126,7 +126,8 @@ impl TrainConfig {
     /// Parses config text; `origin` names it in errors (a file path).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, Error> {
         let text = apply_overrides(text, origin, overrides)?;
-        let cfg: TrainConfig = toml::from_str(&text).map_err(|e| config_error(origin, &text, &e))?;
+        let cfg: TrainConfig =
+            toml::from_str(&text).map_err(|e| config_error(origin, &text, &e))?;
         cfg.validate().map_err(|e| match e {
             Error::Invalid { field, message, .. } => Error::Invalid {
                 origin: origin.to_string(),
@@ -175,13 +176,22 @@ impl TrainConfig {
             return Err(invalid("env.num_envs", "expected at least 1, got 0".into()));
         }
         if self.runner.num_steps_per_env == 0 {
-            return Err(invalid("runner.num_steps_per_env", "expected at least 1, got 0".into()));
+            return Err(invalid(
+                "runner.num_steps_per_env",
+                "expected at least 1, got 0".into(),
+            ));
         }
         if self.runner.save_interval == 0 {
-            return Err(invalid("runner.save_interval", "expected at least 1, got 0".into()));
+            return Err(invalid(
+                "runner.save_interval",
+                "expected at least 1, got 0".into(),
+            ));
         }
         if self.logger.experiment_name.is_empty() {
-            return Err(invalid("logger.experiment_name", "expected a non-empty name".into()));
+            return Err(invalid(
+                "logger.experiment_name",
+                "expected a non-empty name".into(),
+            ));
         }
         let to_invalid = |e: rl_ppo::Error| match e {
             rl_ppo::Error::Config { field, message } => invalid(&field, message),
@@ -191,7 +201,7 @@ impl TrainConfig {
             AlgorithmConfig::Ppo(ppo) => {
                 ppo.validate().map_err(to_invalid)?;
                 let batch = self.env.num_envs * self.runner.num_steps_per_env;
-                if ppo.num_mini_batches > batch || batch % ppo.num_mini_batches != 0 {
+                if ppo.num_mini_batches > batch || !batch.is_multiple_of(ppo.num_mini_batches) {
                     return Err(invalid(
                         "algorithm.num_mini_batches",
                         format!(
@@ -214,10 +224,7 @@ fn apply_overrides(text: &str, origin: &str, overrides: &[String]) -> Result<Str
         return Ok(text.to_string());
     }
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((0, 0));
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         Error::Parse {
             origin: origin.to_string(),
             line,
@@ -251,9 +258,9 @@ fn apply_overrides(text: &str, origin: &str, overrides: &[String]) -> Result<Str
             let entry = table
                 .entry(key)
                 .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
-            table = entry.as_table_mut().ok_or_else(|| {
-                bad(format!("`{}` is not a table", keys[..=depth].join(".")))
-            })?;
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| bad(format!("`{}` is not a table", keys[..=depth].join("."))))?;
         }
         table.insert(last, toml_edit::Item::Value(value));
     }
@@ -289,7 +296,9 @@ fn config_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
         None => (0, 0, String::new()),
     };
     let mut message = e.message().trim().replace('\n', " ");
-    if message.contains("unknown variant") && message.contains("class") || section == "algorithm" && message.contains("variant") {
+    if message.contains("unknown variant") && message.contains("class")
+        || section == "algorithm" && message.contains("variant")
+    {
         message = format!(
             "{message} (valid algorithm classes: {})",
             AlgorithmConfig::CLASSES.join(", ")
@@ -341,7 +350,9 @@ max_iterations = 5
     #[test]
     fn unknown_field_is_a_one_line_error_with_location() {
         let text = BASE.replace("gamma = 0.98", "gama = 0.98");
-        let e = TrainConfig::parse(&text, "test.toml", &[]).expect_err("typo").to_string();
+        let e = TrainConfig::parse(&text, "test.toml", &[])
+            .expect_err("typo")
+            .to_string();
         assert!(!e.contains('\n'), "{e}");
         assert!(e.contains("test.toml"), "{e}");
         assert!(e.contains("gama"), "{e}");
@@ -350,7 +361,9 @@ max_iterations = 5
     #[test]
     fn unknown_field_in_policy_names_the_line() {
         let text = BASE.replace("actor_hidden_dims", "actor_hiden_dims");
-        let e = TrainConfig::parse(&text, "test.toml", &[]).expect_err("typo").to_string();
+        let e = TrainConfig::parse(&text, "test.toml", &[])
+            .expect_err("typo")
+            .to_string();
         assert!(e.contains("actor_hiden_dims"), "{e}");
         assert!(e.contains("test.toml:13"), "{e}");
     }
@@ -358,11 +371,18 @@ max_iterations = 5
     #[test]
     fn unknown_class_and_task_are_errors() {
         let text = BASE.replace("class = \"ppo\"", "class = \"sac\"");
-        let e = TrainConfig::parse(&text, "test.toml", &[]).expect_err("class").to_string();
+        let e = TrainConfig::parse(&text, "test.toml", &[])
+            .expect_err("class")
+            .to_string();
         assert!(e.contains("sac") && e.contains("ppo"), "{e}");
         let text = BASE.replace("\"cartpole\"", "\"cartpol\"");
-        let e = TrainConfig::parse(&text, "test.toml", &[]).expect_err("task").to_string();
-        assert!(e.contains("env.task") && e.contains("cartpol") && e.contains("pendulum"), "{e}");
+        let e = TrainConfig::parse(&text, "test.toml", &[])
+            .expect_err("task")
+            .to_string();
+        assert!(
+            e.contains("env.task") && e.contains("cartpol") && e.contains("pendulum"),
+            "{e}"
+        );
     }
 
     #[test]

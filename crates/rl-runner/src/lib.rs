@@ -15,7 +15,9 @@ mod runner;
 mod stats;
 mod train;
 
-pub use checkpoint::{Checkpoint, CheckpointHeader, EXTENSION, checkpoint_path, resolve_checkpoint};
+pub use checkpoint::{
+    Checkpoint, CheckpointHeader, EXTENSION, checkpoint_path, resolve_checkpoint,
+};
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
 pub use error::Error;
 pub use play::{PlayResult, play};

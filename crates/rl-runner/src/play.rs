@@ -8,9 +8,9 @@ use rl_core::Algorithm;
 use rl_ppo::Ppo;
 use serde::Serialize;
 
+use crate::Error;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
-use crate::Error;
 
 /// What an evaluation measured.
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +43,11 @@ pub fn play<B: AutodiffBackend>(
     }
     let path = resolve_checkpoint(checkpoint)?;
     let ckpt = Checkpoint::read(&path)?;
-    let mut cfg = TrainConfig::parse(&ckpt.header.config, &format!("{} (stored config)", path.display()), &[])?;
+    let mut cfg = TrainConfig::parse(
+        &ckpt.header.config,
+        &format!("{} (stored config)", path.display()),
+        &[],
+    )?;
     if let Some(n) = num_envs {
         if n == 0 {
             return Err(Error::Invalid {
@@ -55,13 +59,22 @@ pub fn play<B: AutodiffBackend>(
         cfg.env.num_envs = n;
     }
     // Evaluation episodes start from other states than training's.
-    let env_seed = seed.unwrap_or(cfg.seed).wrapping_add(0x5eed_0f_e7a1);
-    let mut env = sim_gpu::make_env::<B::InnerBackend>(&cfg.env.task, cfg.env.num_envs, env_seed, device)?;
-    let mut alg = Ppo::<B>::new(cfg.ppo().clone(), cfg.policy.clone(), env.spec(), 1, cfg.seed, device)?;
-    alg.load_state(&ckpt.payload).map_err(|e| Error::Checkpoint {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let env_seed = seed.unwrap_or(cfg.seed).wrapping_add(0x005e_ed0f_e7a1);
+    let mut env =
+        sim_gpu::make_env::<B::InnerBackend>(&cfg.env.task, cfg.env.num_envs, env_seed, device)?;
+    let mut alg = Ppo::<B>::new(
+        cfg.ppo().clone(),
+        cfg.policy.clone(),
+        env.spec(),
+        1,
+        cfg.seed,
+        device,
+    )?;
+    alg.load_state(&ckpt.payload)
+        .map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
 
     let n = cfg.env.num_envs;
     let max_len = env.spec().max_episode_length.max(1);
@@ -77,7 +90,11 @@ pub fn play<B: AutodiffBackend>(
             let actions = alg.act_inference(&obs)?;
             let step = env.step(actions)?;
             rows.push(Tensor::stack::<2>(
-                vec![step.dones().float(), step.episode.returns.clone(), step.episode.lengths.clone()],
+                vec![
+                    step.dones().float(),
+                    step.episode.returns.clone(),
+                    step.episode.lengths.clone(),
+                ],
                 0,
             ));
             obs = step.observations;

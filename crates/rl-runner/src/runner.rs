@@ -10,10 +10,10 @@ use rl_core::{Algorithm, StepOutput, VecEnv};
 use rl_logger::{IterationRecord, Logger};
 use rl_ppo::Ppo;
 
+use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointHeader, checkpoint_path};
 use crate::config::TrainConfig;
 use crate::stats::EpisodeStats;
-use crate::Error;
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -66,10 +66,17 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         Self::build(cfg, run_dir, 0, device)
     }
 
-    fn build(cfg: TrainConfig, run_dir: PathBuf, env_seed_offset: usize, device: &B::Device) -> Result<Self, Error> {
+    fn build(
+        cfg: TrainConfig,
+        run_dir: PathBuf,
+        env_seed_offset: usize,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
         cfg.validate()?;
         // Environments get their own seed stream; a resumed run starts them on a new one.
-        let env_seed = cfg.seed.wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(env_seed_offset as u64 + 1));
+        let env_seed = cfg
+            .seed
+            .wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(env_seed_offset as u64 + 1));
         let env = sim_gpu::make_env::<Inner<B>>(&cfg.env.task, cfg.env.num_envs, env_seed, device)?;
         let alg = Ppo::<B>::new(
             cfg.ppo().clone(),
@@ -95,7 +102,11 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
     /// iteration and step counters. The config must describe the same network and task.
     pub fn resume(cfg: TrainConfig, checkpoint: &Path, device: &B::Device) -> Result<Self, Error> {
         let ckpt = Checkpoint::read(checkpoint)?;
-        let saved = TrainConfig::parse(&ckpt.header.config, &format!("{} (stored config)", checkpoint.display()), &[])?;
+        let saved = TrainConfig::parse(
+            &ckpt.header.config,
+            &format!("{} (stored config)", checkpoint.display()),
+            &[],
+        )?;
         let mismatch = |what: &str, a: String, b: String| Error::Checkpoint {
             path: checkpoint.to_path_buf(),
             message: format!("the checkpoint was trained with {what} {a}, the config asks for {b}"),
@@ -104,7 +115,11 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             return Err(mismatch("task", saved.env.task, cfg.env.task));
         }
         if saved.policy != cfg.policy {
-            return Err(mismatch("a different [policy]:", format!("{:?}", saved.policy), format!("{:?}", cfg.policy)));
+            return Err(mismatch(
+                "a different [policy]:",
+                format!("{:?}", saved.policy),
+                format!("{:?}", cfg.policy),
+            ));
         }
         let run_dir = checkpoint
             .parent()
@@ -112,10 +127,13 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let mut runner = Self::build(cfg, run_dir, ckpt.header.iteration, device)?;
-        runner.alg.load_state(&ckpt.payload).map_err(|e| Error::Checkpoint {
-            path: checkpoint.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        runner
+            .alg
+            .load_state(&ckpt.payload)
+            .map_err(|e| Error::Checkpoint {
+                path: checkpoint.to_path_buf(),
+                message: e.to_string(),
+            })?;
         runner.iteration = ckpt.header.iteration;
         runner.total_steps = ckpt.header.total_steps;
         runner.wall_s = ckpt.header.wall_s;
@@ -182,7 +200,8 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
     /// Trains until `runner.max_iterations` iterations are done (or the reward threshold is
     /// reached), logging every iteration and checkpointing every `save_interval`.
     pub fn learn(&mut self, logger: &mut Logger) -> Result<TrainSummary, Error> {
-        let steps_per_iteration = (self.cfg.runner.num_steps_per_env * self.cfg.env.num_envs) as u64;
+        let steps_per_iteration =
+            (self.cfg.runner.num_steps_per_env * self.cfg.env.num_envs) as u64;
         let mut obs = self.env.reset();
         let mut last_checkpoint = None;
         while self.iteration < self.cfg.runner.max_iterations {
@@ -215,7 +234,10 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             self.wall_s += collection_time + learning_time;
 
             let mut scalars: BTreeMap<String, f64> = stats;
-            scalars.insert("Perf/total_fps".into(), (steps_per_iteration as f64 / (collection_time + learning_time)).round());
+            scalars.insert(
+                "Perf/total_fps".into(),
+                (steps_per_iteration as f64 / (collection_time + learning_time)).round(),
+            );
             scalars.insert("Perf/collection_time".into(), collection_time);
             scalars.insert("Perf/learning_time".into(), learning_time);
             let mean_reward = self.episodes.mean_return();
@@ -239,14 +261,17 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 (self.cfg.runner.stop_at_mean_reward, mean_reward),
                 (Some(threshold), Some(r)) if r >= threshold
             );
-            if self.iteration % self.cfg.runner.save_interval == 0
+            if self.iteration.is_multiple_of(self.cfg.runner.save_interval)
                 || self.iteration == self.cfg.runner.max_iterations
                 || reached
             {
                 last_checkpoint = Some(self.save()?);
             }
             if reached {
-                tracing::info!(iteration = self.iteration, "reached runner.stop_at_mean_reward");
+                tracing::info!(
+                    iteration = self.iteration,
+                    "reached runner.stop_at_mean_reward"
+                );
                 break;
             }
         }
@@ -268,7 +293,11 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
 
     /// Reads the rollout's episode data back in one transfer and feeds the window, in the
     /// order episodes finished (by step, then environment index), as rsl_rl does.
-    fn read_episodes(&mut self, rows: Vec<Tensor<Inner<B>, 2>>, term_names: &[String]) -> Result<(), Error> {
+    fn read_episodes(
+        &mut self,
+        rows: Vec<Tensor<Inner<B>, 2>>,
+        term_names: &[String],
+    ) -> Result<(), Error> {
         let Some(first) = rows.first() else {
             return Ok(());
         };
@@ -289,11 +318,10 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                     let ret = f64::from(data[base + n + env]);
                     let len = f64::from(data[base + 2 * n + env]);
                     // Terms are stacked in the BTreeMap's (sorted) key order.
-                    let terms = term_names
-                        .iter()
-                        .take(k - 3)
-                        .enumerate()
-                        .map(|(j, name)| (name.clone(), f64::from(data[base + (3 + j) * n + env])));
+                    let terms =
+                        term_names.iter().take(k - 3).enumerate().map(|(j, name)| {
+                            (name.clone(), f64::from(data[base + (3 + j) * n + env]))
+                        });
                     self.episodes.push(ret, len, terms);
                 }
             }

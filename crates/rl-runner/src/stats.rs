@@ -22,7 +22,12 @@ impl EpisodeStats {
     }
 
     /// Records one finished episode (in the order they finished: by step, then env index).
-    pub fn push(&mut self, episode_return: f64, length: f64, terms: impl IntoIterator<Item = (String, f64)>) {
+    pub fn push(
+        &mut self,
+        episode_return: f64,
+        length: f64,
+        terms: impl IntoIterator<Item = (String, f64)>,
+    ) {
         if self.returns.len() == WINDOW {
             self.returns.pop_front();
             self.lengths.pop_front();

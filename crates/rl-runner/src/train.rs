@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::AutodiffBackend;
 use rl_logger::{ConsoleMode, Logger};
 
+use crate::Error;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
 use crate::runner::{OnPolicyRunner, TrainSummary};
-use crate::Error;
 
 /// What `cargo xtask train` asks for.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +39,9 @@ impl TrainRequest {
     pub fn resolve_config(&self, resume_from: Option<&Checkpoint>) -> Result<TrainConfig, Error> {
         let mut cfg = match (&self.config, resume_from) {
             (Some(path), _) => TrainConfig::load(path, &self.overrides)?,
-            (None, Some(ckpt)) => TrainConfig::parse(&ckpt.header.config, "checkpoint config", &self.overrides)?,
+            (None, Some(ckpt)) => {
+                TrainConfig::parse(&ckpt.header.config, "checkpoint config", &self.overrides)?
+            }
             (None, None) => {
                 return Err(Error::Invalid {
                     origin: String::new(),
@@ -69,7 +71,11 @@ impl TrainRequest {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "checkpoint config".into());
         cfg.validate().map_err(|e| match e {
-            Error::Invalid { field, message, .. } => Error::Invalid { origin, field, message },
+            Error::Invalid { field, message, .. } => Error::Invalid {
+                origin,
+                field,
+                message,
+            },
             other => other,
         })?;
         Ok(cfg)
@@ -83,7 +89,11 @@ fn new_run_dir(cfg: &TrainConfig) -> Result<PathBuf, Error> {
     } else {
         cfg.logger.run_name.clone()
     };
-    let dir = cfg.logger.log_dir.join(&cfg.logger.experiment_name).join(name);
+    let dir = cfg
+        .logger
+        .log_dir
+        .join(&cfg.logger.experiment_name)
+        .join(name);
     if dir.join("checkpoints").exists() {
         return Err(Error::Invalid {
             origin: String::new(),

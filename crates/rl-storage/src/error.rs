@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// More transitions were added than the rollout has steps.
-    #[error("rollout storage overflow: it holds {num_steps} steps per environment; call `clear` after each update")]
+    #[error(
+        "rollout storage overflow: it holds {num_steps} steps per environment; call `clear` after each update"
+    )]
     Overflow {
         /// Steps per environment the storage holds.
         num_steps: usize,
@@ -28,7 +30,9 @@ pub enum Error {
         got: Vec<usize>,
     },
     /// Mini-batch settings that cannot split the batch.
-    #[error("cannot split a batch of {batch_size} samples into {num_mini_batches} mini-batches: {reason}")]
+    #[error(
+        "cannot split a batch of {batch_size} samples into {num_mini_batches} mini-batches: {reason}"
+    )]
     MiniBatches {
         /// Samples in the rollout (`T * N`).
         batch_size: usize,

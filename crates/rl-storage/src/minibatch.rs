@@ -51,8 +51,10 @@ impl MiniBatchSchedule {
         if num_mini_batches > batch_size {
             return Err(err("more mini-batches than samples"));
         }
-        if batch_size % num_mini_batches != 0 {
-            return Err(err("num_mini_batches must divide num_envs * num_steps_per_env"));
+        if !batch_size.is_multiple_of(num_mini_batches) {
+            return Err(err(
+                "num_mini_batches must divide num_envs * num_steps_per_env",
+            ));
         }
         let size = batch_size / num_mini_batches;
         let mut batches = Vec::with_capacity(num_epochs * num_mini_batches);
@@ -92,7 +94,11 @@ mod tests {
         assert_each_epoch_covers_all(&s, 96);
         // rsl_rl reuses one permutation in every epoch
         assert_eq!(s.batches[0], s.batches[4]);
-        assert_ne!(s.batches[0], (0..24).collect::<Vec<_>>(), "must be shuffled");
+        assert_ne!(
+            s.batches[0],
+            (0..24).collect::<Vec<_>>(),
+            "must be shuffled"
+        );
     }
 
     #[test]

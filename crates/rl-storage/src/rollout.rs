@@ -150,6 +150,11 @@ impl<B: Backend> RolloutStorage<B> {
         Ok(())
     }
 
+    /// Rewards of the most recently stored step, `[N]`.
+    pub fn last_rewards(&self) -> Option<Tensor<B, 1>> {
+        self.steps.last().map(|s| s.rewards.clone())
+    }
+
     /// Drops every stored step.
     pub fn clear(&mut self) {
         self.steps.clear();
@@ -159,7 +164,12 @@ impl<B: Backend> RolloutStorage<B> {
     /// bootstrapping from `last_values` (`V` of the observations after the last step, `[N]`).
     ///
     /// The storage is cleared.
-    pub fn finish(&mut self, last_values: Tensor<B, 1>, gamma: f32, lam: f32) -> Result<Rollout<B>> {
+    pub fn finish(
+        &mut self,
+        last_values: Tensor<B, 1>,
+        gamma: f32,
+        lam: f32,
+    ) -> Result<Rollout<B>> {
         if !self.is_full() {
             return Err(Error::Incomplete {
                 have: self.steps.len(),
@@ -176,7 +186,10 @@ impl<B: Backend> RolloutStorage<B> {
         let stack3 = |v: Vec<Tensor<B, 2>>| Tensor::stack::<3>(v, 0); // [T, N, D]
         let critic_observations = if steps.iter().all(|s| s.critic_observations.is_some()) {
             Some(stack3(
-                steps.iter().filter_map(|s| s.critic_observations.clone()).collect(),
+                steps
+                    .iter()
+                    .filter_map(|s| s.critic_observations.clone())
+                    .collect(),
             ))
         } else {
             None
@@ -324,7 +337,12 @@ mod tests {
         for t in 0..3 {
             let (a, r) = (v1(&adv[t]), v1(&ret[t]));
             for e in 0..2 {
-                assert!((a[e] - expect_adv[t][e]).abs() < 1e-6, "A[{t},{e}] {} vs {}", a[e], expect_adv[t][e]);
+                assert!(
+                    (a[e] - expect_adv[t][e]).abs() < 1e-6,
+                    "A[{t},{e}] {} vs {}",
+                    a[e],
+                    expect_adv[t][e]
+                );
                 let want_r = expect_adv[t][e] + values[t][e];
                 assert!((r[e] - want_r).abs() < 1e-6, "R[{t},{e}]");
             }
@@ -336,7 +354,12 @@ mod tests {
         let f = |v: f32| t1(&vec![v; n]);
         Transition {
             observations: Tensor::from_data(
-                TensorData::new((0..n * 2).map(|i| (step * 100 + i) as f32).collect::<Vec<_>>(), [n, 2]),
+                TensorData::new(
+                    (0..n * 2)
+                        .map(|i| (step * 100 + i) as f32)
+                        .collect::<Vec<_>>(),
+                    [n, 2],
+                ),
                 &dev,
             ),
             critic_observations: None,
@@ -357,7 +380,10 @@ mod tests {
         for s in 0..t {
             storage.add(transition(n, s)).expect("room");
         }
-        assert!(storage.add(transition(n, 9)).is_err(), "overflow must be refused");
+        assert!(
+            storage.add(transition(n, 9)).is_err(),
+            "overflow must be refused"
+        );
         let rollout = storage.finish(t1(&[0.0; 3]), 0.99, 0.95).expect("full");
         assert!(storage.is_empty());
         assert_eq!(rollout.observations.dims(), [t, n, 2]);
@@ -365,11 +391,15 @@ mod tests {
 
         let mut rng = rl_core::HostRng::new(1);
         let schedule =
-            crate::MiniBatchSchedule::new(t * n, 2, 1, crate::Shuffle::PerUpdate, &mut rng).expect("ok");
+            crate::MiniBatchSchedule::new(t * n, 2, 1, crate::Shuffle::PerUpdate, &mut rng)
+                .expect("ok");
         let mut seen = Vec::new();
         for idx in &schedule.batches {
             let ids: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-            let idx_t = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [idx.len()]), &Default::default());
+            let idx_t = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(ids, [idx.len()]),
+                &Default::default(),
+            );
             let mb = rollout.mini_batch(idx_t);
             let obs: Vec<f32> = mb.observations.into_data().to_vec().expect("f32");
             seen.extend(obs.chunks(2).map(|r| r[0] as i64));
@@ -388,7 +418,10 @@ mod tests {
         storage.add(transition(2, 0)).expect("room");
         assert!(matches!(
             storage.finish(t1(&[0.0, 0.0]), 0.99, 0.95),
-            Err(Error::Incomplete { have: 1, num_steps: 3 })
+            Err(Error::Incomplete {
+                have: 1,
+                num_steps: 3
+            })
         ));
     }
 
