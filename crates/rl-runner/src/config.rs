@@ -277,7 +277,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The `[section]` header in force at a byte offset.
 fn section_at(text: &str, offset: usize) -> String {
-    text[..offset.min(text.len())]
+    // Include the whole line at `offset`: the span of a table error is its header.
+    let start = offset.min(text.len());
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    text[..end]
         .lines()
         .rev()
         .map(str::trim)
@@ -354,8 +357,8 @@ max_iterations = 5
             .expect_err("typo")
             .to_string();
         assert!(!e.contains('\n'), "{e}");
-        assert!(e.contains("test.toml"), "{e}");
-        assert!(e.contains("gama"), "{e}");
+        assert!(e.contains("test.toml:8"), "{e}");
+        assert!(e.contains("[algorithm]") && e.contains("gama"), "{e}");
     }
 
     #[test]
