@@ -117,15 +117,16 @@ impl<B: Backend> Observations<B> {
 
     /// The named groups concatenated along the feature axis, `[N, sum D]`, in the given order.
     pub fn concat(&self, names: &[String]) -> Result<Tensor<B, 2>> {
-        let parts = names
+        let mut parts = names
             .iter()
             .map(|n| self.get(n))
             .collect::<Result<Vec<_>>>()?;
-        match parts.len() {
-            0 => Err(Error::Invalid("no observation groups selected".into())),
-            1 => Ok(parts.into_iter().next().expect("one part")),
-            _ => Ok(Tensor::cat(parts, 1)),
+        if parts.len() > 1 {
+            return Ok(Tensor::cat(parts, 1));
         }
+        parts
+            .pop()
+            .ok_or_else(|| Error::Invalid("no observation groups selected".into()))
     }
 
     /// Iterates over `(name, [N, D])`.
@@ -212,4 +213,38 @@ pub trait VecEnv<B: Backend> {
 
     /// Resets every environment and returns the first observations.
     fn reset(&mut self) -> Observations<B>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::TensorData;
+
+    fn obs() -> Observations<NdArray> {
+        let dev = Default::default();
+        let a = Tensor::from_data(TensorData::new(vec![1.0_f32, 2.0], [2, 1]), &dev);
+        let b = Tensor::from_data(TensorData::new(vec![3.0_f32, 4.0, 5.0, 6.0], [2, 2]), &dev);
+        Observations::new().with("policy", a).with("critic", b)
+    }
+
+    #[test]
+    fn concat_joins_groups_in_the_given_order() {
+        let o = obs();
+        let x = o
+            .concat(&["critic".to_string(), "policy".to_string()])
+            .expect("both exist");
+        let v: Vec<f32> = x.into_data().to_vec().expect("f32");
+        assert_eq!(v, vec![3.0, 4.0, 1.0, 5.0, 6.0, 2.0]);
+        let one = o.concat(&["policy".to_string()]).expect("exists");
+        assert_eq!(one.dims(), [2, 1]);
+    }
+
+    #[test]
+    fn unknown_or_empty_groups_are_errors() {
+        let o = obs();
+        let e = o.concat(&["privileged".to_string()]).expect_err("unknown");
+        assert!(e.to_string().contains("privileged") && e.to_string().contains("critic, policy"));
+        assert!(o.concat(&[]).is_err());
+    }
 }
