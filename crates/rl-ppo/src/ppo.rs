@@ -90,6 +90,9 @@ impl<B: AutodiffBackend> Ppo<B> {
         let actor_input = spec.obs_dim(&policy_cfg.obs_groups.policy)?;
         let critic_input = spec.obs_dim(&policy_cfg.obs_groups.critic)?;
         let num_actions = spec.num_actions();
+        // Weight initialisation draws from the backend's generator: seed it so that the same
+        // seed gives the same network.
+        B::seed(device, seed);
         let mut model =
             ActorCritic::<B>::new(&policy_cfg, actor_input, critic_input, num_actions, device);
         if let Some(std) = policy_cfg.scheduled_std(0) {
