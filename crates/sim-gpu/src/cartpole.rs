@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Tensor, backend::Backend};
-use rl_core::{ActionSpace, EnvSpec, Observations, StepOutput, VecEnv};
+use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
-use crate::common::{EnvCore, POLICY, Transition, check_shape, column, policy_obs};
+use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
 
 const GRAVITY: f32 = 9.8;
 const MASS_CART: f32 = 1.0;
@@ -127,34 +127,13 @@ impl<B: Backend> CartPole<B> {
     }
 }
 
-impl<B: Backend> VecEnv<B> for CartPole<B> {
-    fn spec(&self) -> &EnvSpec {
-        &self.core.spec
-    }
-
-    fn device(&self) -> &B::Device {
-        &self.core.device
-    }
-
-    fn observations(&self) -> Observations<B> {
-        policy_obs(Self::observe(self.state()))
-    }
-
-    fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
-        let transition = Self::dynamics(self.state(), actions)?;
-        Ok(self.core.finish_step(transition, Self::observe))
-    }
-
-    fn reset(&mut self) -> Observations<B> {
-        self.core.reset();
-        self.observations()
-    }
-}
+impl_vec_env!(CartPole);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
+    use rl_core::VecEnv;
 
     const FIXTURE: &str = include_str!("../tests/fixtures/cartpole.json");
 

@@ -8,6 +8,41 @@ use rl_core::{EnvRng, EnvSpec, EpisodeInfo, Observations, StepOutput};
 
 use crate::{Error, Result};
 
+/// Implements [`rl_core::VecEnv`] for a task struct with a `core: EnvCore<B>` field and the
+/// associated functions `dynamics(state, actions)` and `observe(state)`: the trait's methods
+/// are the same for every classic task, only those two functions differ.
+macro_rules! impl_vec_env {
+    ($env:ident) => {
+        impl<B: burn::tensor::backend::Backend> rl_core::VecEnv<B> for $env<B> {
+            fn spec(&self) -> &rl_core::EnvSpec {
+                &self.core.spec
+            }
+
+            fn device(&self) -> &B::Device {
+                &self.core.device
+            }
+
+            fn observations(&self) -> rl_core::Observations<B> {
+                $crate::common::policy_obs(Self::observe(self.core.state.clone()))
+            }
+
+            fn step(
+                &mut self,
+                actions: burn::tensor::Tensor<B, 2>,
+            ) -> rl_core::Result<rl_core::StepOutput<B>> {
+                let transition = Self::dynamics(self.core.state.clone(), actions)?;
+                Ok(self.core.finish_step(transition, Self::observe))
+            }
+
+            fn reset(&mut self) -> rl_core::Observations<B> {
+                self.core.reset();
+                rl_core::VecEnv::observations(self)
+            }
+        }
+    };
+}
+pub(crate) use impl_vec_env;
+
 /// Name of the observation group every task provides.
 pub(crate) const POLICY: &str = "policy";
 

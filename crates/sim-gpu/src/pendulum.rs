@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::f32::consts::PI;
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
-use rl_core::{ActionSpace, EnvSpec, Observations, StepOutput, VecEnv};
+use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
-use crate::common::{EnvCore, POLICY, Transition, check_shape, column, policy_obs};
+use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
 
 const GRAVITY: f32 = 10.0;
 const MASS: f32 = 1.0;
@@ -110,34 +110,13 @@ fn angle_normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     x.add_scalar(PI).remainder_scalar(2.0 * PI).sub_scalar(PI)
 }
 
-impl<B: Backend> VecEnv<B> for Pendulum<B> {
-    fn spec(&self) -> &EnvSpec {
-        &self.core.spec
-    }
-
-    fn device(&self) -> &B::Device {
-        &self.core.device
-    }
-
-    fn observations(&self) -> Observations<B> {
-        policy_obs(Self::observe(self.state()))
-    }
-
-    fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
-        let transition = Self::dynamics(self.state(), actions)?;
-        Ok(self.core.finish_step(transition, Self::observe))
-    }
-
-    fn reset(&mut self) -> Observations<B> {
-        self.core.reset();
-        self.observations()
-    }
-}
+impl_vec_env!(Pendulum);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
+    use rl_core::VecEnv;
 
     const FIXTURE: &str = include_str!("../tests/fixtures/pendulum.json");
 
