@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use rl_core::Algorithm;
 use rl_ppo::Ppo;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
+use crate::stats::{episode_rows, read_finished_episodes};
 
 /// What an evaluation measured.
 #[derive(Debug, Clone, Serialize)]
@@ -89,32 +89,17 @@ pub fn play<B: AutodiffBackend>(
         for _ in 0..chunk {
             let actions = alg.act_inference(&obs)?;
             let step = env.step(actions)?;
-            rows.push(Tensor::stack::<2>(
-                vec![
-                    step.dones().float(),
-                    step.episode.returns.clone(),
-                    step.episode.lengths.clone(),
-                ],
-                0,
-            ));
+            rows.push(episode_rows(&step));
             obs = step.observations;
         }
         steps += chunk;
-        let data: Vec<f32> = Tensor::cat(rows, 0) // [chunk * 3, N]
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| Error::Readback {
-                what: "evaluation episodes",
-                reason: format!("{e:?}"),
-            })?;
-        for rows in data.chunks(3 * n) {
-            for env_i in 0..n {
-                if rows[env_i] > 0.5 && finished.len() < episodes {
-                    finished.push((f64::from(rows[n + env_i]), f64::from(rows[2 * n + env_i])));
-                }
-            }
-        }
+        let episodes_done = read_finished_episodes(rows, &[], "evaluation episodes")?;
+        finished.extend(
+            episodes_done
+                .into_iter()
+                .take(episodes - finished.len())
+                .map(|e| (e.episode_return, e.length)),
+        );
     }
     if finished.is_empty() {
         return Err(Error::Invalid {

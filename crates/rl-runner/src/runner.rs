@@ -4,16 +4,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, backend::Backend};
-use rl_core::{Algorithm, StepOutput, VecEnv};
+use rl_core::{Algorithm, VecEnv};
 use rl_logger::{IterationRecord, Logger};
 use rl_ppo::Ppo;
 
 use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointHeader, checkpoint_path};
 use crate::config::TrainConfig;
-use crate::stats::EpisodeStats;
+use crate::stats::{EpisodeStats, episode_rows, read_finished_episodes};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -46,18 +46,6 @@ pub struct OnPolicyRunner<B: AutodiffBackend> {
     total_steps: u64,
     wall_s: f64,
     episodes: EpisodeStats,
-}
-
-/// Per-step episode data kept on the device until the end of the rollout: `[3 + K, N]`
-/// rows `done, return, length, term_1..term_K`.
-fn episode_rows<B: Backend>(step: &StepOutput<B>) -> Tensor<B, 2> {
-    let mut rows = vec![
-        step.dones().float(),
-        step.episode.returns.clone(),
-        step.episode.lengths.clone(),
-    ];
-    rows.extend(step.episode.terms.values().cloned());
-    Tensor::stack(rows, 0)
 }
 
 impl<B: AutodiffBackend> OnPolicyRunner<B> {
@@ -298,33 +286,8 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         rows: Vec<Tensor<Inner<B>, 2>>,
         term_names: &[String],
     ) -> Result<(), Error> {
-        let Some(first) = rows.first() else {
-            return Ok(());
-        };
-        let [k, n] = first.dims();
-        let t = rows.len();
-        let data: Vec<f32> = Tensor::cat(rows, 0) // [T * (3 + K), N]
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| Error::Readback {
-                what: "episode statistics",
-                reason: format!("{e:?}"),
-            })?;
-        for step in 0..t {
-            let base = step * k * n;
-            for env in 0..n {
-                if data[base + env] > 0.5 {
-                    let ret = f64::from(data[base + n + env]);
-                    let len = f64::from(data[base + 2 * n + env]);
-                    // Terms are stacked in the BTreeMap's (sorted) key order.
-                    let terms =
-                        term_names.iter().take(k - 3).enumerate().map(|(j, name)| {
-                            (name.clone(), f64::from(data[base + (3 + j) * n + env]))
-                        });
-                    self.episodes.push(ret, len, terms);
-                }
-            }
+        for e in read_finished_episodes(rows, term_names, "episode statistics")? {
+            self.episodes.push(e.episode_return, e.length, e.terms);
         }
         Ok(())
     }

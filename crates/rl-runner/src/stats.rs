@@ -2,6 +2,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use burn::tensor::{Tensor, backend::Backend};
+use rl_core::StepOutput;
+
+use crate::Error;
+
 /// Number of finished episodes `Train/mean_reward` averages over.
 pub const WINDOW: usize = 100;
 
@@ -66,6 +71,66 @@ impl EpisodeStats {
             .map(|(k, (sum, n))| (k, sum / n.max(1) as f64))
             .collect()
     }
+}
+
+/// Per-step episode data kept on the device until it is read back: `[3 + K, N]` rows
+/// `done, return, length, term_1..term_K` (terms in the `BTreeMap`'s key order).
+pub(crate) fn episode_rows<B: Backend>(step: &StepOutput<B>) -> Tensor<B, 2> {
+    let mut rows = vec![
+        step.dones().float(),
+        step.episode.returns.clone(),
+        step.episode.lengths.clone(),
+    ];
+    rows.extend(step.episode.terms.values().cloned());
+    Tensor::stack(rows, 0)
+}
+
+/// One episode that finished during a stretch of steps.
+pub(crate) struct FinishedEpisode {
+    pub(crate) episode_return: f64,
+    pub(crate) length: f64,
+    pub(crate) terms: Vec<(String, f64)>,
+}
+
+/// Reads the [`episode_rows`] of consecutive steps back in one transfer and lists the
+/// finished episodes in the order they finished (by step, then environment index), as
+/// rsl_rl counts them. `what` names the data in a read-back error.
+pub(crate) fn read_finished_episodes<B: Backend>(
+    rows: Vec<Tensor<B, 2>>,
+    term_names: &[String],
+    what: &'static str,
+) -> Result<Vec<FinishedEpisode>, Error> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let [k, n] = first.dims();
+    let data: Vec<f32> = Tensor::cat(rows, 0) // [T * (3 + K), N]
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| Error::Readback {
+            what,
+            reason: format!("{e:?}"),
+        })?;
+    let mut finished = Vec::new();
+    for step in data.chunks(k * n) {
+        for env in 0..n {
+            if step[env] > 0.5 {
+                let terms = term_names
+                    .iter()
+                    .take(k - 3)
+                    .enumerate()
+                    .map(|(j, name)| (name.clone(), f64::from(step[(3 + j) * n + env])))
+                    .collect();
+                finished.push(FinishedEpisode {
+                    episode_return: f64::from(step[n + env]),
+                    length: f64::from(step[2 * n + env]),
+                    terms,
+                });
+            }
+        }
+    }
+    Ok(finished)
 }
 
 fn mean(v: &VecDeque<f64>) -> Option<f64> {
