@@ -1,6 +1,6 @@
 //! The MLP actor-critic: separate actor and critic networks and a learnable action std.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rl_modules::{DiagGaussian, Mlp, MlpConfig};
 
@@ -101,6 +101,13 @@ impl<B: Backend> ActorCritic<B> {
         let id = self.std.id;
         self.std = Param::initialized(id, value);
         self
+    }
+
+    /// Visits the actor's parameters: its MLP and the action std (the group whose gradient
+    /// norm rsl_rl 5.x clips on its own).
+    pub fn visit_actor<V: ModuleVisitor<B>>(&self, visitor: &mut V) {
+        self.actor.visit(visitor);
+        visitor.visit_float(&self.std);
     }
 
     /// The action std, clamped to `[min_std, max_std]`, `[A]`.

@@ -108,13 +108,15 @@ impl<B: AutodiffBackend> Ppo<B> {
         let actor_normalizer = policy_cfg
             .actor_obs_normalization
             .then(|| EmpiricalNormalizer::new(actor_input, None, &inner_device));
-        let critic_normalizer = policy_cfg
-            .critic_obs_normalization
+        // When the critic sees the same groups with the same normalisation, it shares the
+        // actor's input (and normaliser); otherwise it has its own.
+        let separate_critic_input = policy_cfg.obs_groups.critic != policy_cfg.obs_groups.policy
+            || policy_cfg.critic_obs_normalization != policy_cfg.actor_obs_normalization;
+        let critic_normalizer = (separate_critic_input && policy_cfg.critic_obs_normalization)
             .then(|| EmpiricalNormalizer::new(critic_input, None, &inner_device));
         Ok(Self {
             learning_rate: cfg.learning_rate,
-            separate_critic_input: policy_cfg.obs_groups.critic != policy_cfg.obs_groups.policy
-                || policy_cfg.critic_obs_normalization != policy_cfg.actor_obs_normalization,
+            separate_critic_input,
             inference: model.valid(),
             model,
             optimizer,
@@ -171,9 +173,14 @@ impl<B: AutodiffBackend> Ppo<B> {
         }
     }
 
-    /// Critic values of observation groups on the inference model, `[N]`.
+    /// Critic values of observation groups on the inference model, `[N]`: the critic's own
+    /// (normalised) input, or the actor's when they share it.
     fn values_of(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 1>, Error> {
-        let x = self.normalize_critic(self.critic_input(obs)?);
+        let x = if self.separate_critic_input {
+            self.normalize_critic(self.critic_input(obs)?)
+        } else {
+            self.normalize_actor(self.actor_input(obs)?)
+        };
         Ok(self.inference.value(x))
     }
 
@@ -239,16 +246,14 @@ impl<B: AutodiffBackend> Ppo<B> {
         match self.cfg.grad_norm_clip {
             GradNormClip::Separate => {
                 let mut actor = SquaredNorm::new(grads);
-                self.model.actor.visit(&mut actor);
-                actor.visit_float(&self.model.std);
+                self.model.visit_actor(&mut actor);
                 let actor = actor.total;
                 let mut critic = SquaredNorm::new(grads);
                 self.model.critic.visit(&mut critic);
                 let critic = critic.total;
                 if let Some(total) = actor {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.actor.visit(&mut scale);
-                    scale.visit_float(&self.model.std);
+                    self.model.visit_actor(&mut scale);
                 }
                 if let Some(total) = critic {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
@@ -385,16 +390,15 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             None
         };
         // Sample actions from the Gaussian policy
-        let dist = self
-            .inference
-            .distribution(self.normalize_actor(raw.clone()));
+        let actor_x = self.normalize_actor(raw.clone());
+        let dist = self.inference.distribution(actor_x.clone());
         let noise = self.rng.normal::<Inner<B>>(dist.mean.dims(), &self.device);
         let actions = dist.sample(noise); // [N, A]
         let actions_log_prob = dist.log_prob(actions.clone()); // [N]
         // Critic value of the observation before the step
         let critic_x = match &critic_raw {
             Some(c) => self.normalize_critic(c.clone()),
-            None => self.normalize_actor(raw.clone()),
+            None => actor_x,
         };
         let values = self.inference.value(critic_x); // [N]
         self.pending = Some(PendingStep {
@@ -741,17 +745,11 @@ mod tests {
                 + ppo.model.value(x).sum().mul_scalar(300.0)
                 + ppo.model.action_std_vector().sum().mul_scalar(50.0);
             let mut grads = GradientsParams::from_grads(loss.backward(), &ppo.model);
-            let actor_before = norm_of(&grads, |v| {
-                ppo.model.actor.visit(v);
-                v.visit_float(&ppo.model.std);
-            });
+            let actor_before = norm_of(&grads, |v| ppo.model.visit_actor(v));
             let critic_before = norm_of(&grads, |v| ppo.model.critic.visit(v));
             assert!(actor_before > 0.5 && critic_before > 0.5);
             ppo.clip_gradients(&mut grads);
-            let actor = norm_of(&grads, |v| {
-                ppo.model.actor.visit(v);
-                v.visit_float(&ppo.model.std);
-            });
+            let actor = norm_of(&grads, |v| ppo.model.visit_actor(v));
             let critic = norm_of(&grads, |v| ppo.model.critic.visit(v));
             match mode {
                 GradNormClip::Separate => {
@@ -873,6 +871,41 @@ mod tests {
             ppo.update().is_err(),
             "a second update without a rollout is an error"
         );
+    }
+
+    #[test]
+    fn critic_sharing_the_actor_input_uses_the_actor_normalizer() {
+        let policy = PolicyConfig {
+            actor_hidden_dims: vec![16],
+            critic_hidden_dims: vec![16],
+            actor_obs_normalization: true,
+            critic_obs_normalization: true,
+            ..Default::default()
+        };
+        let mut ppo = Ppo::<B>::new(
+            PpoConfig::default(),
+            policy,
+            &spec(4),
+            3,
+            0,
+            &Default::default(),
+        )
+        .expect("valid");
+        let dev = Default::default();
+        let x = Tensor::<I, 2>::from_data(
+            TensorData::new((0..12).map(|i| i as f32 * 3.0).collect::<Vec<_>>(), [4, 3]),
+            &dev,
+        );
+        let obs = Observations::new().with("policy", x);
+        ppo.act(&obs).expect("act");
+        let stored = ppo.pending.as_ref().expect("pending").values.clone();
+        // The bootstrap values (GAE, time-outs) must see the input the rollout values saw.
+        let again = ppo.values_of(&obs).expect("values");
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            stored.into_data().to_vec().expect("f32"),
+            again.into_data().to_vec().expect("f32"),
+        );
+        assert_eq!(a, b);
     }
 
     #[test]
