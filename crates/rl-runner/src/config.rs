@@ -128,14 +128,7 @@ impl TrainConfig {
         let text = apply_overrides(text, origin, overrides)?;
         let cfg: TrainConfig =
             toml::from_str(&text).map_err(|e| config_error(origin, &text, &e))?;
-        cfg.validate().map_err(|e| match e {
-            Error::Invalid { field, message, .. } => Error::Invalid {
-                origin: origin.to_string(),
-                field,
-                message,
-            },
-            other => other,
-        })?;
+        cfg.validate_in(origin)?;
         Ok(cfg)
     }
 
@@ -153,6 +146,18 @@ impl TrainConfig {
         match &self.algorithm {
             AlgorithmConfig::Ppo(p) => p,
         }
+    }
+
+    /// [`TrainConfig::validate`], with errors that also name `origin` (the config file).
+    pub fn validate_in(&self, origin: &str) -> Result<(), Error> {
+        self.validate().map_err(|e| match e {
+            Error::Invalid { field, message, .. } => Error::Invalid {
+                origin: origin.to_string(),
+                field,
+                message,
+            },
+            other => other,
+        })
     }
 
     /// Checks ranges and consistency; errors name the field.

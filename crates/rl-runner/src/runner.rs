@@ -88,8 +88,15 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
 
     /// Continues the run of a checkpoint: weights, optimizer, learning rate, normalisers,
     /// iteration and step counters. The config must describe the same network and task.
-    pub fn resume(cfg: TrainConfig, checkpoint: &Path, device: &B::Device) -> Result<Self, Error> {
-        let ckpt = Checkpoint::read(checkpoint)?;
+    ///
+    /// `ckpt` is the checkpoint read from the file `checkpoint`, whose run directory the run
+    /// continues in.
+    pub fn resume(
+        cfg: TrainConfig,
+        ckpt: Checkpoint,
+        checkpoint: &Path,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
         let saved = TrainConfig::parse(
             &ckpt.header.config,
             &format!("{} (stored config)", checkpoint.display()),

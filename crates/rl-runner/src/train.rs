@@ -70,14 +70,7 @@ impl TrainRequest {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "checkpoint config".into());
-        cfg.validate().map_err(|e| match e {
-            Error::Invalid { field, message, .. } => Error::Invalid {
-                origin,
-                field,
-                message,
-            },
-            other => other,
-        })?;
+        cfg.validate_in(&origin)?;
         Ok(cfg)
     }
 }
@@ -121,7 +114,7 @@ pub fn train<B: AutodiffBackend>(
             let path = resolve_checkpoint(resume)?;
             let ckpt = Checkpoint::read(&path)?;
             let cfg = request.resolve_config(Some(&ckpt))?;
-            OnPolicyRunner::<B>::resume(cfg, &path, device)?
+            OnPolicyRunner::<B>::resume(cfg, ckpt, &path, device)?
         }
         None => {
             let cfg = request.resolve_config(None)?;
