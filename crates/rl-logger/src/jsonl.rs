@@ -138,7 +138,6 @@ impl MetricWriter for JsonlWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TestDir;
     use serde_json::Value;
 
     fn record(iteration: usize) -> IterationRecord {
@@ -164,7 +163,7 @@ mod tests {
 
     #[test]
     fn rows_are_json_with_fixed_keys_first_and_every_scalar() {
-        let dir = TestDir::new("jsonl-rows");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let mut w = JsonlWriter::new(dir.path()).expect("open");
         let mut r = record(0);
         r.insert("Policy/mean_std", f64::NAN);
@@ -197,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_second_writer_appends_and_keeps_earlier_rows() {
-        let dir = TestDir::new("jsonl-append");
+        let dir = tempfile::tempdir().expect("temporary directory");
         {
             let mut w = JsonlWriter::new(dir.path()).expect("open");
             w.write(&record(0)).expect("write");
@@ -214,7 +213,7 @@ mod tests {
 
     #[test]
     fn rows_are_on_disk_without_dropping_the_writer() {
-        let dir = TestDir::new("jsonl-flush");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let mut w = JsonlWriter::new(dir.path()).expect("open");
         w.write(&record(0)).expect("write");
         assert_eq!(read_rows(w.path()).len(), 1);
@@ -223,7 +222,7 @@ mod tests {
 
     #[test]
     fn an_unterminated_last_row_is_closed_before_appending() {
-        let dir = TestDir::new("jsonl-partial");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join(METRICS_FILE_NAME);
         std::fs::write(&path, "{\"iteration\":0}\n{\"iterat").expect("seed file");
         let mut w = JsonlWriter::new(dir.path()).expect("open");
@@ -237,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_tag_named_like_a_fixed_key_is_an_error() {
-        let dir = TestDir::new("jsonl-reserved");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let mut w = JsonlWriter::new(dir.path()).expect("open");
         let err = w
             .write(&IterationRecord::new(4, 0, 0.0).with("iteration", 1.0))
@@ -252,7 +251,7 @@ mod tests {
 
     #[test]
     fn an_unusable_run_dir_is_an_error_naming_it() {
-        let dir = TestDir::new("jsonl-baddir");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, "x").expect("make a file");
         let err = JsonlWriter::new(&file.join("run")).expect_err("parent is a file");

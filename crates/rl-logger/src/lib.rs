@@ -55,38 +55,3 @@ pub mod tags {
     /// Suffix of the wall-clock variants of [`MEAN_REWARD`] and [`MEAN_EPISODE_LENGTH`].
     pub const TIME_SUFFIX: &str = "/time";
 }
-
-#[cfg(test)]
-pub(crate) mod test_util {
-    //! A temporary directory for tests, removed on drop (no `tempfile` dependency needed).
-
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh, empty directory under the system temporary directory.
-    pub struct TestDir(PathBuf);
-
-    impl TestDir {
-        /// Creates `<tmp>/rl-logger-<name>-<pid>-<n>`.
-        pub fn new(name: &str) -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("rl-logger-{name}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).expect("create test directory");
-            Self(path)
-        }
-
-        /// The directory.
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}

@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn for_run_writes_jsonl_and_event_files_in_a_new_run_dir() {
         use crate::tensorboard::tests::{event_files, read_events, scalars};
-        let dir = crate::test_util::TestDir::new("logger-for-run");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let run_dir = dir.path().join("runs").join("cartpole");
         let mut logger = Logger::for_run(&run_dir, 10, ConsoleMode::Off).expect("logger");
         assert_eq!(logger.len(), 3);

@@ -168,7 +168,6 @@ impl Drop for TensorBoardWriter {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::test_util::TestDir;
     use protobuf::Message;
     use tensorboard_proto::event::Event;
 
@@ -262,7 +261,7 @@ pub(crate) mod tests {
 
     #[test]
     fn event_file_holds_every_scalar_and_the_time_variants() {
-        let dir = TestDir::new("tb-scalars");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let run_dir = dir.path().join("run"); // created by the writer
         let mut w = TensorBoardWriter::new(&run_dir).expect("writer");
         w.write(&record(0, 1.4)).expect("write");
@@ -299,7 +298,7 @@ pub(crate) mod tests {
 
     #[test]
     fn two_writers_in_one_second_get_separate_complete_files() {
-        let dir = TestDir::new("tb-resume");
+        let dir = tempfile::tempdir().expect("temporary directory");
         for it in 0..2 {
             let mut w = TensorBoardWriter::new(dir.path()).expect("writer");
             w.write(&record(it, 0.0)).expect("write");
@@ -318,7 +317,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unusable_run_dir_is_an_error_naming_it() {
-        let dir = TestDir::new("tb-baddir");
+        let dir = tempfile::tempdir().expect("temporary directory");
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, "x").expect("make a file");
         let err = TensorBoardWriter::new(&file).expect_err("a file is not a directory");
