@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use rl_core::{Algorithm, VecEnv};
-use rl_logger::{IterationRecord, Logger};
+use rl_logger::{IterationRecord, Logger, tags};
 use rl_ppo::Ppo;
 
 use crate::Error;
@@ -230,20 +230,20 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
 
             let mut scalars: BTreeMap<String, f64> = stats;
             scalars.insert(
-                "Perf/total_fps".into(),
+                tags::TOTAL_FPS.into(),
                 (steps_per_iteration as f64 / (collection_time + learning_time)).round(),
             );
-            scalars.insert("Perf/collection_time".into(), collection_time);
-            scalars.insert("Perf/learning_time".into(), learning_time);
+            scalars.insert(tags::COLLECTION_TIME.into(), collection_time);
+            scalars.insert(tags::LEARNING_TIME.into(), learning_time);
             let mean_reward = self.episodes.mean_return();
             if let Some(r) = mean_reward {
-                scalars.insert("Train/mean_reward".into(), r);
+                scalars.insert(tags::MEAN_REWARD.into(), r);
             }
             if let Some(l) = self.episodes.mean_length() {
-                scalars.insert("Train/mean_episode_length".into(), l);
+                scalars.insert(tags::MEAN_EPISODE_LENGTH.into(), l);
             }
             for (name, value) in self.episodes.take_iteration_terms() {
-                scalars.insert(format!("Episode/{name}"), value);
+                scalars.insert(format!("{}{name}", tags::EPISODE_PREFIX), value);
             }
             logger.write(&IterationRecord {
                 iteration: it,
