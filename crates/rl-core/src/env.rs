@@ -11,22 +11,39 @@ use crate::{Error, Result};
 pub enum ActionSpace {
     /// A bounded continuous space: one `[low, high]` interval per action dimension.
     ///
-    /// Policies output unbounded actions; the environment clamps them to these bounds
-    /// (rsl_rl stores the unclipped action and lets the environment clip).
+    /// Actions are `[N, A]` with `A = low.len()`. Policies output unbounded actions; the
+    /// environment clamps them to these bounds (rsl_rl stores the unclipped action and
+    /// lets the environment clip).
     Box {
         /// Lower bound of each dimension.
         low: Vec<f32>,
         /// Upper bound of each dimension.
         high: Vec<f32>,
     },
+    /// `n` choices, as Gymnasium's `Discrete(n)`.
+    ///
+    /// Actions are `[N, 1]` float tensors holding the chosen index `0..n` (a float tensor
+    /// like every other action, so that storage and the runner stay the same). The
+    /// environment rounds each value to the nearest index and clamps it into `0..n`.
+    Discrete {
+        /// Number of choices (at least 2).
+        n: usize,
+    },
 }
 
 impl ActionSpace {
-    /// Number of action dimensions a policy must output.
+    /// Number of columns of the action tensor `[N, A]` an environment takes: the number of
+    /// dimensions of a box, 1 for a discrete space.
     pub fn num_actions(&self) -> usize {
         match self {
             ActionSpace::Box { low, .. } => low.len(),
+            ActionSpace::Discrete { .. } => 1,
         }
+    }
+
+    /// Whether this is a [`ActionSpace::Discrete`] space.
+    pub fn is_discrete(&self) -> bool {
+        matches!(self, ActionSpace::Discrete { .. })
     }
 }
 
@@ -48,7 +65,7 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
-    /// Number of action dimensions.
+    /// Number of columns of the action tensor `[N, A]` (see [`ActionSpace::num_actions`]).
     pub fn num_actions(&self) -> usize {
         self.action_space.num_actions()
     }

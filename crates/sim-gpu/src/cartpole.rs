@@ -19,6 +19,8 @@ const FORCE_MAG: f32 = 10.0;
 const TAU: f32 = 0.02;
 const X_THRESHOLD: f32 = 2.4;
 const THETA_THRESHOLD: f32 = (12.0 * 2.0 * std::f64::consts::PI / 360.0) as f32;
+/// Names of the state components (Gymnasium's layout).
+const STATE_NAMES: [&str; 4] = ["x", "x_dot", "theta", "theta_dot"];
 const MAX_EPISODE_LENGTH: usize = 500;
 const RESET_LOW: [f32; 4] = [-0.05; 4];
 const RESET_HIGH: [f32; 4] = [0.05; 4];
@@ -52,17 +54,6 @@ impl<B: Backend> CartPole<B> {
         };
         let core = EnvCore::new(spec, seed, &RESET_LOW, &RESET_HIGH, device)?;
         Ok(Self { core })
-    }
-
-    /// The state of every environment, `[N, 4]`: `[x, x_dot, theta, theta_dot]`.
-    pub fn state(&self) -> Tensor<B, 2> {
-        self.core.state.clone()
-    }
-
-    /// Replaces the state of every environment (`[N, 4]`, layout as [`CartPole::state`]).
-    /// Episode counters are kept.
-    pub fn set_state(&mut self, state: Tensor<B, 2>) -> Result<()> {
-        self.core.set_state(state)
     }
 
     /// One step of the physics without time limit or reset: `state` `[N, 4]` and
@@ -127,11 +118,12 @@ impl<B: Backend> CartPole<B> {
     }
 }
 
-impl_vec_env!(CartPole);
+impl_vec_env!(CartPole, STATE_NAMES);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClassicEnv;
     use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
     use rl_core::VecEnv;
 
@@ -175,7 +167,8 @@ mod tests {
         let fx = Fixture::parse(FIXTURE);
         let n = fx.transitions.len();
         let mut env = env(n, 0);
-        env.set_state(fx.stack(|r| &r.state)).expect("state shape");
+        env.set_state(None, fx.stack(|r| &r.state))
+            .expect("state shape");
         let out = env.step(fx.stack(|r| &r.action)).expect("action shape");
         let final_obs = floats(out.final_observations.get("policy").expect("policy"));
         let obs = floats(out.observations.get("policy").expect("policy"));
@@ -234,7 +227,7 @@ mod tests {
     fn time_out_after_500_steps_is_not_a_termination() {
         let mut env = env(2, 1);
         // The upright cart at rest with no force stays exactly at rest.
-        env.set_state(zeros(2, 4)).expect("state shape");
+        env.set_state(None, zeros(2, 4)).expect("state shape");
         for step in 1..500 {
             let out = env.step(zeros(2, 1)).expect("action shape");
             assert!(
@@ -262,13 +255,16 @@ mod tests {
     #[test]
     fn termination_on_the_last_step_is_not_a_time_out() {
         let mut env = env(2, 4);
-        env.set_state(zeros(2, 4)).expect("state shape");
+        env.set_state(None, zeros(2, 4)).expect("state shape");
         for _ in 1..500 {
             env.step(zeros(2, 1)).expect("action shape");
         }
         // Step 500: env 0 falls (terminated and truncated), env 1 only reaches the limit.
-        env.set_state(rows_to_tensor(&[vec![0.0, 0.0, 0.205, 1.0], vec![0.0; 4]]))
-            .expect("state shape");
+        env.set_state(
+            None,
+            rows_to_tensor(&[vec![0.0, 0.0, 0.205, 1.0], vec![0.0; 4]]),
+        )
+        .expect("state shape");
         let out = env.step(zeros(2, 1)).expect("action shape");
         assert_eq!(bools(out.terminated.clone()), vec![true, false]);
         assert_eq!(bools(out.time_outs.clone()), vec![false, true]);
@@ -279,13 +275,16 @@ mod tests {
     #[test]
     fn terminal_step_reports_return_equal_to_length() {
         let mut env = env(2, 2);
-        env.set_state(zeros(2, 4)).expect("state shape");
+        env.set_state(None, zeros(2, 4)).expect("state shape");
         for _ in 0..3 {
             env.step(zeros(2, 1)).expect("action shape");
         }
         // Env 0 is pushed over the edge of the track; env 1 stays at rest.
-        env.set_state(rows_to_tensor(&[vec![2.39, 1.5, 0.0, 0.0], vec![0.0; 4]]))
-            .expect("state shape");
+        env.set_state(
+            None,
+            rows_to_tensor(&[vec![2.39, 1.5, 0.0, 0.0], vec![0.0; 4]]),
+        )
+        .expect("state shape");
         let out = env
             .step(rows_to_tensor(&[vec![0.5], vec![0.0]]))
             .expect("action shape");
@@ -326,7 +325,7 @@ mod tests {
                 other => panic!("expected a shape error for {shape:?}, got {other:?}"),
             }
         }
-        assert!(env.set_state(zeros(3, 2)).is_err());
+        assert!(env.set_state(None, zeros(3, 2)).is_err());
         assert!(CartPole::<B>::new(0, 0, &Default::default()).is_err());
     }
 
@@ -344,15 +343,18 @@ mod tests {
 
         // reset() draws fresh states and zeroes the episode counters.
         let mut env = env(2, 3);
-        env.set_state(zeros(2, 4)).expect("state shape");
+        env.set_state(None, zeros(2, 4)).expect("state shape");
         for _ in 0..5 {
             env.step(zeros(2, 1)).expect("action shape");
         }
         let obs = floats(env.reset().get("policy").expect("policy"));
         assert_ne!(obs, vec![0.0; 8]);
         assert_ne!(obs, a[..8].to_vec(), "reset draws new noise");
-        env.set_state(rows_to_tensor(&[vec![2.39, 1.5, 0.0, 0.0], vec![0.0; 4]]))
-            .expect("state shape");
+        env.set_state(
+            None,
+            rows_to_tensor(&[vec![2.39, 1.5, 0.0, 0.0], vec![0.0; 4]]),
+        )
+        .expect("state shape");
         let out = env.step(zeros(2, 1)).expect("action shape");
         assert_eq!(floats(out.episode.lengths), vec![1.0, 0.0]);
     }

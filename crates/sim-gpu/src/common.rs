@@ -3,16 +3,39 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Bool, Tensor, backend::Backend};
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData, backend::Backend};
 use rl_core::{EnvRng, EnvSpec, EpisodeInfo, Observations, StepOutput};
 
 use crate::{Error, Result};
 
-/// Implements [`rl_core::VecEnv`] for a task struct with a `core: EnvCore<B>` field and the
-/// associated functions `dynamics(state, actions)` and `observe(state)`: the trait's methods
-/// are the same for every classic task, only those two functions differ.
+/// Implements [`rl_core::VecEnv`] and [`crate::ClassicEnv`] for a task struct with a
+/// `core: EnvCore<B>` field and the associated functions `dynamics(state, actions)` and
+/// `observe(state)`: the traits' methods are the same for every classic task, only those two
+/// functions differ. `$names` are the names of the state components.
 macro_rules! impl_vec_env {
-    ($env:ident) => {
+    ($env:ident, $names:expr) => {
+        impl<B: burn::tensor::backend::Backend> $crate::ClassicEnv<B> for $env<B> {
+            fn state_names(&self) -> &'static [&'static str] {
+                &$names
+            }
+
+            fn state(&self) -> burn::tensor::Tensor<B, 2> {
+                self.core.state.clone()
+            }
+
+            fn final_state(&self) -> burn::tensor::Tensor<B, 2> {
+                self.core.final_state.clone()
+            }
+
+            fn set_state(
+                &mut self,
+                env_ids: Option<&[usize]>,
+                states: burn::tensor::Tensor<B, 2>,
+            ) -> $crate::Result<()> {
+                self.core.set_state(env_ids, states)
+            }
+        }
+
         impl<B: burn::tensor::backend::Backend> rl_core::VecEnv<B> for $env<B> {
             fn spec(&self) -> &rl_core::EnvSpec {
                 &self.core.spec
@@ -87,6 +110,8 @@ pub(crate) struct EnvCore<B: Backend> {
     pub(crate) device: B::Device,
     /// Physical state of every environment, `[N, K]`.
     pub(crate) state: Tensor<B, 2>,
+    /// State after the last step, before the auto-reset, `[N, K]`.
+    pub(crate) final_state: Tensor<B, 2>,
     /// One reset-noise stream per environment.
     rng: EnvRng,
     /// Reset state `k` is drawn from `U(reset_low[k], reset_high[k])`.
@@ -117,6 +142,7 @@ impl<B: Backend> EnvCore<B> {
         Ok(Self {
             spec,
             device: device.clone(),
+            final_state: state.clone(),
             state,
             rng,
             reset_low,
@@ -137,18 +163,55 @@ impl<B: Backend> EnvCore<B> {
         self.state = self
             .rng
             .uniform::<B>(self.reset_low, self.reset_high, &self.device);
+        self.final_state = self.state.clone();
         self.returns = Tensor::zeros([n], &self.device);
         self.lengths = Tensor::zeros([n], &self.device);
     }
 
-    /// Replaces the state of every environment (`[N, K]`); episode counters are kept.
-    pub(crate) fn set_state(&mut self, state: Tensor<B, 2>) -> Result<()> {
-        check_shape(
-            "state",
-            state.dims(),
-            [self.spec.num_envs, self.state_dim()],
-        )?;
-        self.state = state.to_device(&self.device);
+    /// Replaces the state of the environments `env_ids` (all when `None`) with the rows of
+    /// `states` `[M, K]`; episode counters are kept.
+    pub(crate) fn set_state(
+        &mut self,
+        env_ids: Option<&[usize]>,
+        states: Tensor<B, 2>,
+    ) -> Result<()> {
+        let n = self.spec.num_envs;
+        let k = self.state_dim();
+        let states = states.to_device(&self.device);
+        let Some(ids) = env_ids else {
+            check_shape("state", states.dims(), [n, k])?;
+            self.state = states;
+            self.final_state = self.state.clone();
+            return Ok(());
+        };
+        check_shape("state", states.dims(), [ids.len(), k])?;
+        // A host-built row mask and index list (a write to the device, never a read).
+        let mut chosen = vec![false; n];
+        for &id in ids {
+            match chosen.get_mut(id) {
+                None => return Err(Error::EnvId { id, num_envs: n }),
+                Some(true) => return Err(Error::DuplicateEnvId { id }),
+                Some(flag) => *flag = true,
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let index: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let index =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(index, [ids.len()]), &self.device);
+        let mask = Tensor::<B, 1, Bool>::from_data(TensorData::new(chosen, [n]), &self.device)
+            .unsqueeze_dim::<2>(1)
+            .expand([n, k]); // [N, K]
+        // Row ids[i] of `scattered` is states[i]; the other rows are zero and masked out.
+        let scattered = Tensor::<B, 2>::zeros([n, k], &self.device).select_assign(
+            0,
+            index,
+            states,
+            IndexingUpdateOp::Add,
+        ); // [N, K]
+        self.state = self.state.clone().mask_where(mask, scattered);
+        self.final_state = self.state.clone();
         Ok(())
     }
 
@@ -194,6 +257,7 @@ impl<B: Backend> EnvCore<B> {
             .rng
             .uniform::<B>(self.reset_low, self.reset_high, &self.device); // [N, K]
         let reset_mask = dones.clone().unsqueeze_dim::<2>(1).expand([n, k]); // [N, K]
+        self.final_state = next_state.clone();
         self.state = next_state.mask_where(reset_mask, noise);
         self.returns = returns.mask_fill(dones.clone(), 0.0);
         self.lengths = lengths.mask_fill(dones, 0.0);
@@ -212,4 +276,77 @@ impl<B: Backend> EnvCore<B> {
 /// Observation groups of a task whose only group is `policy`.
 pub(crate) fn policy_obs<B: Backend>(obs: Tensor<B, 2>) -> Observations<B> {
     Observations::new().with(POLICY, obs)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{B, bools, floats, rows_to_tensor};
+    use crate::{CartPole, ClassicEnv, Error};
+    use burn::tensor::Tensor;
+    use rl_core::VecEnv;
+
+    #[test]
+    fn set_state_of_chosen_envs_leaves_the_others() {
+        let mut env = CartPole::<B>::new(4, 0, &Default::default()).expect("valid env");
+        let before = floats(env.state());
+        env.set_state(
+            Some(&[2, 0]),
+            rows_to_tensor(&[vec![1.0, 2.0, 0.1, 0.2], vec![-1.0, -2.0, -0.1, -0.2]]),
+        )
+        .expect("valid ids");
+        let after = floats(env.state());
+        assert_eq!(after[8..12], [1.0, 2.0, 0.1, 0.2]);
+        assert_eq!(after[0..4], [-1.0, -2.0, -0.1, -0.2]);
+        assert_eq!(after[4..8], before[4..8]);
+        assert_eq!(after[12..16], before[12..16]);
+        // Observations follow the state.
+        let obs = floats(env.observations().get("policy").expect("policy"));
+        assert_eq!(obs, after);
+        // No ids: nothing changes.
+        env.set_state(Some(&[]), Tensor::zeros([0, 4], &Default::default()))
+            .expect("empty selection");
+        assert_eq!(floats(env.state()), after);
+    }
+
+    #[test]
+    fn set_state_rejects_bad_ids_and_shapes() {
+        let mut env = CartPole::<B>::new(3, 0, &Default::default()).expect("valid env");
+        let one = || rows_to_tensor(&[vec![0.0; 4]]);
+        let two = || rows_to_tensor(&[vec![0.0; 4], vec![0.0; 4]]);
+        assert!(matches!(
+            env.set_state(Some(&[3]), one()),
+            Err(Error::EnvId { id: 3, num_envs: 3 })
+        ));
+        assert!(matches!(
+            env.set_state(Some(&[1, 1]), two()),
+            Err(Error::DuplicateEnvId { id: 1 })
+        ));
+        assert!(env.set_state(Some(&[0, 1]), one()).is_err());
+        assert!(env.set_state(None, two()).is_err());
+        assert!(
+            env.set_state(Some(&[0]), rows_to_tensor(&[vec![0.0; 3]]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn final_state_is_the_state_before_the_auto_reset() {
+        let mut env = CartPole::<B>::new(2, 0, &Default::default()).expect("valid env");
+        env.set_state(
+            None,
+            rows_to_tensor(&[vec![2.39, 1.5, 0.0, 0.0], vec![0.0; 4]]),
+        )
+        .expect("state shape");
+        let out = env
+            .step(Tensor::zeros([2, 1], &Default::default()))
+            .expect("action shape");
+        assert_eq!(bools(out.terminated), vec![true, false]);
+        let fin = floats(env.final_state());
+        let state = floats(env.state());
+        assert!((fin[0] - 2.42).abs() < 1e-5, "{fin:?}");
+        assert!(state[0].abs() <= 0.05, "env 0 was reset: {state:?}");
+        assert_eq!(fin[4..], state[4..]);
+        let final_obs = floats(out.final_observations.get("policy").expect("policy"));
+        assert_eq!(final_obs, fin);
+    }
 }

@@ -17,6 +17,20 @@ pub enum Error {
         /// The task being built.
         task: String,
     },
+    /// An environment index is out of range.
+    #[error("environment index {id} is out of range: there are {num_envs} environments")]
+    EnvId {
+        /// The index that was given.
+        id: usize,
+        /// Number of environments in the batch.
+        num_envs: usize,
+    },
+    /// An environment index was given twice.
+    #[error("environment index {id} is given twice")]
+    DuplicateEnvId {
+        /// The repeated index.
+        id: usize,
+    },
     /// A shape or argument error from the shared environment types.
     #[error(transparent)]
     Core(#[from] rl_core::Error),

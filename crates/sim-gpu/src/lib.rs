@@ -6,7 +6,8 @@
 //!
 //! - [`CartPole`]: Gymnasium CartPole-v1 with a continuous force `F = 10 clamp(a, -1, 1)`.
 //! - [`Pendulum`]: Gymnasium Pendulum-v1.
-//! - [`make_env`] and [`TASKS`]: build an environment batch by task name.
+//! - [`make_env`] and [`TASKS`]: build an environment batch by task name; [`make_classic`]
+//!   builds a classic-control task with access to its internal state ([`ClassicEnv`]).
 //! - [`Transition`]: one step of a task's pure dynamics (`CartPole::dynamics`,
 //!   `Pendulum::dynamics`), before time limits and auto-reset.
 //! - [`Error`]: the error type of this crate.
@@ -16,6 +17,7 @@
 //! `tools/gymnasium/make_fixtures.py`).
 
 mod cartpole;
+mod classic;
 mod common;
 mod error;
 mod pendulum;
@@ -24,7 +26,8 @@ mod registry;
 mod testing;
 
 pub use cartpole::CartPole;
+pub use classic::ClassicEnv;
 pub use common::Transition;
 pub use error::{Error, Result};
 pub use pendulum::Pendulum;
-pub use registry::{TASKS, make_env};
+pub use registry::{CLASSIC_TASKS, TASKS, make_classic, make_env};

@@ -15,6 +15,8 @@ const LENGTH: f32 = 1.0;
 const DT: f32 = 0.05;
 const MAX_SPEED: f32 = 8.0;
 const MAX_TORQUE: f32 = 2.0;
+/// Names of the state components (Gymnasium's layout).
+const STATE_NAMES: [&str; 2] = ["theta", "theta_dot"];
 const MAX_EPISODE_LENGTH: usize = 200;
 const RESET_LOW: [f32; 2] = [-PI, -1.0];
 const RESET_HIGH: [f32; 2] = [PI, 1.0];
@@ -49,17 +51,6 @@ impl<B: Backend> Pendulum<B> {
         };
         let core = EnvCore::new(spec, seed, &RESET_LOW, &RESET_HIGH, device)?;
         Ok(Self { core })
-    }
-
-    /// The state of every environment, `[N, 2]`: `[theta, theta_dot]`.
-    pub fn state(&self) -> Tensor<B, 2> {
-        self.core.state.clone()
-    }
-
-    /// Replaces the state of every environment (`[N, 2]`, layout as [`Pendulum::state`]).
-    /// Episode counters are kept.
-    pub fn set_state(&mut self, state: Tensor<B, 2>) -> Result<()> {
-        self.core.set_state(state)
     }
 
     /// One step of the dynamics without time limit or reset: `state` `[N, 2]` and
@@ -110,11 +101,12 @@ fn angle_normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     x.add_scalar(PI).remainder_scalar(2.0 * PI).sub_scalar(PI)
 }
 
-impl_vec_env!(Pendulum);
+impl_vec_env!(Pendulum, STATE_NAMES);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClassicEnv;
     use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
     use rl_core::VecEnv;
 
@@ -160,7 +152,8 @@ mod tests {
     fn step_matches_gymnasium() {
         let fx = Fixture::parse(FIXTURE);
         let mut env = env(fx.transitions.len(), 0);
-        env.set_state(fx.stack(|r| &r.state)).expect("state shape");
+        env.set_state(None, fx.stack(|r| &r.state))
+            .expect("state shape");
         let out = env.step(fx.stack(|r| &r.action)).expect("action shape");
         let obs = floats(out.observations.get("policy").expect("policy"));
         let final_obs = floats(out.final_observations.get("policy").expect("policy"));
@@ -178,7 +171,7 @@ mod tests {
     #[test]
     fn reward_uses_the_state_before_the_step() {
         let mut env = env(1, 0);
-        env.set_state(rows_to_tensor(&[vec![0.5, 2.0]]))
+        env.set_state(None, rows_to_tensor(&[vec![0.5, 2.0]]))
             .expect("state shape");
         let out = env
             .step(rows_to_tensor(&[vec![1.0]]))
@@ -201,7 +194,7 @@ mod tests {
     fn torque_is_clipped_and_angles_wrap_in_the_reward() {
         // theta = -4 wraps to 2 pi - 4; a torque of 5 acts (and costs) as 2.
         let mut env = env(2, 0);
-        env.set_state(rows_to_tensor(&[vec![-4.0, 0.0], vec![-4.0, 0.0]]))
+        env.set_state(None, rows_to_tensor(&[vec![-4.0, 0.0], vec![-4.0, 0.0]]))
             .expect("state shape");
         let out = env
             .step(rows_to_tensor(&[vec![5.0], vec![2.0]]))
@@ -267,7 +260,7 @@ mod tests {
                 .is_err()
         );
         assert!(
-            env.set_state(Tensor::zeros([2, 4], &Default::default()))
+            env.set_state(None, Tensor::zeros([2, 4], &Default::default()))
                 .is_err()
         );
     }

@@ -3,10 +3,13 @@
 use burn::tensor::backend::Backend;
 use rl_core::VecEnv;
 
-use crate::{CartPole, Error, Pendulum, Result};
+use crate::{CartPole, ClassicEnv, Error, Pendulum, Result};
 
 /// Names of the registered tasks, as accepted by [`make_env`].
-pub const TASKS: &[&str] = &["cartpole", "pendulum"];
+pub const TASKS: &[&str] = CLASSIC_TASKS;
+
+/// Names of the classic-control tasks, as accepted by [`make_classic`].
+pub const CLASSIC_TASKS: &[&str] = &["cartpole", "pendulum"];
 
 /// Builds `num_envs` environments of `task` on `device`, with reset noise seeded by `seed`.
 ///
@@ -17,12 +20,26 @@ pub fn make_env<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> Result<Box<dyn VecEnv<B>>> {
+    let env: Box<dyn VecEnv<B>> = make_classic::<B>(task, num_envs, seed, device)?;
+    Ok(env)
+}
+
+/// Builds `num_envs` environments of the classic-control `task`, with access to their
+/// internal state ([`ClassicEnv`]).
+///
+/// Errors when the task is not one of [`CLASSIC_TASKS`] or when `num_envs` is zero.
+pub fn make_classic<B: Backend>(
+    task: &str,
+    num_envs: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Result<Box<dyn ClassicEnv<B>>> {
     match task {
         "cartpole" => Ok(Box::new(CartPole::<B>::new(num_envs, seed, device)?)),
         "pendulum" => Ok(Box::new(Pendulum::<B>::new(num_envs, seed, device)?)),
         _ => Err(Error::UnknownTask {
             task: task.to_string(),
-            valid: TASKS.join(", "),
+            valid: CLASSIC_TASKS.join(", "),
         }),
     }
 }
