@@ -7,7 +7,7 @@
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
+use rand_distr::{Open01, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 /// One independent random stream per environment, so that environment `i` sees the same
@@ -84,6 +84,19 @@ impl HostRng {
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
+    /// Standard Gumbel samples `-ln(-ln u)`, `u ~ U(0, 1)` open at both ends, of the given
+    /// 2-d shape, as a tensor on `device` (for sampling categorical distributions by the
+    /// Gumbel-max trick).
+    pub fn gumbel<B: Backend>(&mut self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
+        let values: Vec<f32> = (0..shape[0] * shape[1])
+            .map(|_| {
+                let u: f64 = self.rng.sample(Open01);
+                -(-u.ln()).ln() as f32
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
     /// A random permutation of `0..n` on the host.
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut p: Vec<usize> = (0..n).collect();
@@ -132,6 +145,27 @@ mod tests {
             assert!((-0.05..=0.05).contains(&row[0]));
             assert!((2.0..=3.0).contains(&row[1]));
         }
+    }
+
+    #[test]
+    fn gumbel_samples_have_the_gumbel_mean_and_are_seeded() {
+        let dev = Default::default();
+        let a = HostRng::new(5).gumbel::<NdArray>([200, 50], &dev);
+        let b = HostRng::new(5).gumbel::<NdArray>([200, 50], &dev);
+        let a: Vec<f32> = a.into_data().to_vec().expect("f32");
+        let b: Vec<f32> = b.into_data().to_vec().expect("f32");
+        assert_eq!(a, b, "same seed, same samples");
+        assert!(a.iter().all(|v| v.is_finite()));
+        // The standard Gumbel has mean 0.5772 (Euler's constant) and variance pi^2 / 6.
+        let n = a.len() as f64;
+        let mean = a.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = a
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        assert!((mean - 0.5772).abs() < 0.05, "mean {mean}");
+        assert!((var - 1.6449).abs() < 0.1, "variance {var}");
     }
 
     #[test]

@@ -7,19 +7,27 @@
 //!   PyTorch's default initialisation.
 //! - [`DiagGaussian`]: the Gaussian policy distribution (sample, log-probability, entropy,
 //!   KL divergence), summed over action dimensions.
+//! - [`Categorical`]: the discrete policy distribution over `n` choices (logits in;
+//!   log-probability, entropy and KL in closed form; Gumbel-max sampling).
+//! - [`ActionDistribution`]: either of the two, so that an algorithm is written once for
+//!   continuous and discrete actions.
 //! - [`EmpiricalNormalizer`] and [`NormalizerState`]: rsl_rl's running observation
 //!   normaliser and its checkpoint state.
 //! - [`masked_mean`] and [`masked_sum`]: reductions that skip padded entries.
 //! - [`Error`]: the error type of this crate.
 
+mod action;
 mod activation;
+mod categorical;
 mod distribution;
 mod error;
 mod masked;
 mod mlp;
 mod normalizer;
 
+pub use action::ActionDistribution;
 pub use activation::Activation;
+pub use categorical::Categorical;
 pub use distribution::DiagGaussian;
 pub use error::{Error, Result};
 pub use masked::{masked_mean, masked_sum};

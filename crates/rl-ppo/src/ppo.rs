@@ -7,7 +7,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use rl_core::{Algorithm, EnvSpec, HostRng, Observations, StepOutput, UpdateStats};
-use rl_modules::{DiagGaussian, EmpiricalNormalizer, NormalizerState};
+use rl_modules::{EmpiricalNormalizer, NormalizerState};
 use rl_storage::{MiniBatchSchedule, Rollout, RolloutStorage, Transition};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +27,7 @@ struct PendingStep<B: Backend> {
     actions: Tensor<B, 2>,
     values: Tensor<B, 1>,
     actions_log_prob: Tensor<B, 1>,
-    action_mean: Tensor<B, 2>,
-    action_std: Tensor<B, 2>,
+    dist_params: Tensor<B, 2>,
 }
 
 /// The loss of one mini-batch (`[1]`, with gradients) and its parts for logging (`[1]`
@@ -89,12 +88,16 @@ impl<B: AutodiffBackend> Ppo<B> {
         policy_cfg.validate()?;
         let actor_input = spec.obs_dim(&policy_cfg.obs_groups.policy)?;
         let critic_input = spec.obs_dim(&policy_cfg.obs_groups.critic)?;
-        let num_actions = spec.num_actions();
         // Weight initialisation draws from the backend's generator: seed it so that the same
         // seed gives the same network.
         B::seed(device, seed);
-        let mut model =
-            ActorCritic::<B>::new(&policy_cfg, actor_input, critic_input, num_actions, device);
+        let mut model = ActorCritic::<B>::new(
+            &policy_cfg,
+            actor_input,
+            critic_input,
+            &spec.action_space,
+            device,
+        );
         if let Some(std) = policy_cfg.scheduled_std(0) {
             model = model.set_std(std);
         }
@@ -209,10 +212,8 @@ impl<B: AutodiffBackend> Ppo<B> {
         let entropy = dist.entropy(); // [M]
         let values = self.model.value(critic_obs); // [M]
 
-        // KL(old || new) of the diagonal Gaussians, for the adaptive learning rate
-        let old = DiagGaussian::new(mb.action_mean.clone(), mb.action_std.clone());
-        let new = DiagGaussian::new(dist.mean.clone().inner(), dist.std.clone().inner());
-        let kl = DiagGaussian::kl(&old, &new).mean();
+        // KL(old || new) of the action distributions, for the adaptive learning rate
+        let kl = dist.inner().kl_from(mb.dist_params.clone()).mean();
 
         // Clipped surrogate loss
         let surrogate_loss = surrogate_loss(log_prob, old_log_prob, advantages, cfg.clip_param);
@@ -389,11 +390,10 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         } else {
             None
         };
-        // Sample actions from the Gaussian policy
+        // Sample actions from the policy (Gaussian, or categorical for discrete actions)
         let actor_x = self.normalize_actor(raw.clone());
         let dist = self.inference.distribution(actor_x.clone());
-        let noise = self.rng.normal::<Inner<B>>(dist.mean.dims(), &self.device);
-        let actions = dist.sample(noise); // [N, A]
+        let actions = dist.sample(&mut self.rng); // [N, A]
         let actions_log_prob = dist.log_prob(actions.clone()); // [N]
         // Critic value of the observation before the step
         let critic_x = match &critic_raw {
@@ -407,8 +407,7 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             actions: actions.clone(),
             values,
             actions_log_prob,
-            action_mean: dist.mean,
-            action_std: dist.std,
+            dist_params: dist.params(),
         });
         Ok(actions)
     }
@@ -432,8 +431,7 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             dones: step.dones().float(),
             values: pending.values,
             actions_log_prob: pending.actions_log_prob,
-            action_mean: pending.action_mean,
-            action_std: pending.action_std,
+            dist_params: pending.dist_params,
         })?;
         Ok(())
     }
@@ -517,16 +515,14 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         let count = schedule.batches.len() as f32;
         let [surrogate, value, entropy] =
             sums.ok_or(Error::Protocol("update ran no mini-batch"))?;
-        let mean_std = self.inference.action_std_vector().mean();
-        let packed = Tensor::cat(
-            vec![
-                surrogate.div_scalar(count),
-                value.div_scalar(count),
-                entropy.div_scalar(count),
-                mean_std,
-            ],
-            0,
-        );
+        let mut parts = vec![
+            surrogate.div_scalar(count),
+            value.div_scalar(count),
+            entropy.div_scalar(count),
+        ];
+        // Continuous actions only: the mean action std
+        parts.extend(self.inference.action_std_vector().map(|std| std.mean()));
+        let packed = Tensor::cat(parts, 0);
         let values: Vec<f32> = packed
             .into_data()
             .convert::<f32>()
@@ -537,13 +533,15 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         stats.insert("Loss/value".into(), f64::from(values[1]));
         stats.insert("Loss/entropy".into(), f64::from(values[2]));
         stats.insert("Loss/learning_rate".into(), self.learning_rate);
-        stats.insert("Policy/mean_std".into(), f64::from(values[3]));
+        if let Some(&mean_std) = values.get(3) {
+            stats.insert("Policy/mean_std".into(), f64::from(mean_std));
+        }
         Ok(stats)
     }
 
     fn act_inference(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
         let x = self.normalize_actor(self.actor_input(obs)?);
-        Ok(self.inference.action_mean(x))
+        Ok(self.inference.action_mode(x))
     }
 
     fn set_iteration(&mut self, iteration: usize) {
@@ -736,14 +734,14 @@ mod tests {
             });
             let x = Tensor::<B, 2>::ones([8, 3], &Default::default());
             // Large losses so that both norms exceed the limit
-            let loss = ppo
-                .model
-                .distribution(x.clone())
-                .mean
-                .sum()
-                .mul_scalar(100.0)
+            let loss = ppo.model.action_mode(x.clone()).sum().mul_scalar(100.0)
                 + ppo.model.value(x).sum().mul_scalar(300.0)
-                + ppo.model.action_std_vector().sum().mul_scalar(50.0);
+                + ppo
+                    .model
+                    .action_std_vector()
+                    .expect("continuous actions")
+                    .sum()
+                    .mul_scalar(50.0);
             let mut grads = GradientsParams::from_grads(loss.backward(), &ppo.model);
             let actor_before = norm_of(&grads, |v| ppo.model.visit_actor(v));
             let critic_before = norm_of(&grads, |v| ppo.model.critic.visit(v));
@@ -871,6 +869,91 @@ mod tests {
             ppo.update().is_err(),
             "a second update without a rollout is an error"
         );
+    }
+
+    /// A two-armed contextual bandit: the observation says which arm pays 1.
+    fn bandit_step(contexts: &[usize], actions: &[f32]) -> StepOutput<I> {
+        let dev = Default::default();
+        let n = contexts.len();
+        let rewards: Vec<f32> = contexts
+            .iter()
+            .zip(actions)
+            .map(|(&c, &a)| if a as usize == c { 1.0 } else { 0.0 })
+            .collect();
+        let obs = Observations::new().with("policy", Tensor::<I, 2>::zeros([n, 3], &dev));
+        StepOutput {
+            observations: obs.clone(),
+            rewards: Tensor::from_data(TensorData::new(rewards, [n]), &dev),
+            terminated: Tensor::from_data(TensorData::new(vec![true; n], [n]), &dev),
+            time_outs: Tensor::from_data(TensorData::new(vec![false; n], [n]), &dev),
+            final_observations: obs,
+            episode: rl_core::EpisodeInfo {
+                returns: Tensor::zeros([n], &dev),
+                lengths: Tensor::zeros([n], &dev),
+                terms: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn context_obs(contexts: &[usize]) -> Observations<I> {
+        let n = contexts.len();
+        let values: Vec<f32> = contexts
+            .iter()
+            .flat_map(|&c| [f32::from(c == 0), f32::from(c == 1), 1.0])
+            .collect();
+        Observations::new().with(
+            "policy",
+            Tensor::from_data(TensorData::new(values, [n, 3]), &Default::default()),
+        )
+    }
+
+    #[test]
+    fn categorical_policy_learns_a_contextual_bandit() {
+        let (n, t) = (16, 4);
+        let mut spec = spec(n);
+        spec.action_space = ActionSpace::Discrete { n: 2 };
+        let policy = PolicyConfig {
+            actor_hidden_dims: vec![16],
+            critic_hidden_dims: vec![16],
+            ..Default::default()
+        };
+        let cfg = PpoConfig {
+            num_mini_batches: 2,
+            learning_rate: 3e-3,
+            ..Default::default()
+        };
+        let mut ppo = Ppo::<B>::new(cfg, policy, &spec, t, 1, &Default::default()).expect("valid");
+        let mut rng = HostRng::new(5);
+        let mut contexts: Vec<usize> = (0..n).map(|_| (rng.next_u64() % 2) as usize).collect();
+        let mut last = None;
+        for _ in 0..40 {
+            for _ in 0..t {
+                let actions = ppo.act(&context_obs(&contexts)).expect("act");
+                assert_eq!(actions.dims(), [n, 1]);
+                let actions: Vec<f32> = actions.into_data().to_vec().expect("f32");
+                assert!(actions.iter().all(|&a| a == 0.0 || a == 1.0), "{actions:?}");
+                ppo.process_env_step(&bandit_step(&contexts, &actions))
+                    .expect("store");
+                contexts = (0..n).map(|_| (rng.next_u64() % 2) as usize).collect();
+            }
+            ppo.compute_returns(&context_obs(&contexts)).expect("gae");
+            last = Some(ppo.update().expect("update"));
+        }
+        let stats = last.expect("updated");
+        assert!(stats.get("Policy/mean_std").is_none(), "{stats:?}");
+        assert!(stats["Loss/entropy"].is_finite() && stats["Loss/entropy"] < 2f64.ln());
+        // The greedy policy picks the paying arm in both contexts.
+        let greedy = ppo.act_inference(&context_obs(&[0, 1])).expect("act");
+        let greedy: Vec<f32> = greedy.into_data().to_vec().expect("f32");
+        assert_eq!(greedy, vec![0.0, 1.0]);
+        // And the sampled policy does so almost always.
+        let x = ppo.normalize_actor(context_obs(&[0, 1]).get("policy").expect("policy"));
+        let log_p = match ppo.inference.distribution(x) {
+            rl_modules::ActionDistribution::Categorical(d) => d.log_probs,
+            other => panic!("expected a categorical, got {other:?}"),
+        };
+        let p: Vec<f32> = log_p.exp().into_data().to_vec().expect("f32");
+        assert!(p[0] > 0.9 && p[3] > 0.9, "probabilities {p:?}");
     }
 
     #[test]

@@ -21,10 +21,9 @@ pub struct Transition<B: Backend> {
     pub values: Tensor<B, 1>,
     /// Log-probabilities of `actions` under the rollout policy, `[N]`.
     pub actions_log_prob: Tensor<B, 1>,
-    /// Mean of the rollout policy, `[N, A]`.
-    pub action_mean: Tensor<B, 2>,
-    /// Standard deviation of the rollout policy, `[N, A]`.
-    pub action_std: Tensor<B, 2>,
+    /// Parameters of the rollout policy's action distribution, flattened, `[N, P]` (for a
+    /// Gaussian its mean and std, for a categorical its log-probabilities).
+    pub dist_params: Tensor<B, 2>,
 }
 
 /// A complete rollout, every field stacked to `[T, N, ...]`.
@@ -44,10 +43,8 @@ pub struct Rollout<B: Backend> {
     pub values: Tensor<B, 2>,
     /// `[T, N]`.
     pub actions_log_prob: Tensor<B, 2>,
-    /// `[T, N, A]`.
-    pub action_mean: Tensor<B, 3>,
-    /// `[T, N, A]`.
-    pub action_std: Tensor<B, 3>,
+    /// `[T, N, P]`.
+    pub dist_params: Tensor<B, 3>,
     /// GAE returns `A_t + V_t`, `[T, N]`.
     pub returns: Tensor<B, 2>,
     /// GAE advantages, `[T, N]`.
@@ -71,10 +68,8 @@ pub struct MiniBatch<B: Backend> {
     pub returns: Tensor<B, 1>,
     /// `[M]`.
     pub actions_log_prob: Tensor<B, 1>,
-    /// `[M, A]`.
-    pub action_mean: Tensor<B, 2>,
-    /// `[M, A]`.
-    pub action_std: Tensor<B, 2>,
+    /// `[M, P]`.
+    pub dist_params: Tensor<B, 2>,
 }
 
 /// Collects `num_steps_per_env` transitions, then turns them into a [`Rollout`].
@@ -200,8 +195,7 @@ impl<B: Backend> RolloutStorage<B> {
             critic_observations,
             actions: stack3(steps.iter().map(|s| s.actions.clone()).collect()),
             actions_log_prob: stack2(steps.iter().map(|s| s.actions_log_prob.clone()).collect()),
-            action_mean: stack3(steps.iter().map(|s| s.action_mean.clone()).collect()),
-            action_std: stack3(steps.into_iter().map(|s| s.action_std).collect()),
+            dist_params: stack3(steps.into_iter().map(|s| s.dist_params).collect()),
             rewards: stack2(rewards),
             dones: stack2(dones),
             values: stack2(values),
@@ -276,8 +270,7 @@ impl<B: Backend> Rollout<B> {
             advantages: flat2(&self.advantages),
             returns: flat2(&self.returns),
             actions_log_prob: flat2(&self.actions_log_prob),
-            action_mean: flat3(&self.action_mean),
-            action_std: flat3(&self.action_std),
+            dist_params: flat3(&self.dist_params),
         }
     }
 }
@@ -368,8 +361,7 @@ mod tests {
             dones: f(0.0),
             values: f(step as f32),
             actions_log_prob: f(0.0),
-            action_mean: Tensor::zeros([n, 1], &dev),
-            action_std: Tensor::ones([n, 1], &dev),
+            dist_params: Tensor::zeros([n, 2], &dev),
         }
     }
 
