@@ -1,4 +1,5 @@
-//! Gymnasium CartPole-v1 with a continuous force, batched over `N` environments.
+//! Gymnasium CartPole-v1 with a continuous force, batched over `N` environments, and the
+//! cart-pole physics it shares with `cartpole_discrete.rs`.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,7 @@ use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
 use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
+use crate::math::sin_cos;
 
 const GRAVITY: f32 = 9.8;
 const MASS_CART: f32 = 1.0;
@@ -15,15 +17,20 @@ const TOTAL_MASS: f32 = MASS_POLE + MASS_CART;
 /// Half the pole's length, as in Gymnasium.
 const LENGTH: f32 = 0.5;
 const POLEMASS_LENGTH: f32 = MASS_POLE * LENGTH;
-const FORCE_MAG: f32 = 10.0;
-const TAU: f32 = 0.02;
+/// Magnitude of the push, in newtons.
+pub(crate) const FORCE_MAG: f32 = 10.0;
+/// Time step of the explicit Euler integration, in seconds.
+pub(crate) const TAU: f32 = 0.02;
 const X_THRESHOLD: f32 = 2.4;
 const THETA_THRESHOLD: f32 = (12.0 * 2.0 * std::f64::consts::PI / 360.0) as f32;
 /// Names of the state components (Gymnasium's layout).
-const STATE_NAMES: [&str; 4] = ["x", "x_dot", "theta", "theta_dot"];
-const MAX_EPISODE_LENGTH: usize = 500;
-const RESET_LOW: [f32; 4] = [-0.05; 4];
-const RESET_HIGH: [f32; 4] = [0.05; 4];
+pub(crate) const STATE_NAMES: [&str; 4] = ["x", "x_dot", "theta", "theta_dot"];
+/// Gymnasium's time limit for CartPole-v1.
+pub(crate) const MAX_EPISODE_LENGTH: usize = 500;
+/// Lower bounds of the reset noise: every state component from `U(-0.05, 0.05)`.
+pub(crate) const RESET_LOW: [f32; 4] = [-0.05; 4];
+/// Upper bounds of the reset noise.
+pub(crate) const RESET_HIGH: [f32; 4] = [0.05; 4];
 
 /// `N` cart-poles with Gymnasium CartPole-v1 physics (explicit Euler, `tau = 0.02`) and a
 /// continuous force `F = 10 clamp(a, -1, 1)`.
@@ -62,54 +69,8 @@ impl<B: Backend> CartPole<B> {
         let [n, _] = state.dims();
         check_shape("cartpole state", state.dims(), [n, 4])?;
         check_shape("actions", actions.dims(), [n, 1])?;
-        let [x, x_dot, theta, theta_dot] = [0, 1, 2, 3].map(|j| column(&state, j)); // [N] each
         let force = column(&actions, 0).clamp(-1.0, 1.0).mul_scalar(FORCE_MAG); // [N]
-        let cos = theta.clone().cos();
-        let sin = theta.clone().sin();
-
-        // Gymnasium's equations of motion (Florian 2005), term by term.
-        let temp = (force
-            + theta_dot
-                .clone()
-                .square()
-                .mul_scalar(POLEMASS_LENGTH)
-                .mul(sin.clone()))
-        .div_scalar(TOTAL_MASS);
-        let theta_acc = (sin.mul_scalar(GRAVITY) - cos.clone().mul(temp.clone())).div(
-            cos.clone()
-                .square()
-                .mul_scalar(MASS_POLE)
-                .div_scalar(TOTAL_MASS)
-                .neg()
-                .add_scalar(4.0 / 3.0)
-                .mul_scalar(LENGTH),
-        );
-        let x_acc = temp
-            - theta_acc
-                .clone()
-                .mul_scalar(POLEMASS_LENGTH)
-                .mul(cos)
-                .div_scalar(TOTAL_MASS);
-
-        // Explicit Euler: positions move with the old velocities.
-        let next_x = x + x_dot.clone().mul_scalar(TAU);
-        let next_x_dot = x_dot + x_acc.mul_scalar(TAU);
-        let next_theta = theta + theta_dot.clone().mul_scalar(TAU);
-        let next_theta_dot = theta_dot + theta_acc.mul_scalar(TAU);
-
-        let terminated = next_x
-            .clone()
-            .abs()
-            .greater_elem(X_THRESHOLD)
-            .bool_or(next_theta.clone().abs().greater_elem(THETA_THRESHOLD)); // [N]
-        let rewards = Tensor::ones([n], &state.device()); // [N]
-        // [N, 4]
-        let next_state = Tensor::stack(vec![next_x, next_x_dot, next_theta, next_theta_dot], 1);
-        Ok(Transition {
-            next_state,
-            rewards,
-            terminated,
-        })
+        Ok(physics(state, force))
     }
 
     /// The `policy` observation of a state: the state itself, `[N, 4]`.
@@ -120,11 +81,67 @@ impl<B: Backend> CartPole<B> {
 
 impl_vec_env!(CartPole, STATE_NAMES);
 
+/// One step of Gymnasium's cart-pole physics, shared by [`CartPole`] and
+/// [`crate::CartPoleDiscrete`]: `state` `[N, 4]` pushed by `force` `[N]` (newtons) gives the
+/// next state, the rewards (1.0 on every step) and the terminated flags.
+pub(crate) fn physics<B: Backend>(state: Tensor<B, 2>, force: Tensor<B, 1>) -> Transition<B> {
+    let [n, _] = state.dims();
+    let [x, x_dot, theta, theta_dot] = [0, 1, 2, 3].map(|j| column(&state, j)); // [N] each
+    let (sin, cos) = sin_cos(theta.clone());
+
+    // Gymnasium's equations of motion (Florian 2005), term by term.
+    let temp = (force
+        + theta_dot
+            .clone()
+            .square()
+            .mul_scalar(POLEMASS_LENGTH)
+            .mul(sin.clone()))
+    .div_scalar(TOTAL_MASS);
+    let theta_acc = (sin.mul_scalar(GRAVITY) - cos.clone().mul(temp.clone())).div(
+        cos.clone()
+            .square()
+            .mul_scalar(MASS_POLE)
+            .div_scalar(TOTAL_MASS)
+            .neg()
+            .add_scalar(4.0 / 3.0)
+            .mul_scalar(LENGTH),
+    );
+    let x_acc = temp
+        - theta_acc
+            .clone()
+            .mul_scalar(POLEMASS_LENGTH)
+            .mul(cos)
+            .div_scalar(TOTAL_MASS);
+
+    // Explicit Euler: positions move with the old velocities.
+    let next_x = x + x_dot.clone().mul_scalar(TAU);
+    let next_x_dot = x_dot + x_acc.mul_scalar(TAU);
+    let next_theta = theta + theta_dot.clone().mul_scalar(TAU);
+    let next_theta_dot = theta_dot + theta_acc.mul_scalar(TAU);
+
+    let terminated = next_x
+        .clone()
+        .abs()
+        .greater_elem(X_THRESHOLD)
+        .bool_or(next_theta.clone().abs().greater_elem(THETA_THRESHOLD)); // [N]
+    let rewards = Tensor::ones([n], &state.device()); // [N]
+    // [N, 4]
+    let next_state = Tensor::stack(vec![next_x, next_x_dot, next_theta, next_theta_dot], 1);
+    Transition {
+        next_state,
+        rewards,
+        terminated,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ClassicEnv;
-    use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
+    use crate::testing::{
+        B, Fixture, assert_close, assert_episodes, assert_transitions, bools, floats,
+        rows_to_tensor,
+    };
     use rl_core::VecEnv;
 
     const FIXTURE: &str = include_str!("../tests/fixtures/cartpole.json");
@@ -139,27 +156,16 @@ mod tests {
 
     #[test]
     fn dynamics_match_gymnasium() {
-        let fx = Fixture::parse(FIXTURE);
-        let t = CartPole::<B>::dynamics(fx.stack(|r| &r.state), fx.stack(|r| &r.action))
-            .expect("shapes are valid");
-        let next = floats(t.next_state);
-        let rewards = floats(t.rewards);
-        let terminated = bools(t.terminated);
-        assert!(terminated.iter().any(|&d| d) && terminated.iter().any(|&d| !d));
-        for (i, rec) in fx.transitions.iter().enumerate() {
-            for k in 0..4 {
-                assert_close(
-                    next[i * 4 + k],
-                    rec.next_state[k],
-                    &format!("transition {i}, state {k}"),
-                );
-            }
-            assert_close(rewards[i], rec.reward, &format!("transition {i}, reward"));
-            assert_eq!(
-                terminated[i], rec.terminated,
-                "transition {i}: terminated flag"
-            );
-        }
+        assert_transitions(
+            &Fixture::parse(FIXTURE),
+            CartPole::<B>::dynamics,
+            CartPole::<B>::observe,
+        );
+    }
+
+    #[test]
+    fn episodes_match_gymnasium() {
+        assert_episodes(&Fixture::parse(FIXTURE), || env(1, 0), true);
     }
 
     #[test]

@@ -102,6 +102,13 @@ pub(crate) fn column<B: Backend>(t: &Tensor<B, 2>, j: usize) -> Tensor<B, 1> {
     t.clone().narrow(1, j, 1).squeeze_dim::<1>(1)
 }
 
+/// The index `[N]` each discrete action `[N]` selects among `n` choices: the value rounded
+/// to the nearest integer (halfway values to the even one, as Burn's `round`) and clamped
+/// into `0..n`, as a float.
+pub(crate) fn discrete_index<B: Backend>(actions: Tensor<B, 1>, n: usize) -> Tensor<B, 1> {
+    actions.round().clamp(0.0, n.saturating_sub(1) as f32)
+}
+
 /// The state, random streams and episode counters of a batch of `N` environments; the
 /// task-specific part (dynamics, observations) lives in each environment's file.
 #[derive(Debug)]

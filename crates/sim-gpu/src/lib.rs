@@ -5,29 +5,41 @@
 //! the host inside `step`). Finished environments are reset inside `step` (auto-reset).
 //!
 //! - [`CartPole`]: Gymnasium CartPole-v1 with a continuous force `F = 10 clamp(a, -1, 1)`.
+//! - [`CartPoleDiscrete`]: Gymnasium CartPole-v1 exactly (push left or right).
 //! - [`Pendulum`]: Gymnasium Pendulum-v1.
+//! - [`Acrobot`]: Gymnasium Acrobot-v1 (three discrete torques).
+//! - [`MountainCarContinuous`]: Gymnasium MountainCarContinuous-v0.
 //! - [`make_env`] and [`TASKS`]: build an environment batch by task name; [`make_classic`]
 //!   builds a classic-control task with access to its internal state ([`ClassicEnv`]).
 //! - [`Transition`]: one step of a task's pure dynamics (`CartPole::dynamics`,
-//!   `Pendulum::dynamics`), before time limits and auto-reset.
+//!   `Acrobot::dynamics`, ...), before time limits and auto-reset.
 //! - [`Error`]: the error type of this crate.
 //!
-//! Both implement [`rl_core::VecEnv`]; their dynamics match Gymnasium step by step (the
-//! unit tests compare them with transitions recorded from Gymnasium itself, see
-//! `tools/gymnasium/make_fixtures.py`).
+//! All of them implement [`rl_core::VecEnv`] and [`ClassicEnv`]; their dynamics match
+//! Gymnasium step by step (the unit tests compare them with transitions and whole episodes
+//! recorded from Gymnasium itself, see `tools/gymnasium/make_fixtures.py`). Discrete tasks
+//! take `[N, 1]` float actions holding the index, rounded to the nearest one and clamped
+//! into range.
 
+mod acrobot;
 mod cartpole;
+mod cartpole_discrete;
 mod classic;
 mod common;
 mod error;
+mod math;
+mod mountain_car_continuous;
 mod pendulum;
 mod registry;
 #[cfg(test)]
 mod testing;
 
+pub use acrobot::Acrobot;
 pub use cartpole::CartPole;
+pub use cartpole_discrete::CartPoleDiscrete;
 pub use classic::ClassicEnv;
 pub use common::Transition;
 pub use error::{Error, Result};
+pub use mountain_car_continuous::MountainCarContinuous;
 pub use pendulum::Pendulum;
 pub use registry::{CLASSIC_TASKS, TASKS, make_classic, make_env};

@@ -8,6 +8,7 @@ use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
 use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
+use crate::math::{sin, sin_cos};
 
 const GRAVITY: f32 = 10.0;
 const MASS: f32 = 1.0;
@@ -70,10 +71,7 @@ impl<B: Backend> Pendulum<B> {
             + u.clone().square().mul_scalar(0.001); // [N]
 
         let next_theta_dot = (theta_dot
-            + (theta
-                .clone()
-                .sin()
-                .mul_scalar(3.0 * GRAVITY / (2.0 * LENGTH))
+            + (sin(theta.clone()).mul_scalar(3.0 * GRAVITY / (2.0 * LENGTH))
                 + u.mul_scalar(3.0 / (MASS * LENGTH * LENGTH)))
             .mul_scalar(DT))
         .clamp(-MAX_SPEED, MAX_SPEED);
@@ -92,7 +90,8 @@ impl<B: Backend> Pendulum<B> {
     pub fn observe(state: Tensor<B, 2>) -> Tensor<B, 2> {
         let theta = column(&state, 0);
         let theta_dot = column(&state, 1);
-        Tensor::stack(vec![theta.clone().cos(), theta.sin(), theta_dot], 1)
+        let (sin, cos) = sin_cos(theta);
+        Tensor::stack(vec![cos, sin, theta_dot], 1)
     }
 }
 
@@ -107,7 +106,10 @@ impl_vec_env!(Pendulum, STATE_NAMES);
 mod tests {
     use super::*;
     use crate::ClassicEnv;
-    use crate::testing::{B, Fixture, assert_close, bools, floats, rows_to_tensor};
+    use crate::testing::{
+        B, Fixture, assert_close, assert_episodes, assert_transitions, bools, floats,
+        rows_to_tensor,
+    };
     use rl_core::VecEnv;
 
     const FIXTURE: &str = include_str!("../tests/fixtures/pendulum.json");
@@ -118,34 +120,16 @@ mod tests {
 
     #[test]
     fn dynamics_match_gymnasium() {
-        let fx = Fixture::parse(FIXTURE);
-        let t = Pendulum::<B>::dynamics(fx.stack(|r| &r.state), fx.stack(|r| &r.action))
-            .expect("shapes are valid");
-        let obs = floats(Pendulum::observe(t.next_state.clone()));
-        let next = floats(t.next_state);
-        let rewards = floats(t.rewards);
-        assert!(
-            !bools(t.terminated).iter().any(|&d| d),
-            "pendulum never terminates"
+        assert_transitions(
+            &Fixture::parse(FIXTURE),
+            Pendulum::<B>::dynamics,
+            Pendulum::<B>::observe,
         );
-        for (i, rec) in fx.transitions.iter().enumerate() {
-            for k in 0..2 {
-                assert_close(
-                    next[i * 2 + k],
-                    rec.next_state[k],
-                    &format!("transition {i}, state {k}"),
-                );
-            }
-            for k in 0..3 {
-                assert_close(
-                    obs[i * 3 + k],
-                    rec.obs[k],
-                    &format!("transition {i}, obs {k}"),
-                );
-            }
-            assert_close(rewards[i], rec.reward, &format!("transition {i}, reward"));
-            assert!(!rec.terminated);
-        }
+    }
+
+    #[test]
+    fn episodes_match_gymnasium() {
+        assert_episodes(&Fixture::parse(FIXTURE), || env(1, 0), false);
     }
 
     #[test]

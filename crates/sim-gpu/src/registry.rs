@@ -3,13 +3,21 @@
 use burn::tensor::backend::Backend;
 use rl_core::VecEnv;
 
-use crate::{CartPole, ClassicEnv, Error, Pendulum, Result};
+use crate::{
+    Acrobot, CartPole, CartPoleDiscrete, ClassicEnv, Error, MountainCarContinuous, Pendulum, Result,
+};
 
 /// Names of the registered tasks, as accepted by [`make_env`].
 pub const TASKS: &[&str] = CLASSIC_TASKS;
 
 /// Names of the classic-control tasks, as accepted by [`make_classic`].
-pub const CLASSIC_TASKS: &[&str] = &["cartpole", "pendulum"];
+pub const CLASSIC_TASKS: &[&str] = &[
+    "cartpole",
+    "cartpole_discrete",
+    "pendulum",
+    "acrobot",
+    "mountain_car_continuous",
+];
 
 /// Builds `num_envs` environments of `task` on `device`, with reset noise seeded by `seed`.
 ///
@@ -36,7 +44,14 @@ pub fn make_classic<B: Backend>(
 ) -> Result<Box<dyn ClassicEnv<B>>> {
     match task {
         "cartpole" => Ok(Box::new(CartPole::<B>::new(num_envs, seed, device)?)),
+        "cartpole_discrete" => Ok(Box::new(CartPoleDiscrete::<B>::new(
+            num_envs, seed, device,
+        )?)),
         "pendulum" => Ok(Box::new(Pendulum::<B>::new(num_envs, seed, device)?)),
+        "acrobot" => Ok(Box::new(Acrobot::<B>::new(num_envs, seed, device)?)),
+        "mountain_car_continuous" => Ok(Box::new(MountainCarContinuous::<B>::new(
+            num_envs, seed, device,
+        )?)),
         _ => Err(Error::UnknownTask {
             task: task.to_string(),
             valid: CLASSIC_TASKS.join(", "),
@@ -49,20 +64,49 @@ mod tests {
     use super::*;
     use crate::testing::{B, bools};
     use burn::tensor::Tensor;
+    use rl_core::ActionSpace;
 
     #[test]
     fn every_registered_task_builds_and_steps() {
         let device = Default::default();
-        for &task in TASKS {
+        // (task, observation size, state size, number of discrete actions or 0 for a box)
+        let expected = [
+            ("cartpole", 4, 4, 0),
+            ("cartpole_discrete", 4, 4, 2),
+            ("pendulum", 3, 2, 0),
+            ("acrobot", 6, 4, 3),
+            ("mountain_car_continuous", 2, 2, 0),
+        ];
+        let names: Vec<&str> = expected.iter().map(|e| e.0).collect();
+        assert_eq!(TASKS, names.as_slice());
+        assert_eq!(CLASSIC_TASKS, TASKS);
+        for (task, obs_dim, state_dim, choices) in expected {
             let mut env = make_env::<B>(task, 3, 0, &device).expect("registered task");
             assert_eq!(env.spec().task, task);
             assert_eq!(env.num_envs(), 3);
+            assert_eq!(
+                env.spec().obs_groups.get("policy"),
+                Some(&obs_dim),
+                "{task}"
+            );
+            match env.spec().action_space {
+                ActionSpace::Discrete { n } => assert_eq!(n, choices, "{task}"),
+                ActionSpace::Box { ref low, .. } => {
+                    assert_eq!((low.len(), choices), (1, 0), "{task}")
+                }
+            }
             let a = env.spec().num_actions();
             let out = env
                 .step(Tensor::zeros([3, a], &device))
                 .expect("action shape");
             assert_eq!(out.rewards.dims(), [3]);
             assert_eq!(bools(out.dones()).len(), 3);
+            let obs = out.observations.get("policy").expect("policy group");
+            assert_eq!(obs.dims(), [3, obs_dim], "{task}");
+
+            let classic = make_classic::<B>(task, 2, 0, &device).expect("classic task");
+            assert_eq!(classic.state_names().len(), state_dim, "{task}");
+            assert_eq!(classic.state().dims(), [2, state_dim], "{task}");
         }
     }
 
@@ -74,7 +118,10 @@ mod tests {
         assert!(matches!(err, Error::UnknownTask { .. }));
         let msg = err.to_string();
         assert!(msg.contains("`cartpol`"), "{msg}");
-        assert!(msg.contains("cartpole, pendulum"), "{msg}");
+        assert!(
+            msg.contains("cartpole, cartpole_discrete, pendulum, acrobot, mountain_car_continuous"),
+            "{msg}"
+        );
     }
 
     #[test]
