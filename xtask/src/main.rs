@@ -1,6 +1,6 @@
-//! `cargo xtask`: the cross-gym command line. `train` and `play` run on the Burn backend
-//! chosen with `--backend` among those compiled in (cargo features `ndarray`, `flex`,
-//! `wgpu`, `cuda`).
+//! `cargo xtask`: the cross-gym command line. `train`, `play` and `rollout` run on the Burn
+//! backend chosen with `--backend` among those compiled in (cargo features `ndarray`,
+//! `flex`, `wgpu`, `cuda`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
-use rl_runner::{ConsoleMode, TrainRequest};
+use rl_runner::{ConsoleMode, RolloutRequest, TrainRequest};
 
 #[derive(Parser)]
 #[command(
@@ -93,6 +93,69 @@ enum Command {
         #[arg(long, value_enum, default_value_t = default_backend())]
         backend: Backend,
     },
+    /// Drive a classic-control task from a given internal state with given actions; prints
+    /// one JSON line per step and environment: `step`, `env`, `obs`, `reward`, `terminated`,
+    /// `truncated`, `state` (and `reset_state` when the episode ended on that step).
+    Rollout {
+        /// Task name: cartpole, cartpole_discrete, pendulum, acrobot, mountain_car_continuous.
+        #[arg(long)]
+        task: String,
+        /// Initial internal state as JSON: `[x, x_dot, theta, theta_dot]` for one environment
+        /// or a list of such lists for a batch; `@FILE` reads it from a file.
+        #[arg(long, allow_hyphen_values = true)]
+        state: String,
+        /// JSON file of actions: a list with one action per step (a number, or a list for a
+        /// multi-dimensional action); for a batch, a list of such lists, one per environment.
+        /// `-` reads standard input.
+        #[arg(long)]
+        actions: PathBuf,
+        /// Seed of the reset noise after an episode ends.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Backend to run on.
+        #[arg(long, value_enum, default_value_t = default_backend())]
+        backend: Backend,
+    },
+}
+
+/// Reads `path` (`-` for standard input) as text, naming it in the error.
+fn read_input(path: &std::path::Path) -> Result<String, rl_runner::Error> {
+    let read = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|e| rl_runner::Error::Input {
+        origin: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+fn rollout<B: AutodiffBackend>(
+    task: &str,
+    state: &str,
+    actions: &std::path::Path,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let (state_text, state_origin) = match state.strip_prefix('@') {
+        Some(file) => (read_input(file.as_ref())?, file.to_string()),
+        None => (state.to_string(), "--state".to_string()),
+    };
+    let actions_text = read_input(actions)?;
+    let actions_origin = actions.display().to_string();
+    let request = RolloutRequest::parse(
+        task,
+        &state_text,
+        &state_origin,
+        &actions_text,
+        &actions_origin,
+        seed,
+    )?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    rl_runner::rollout::<B::InnerBackend>(&request, device, &mut out)?;
+    std::io::Write::flush(&mut out).context("write to standard output")?;
+    Ok(())
 }
 
 fn default_backend() -> Backend {
@@ -230,20 +293,24 @@ fn main() -> ExitCode {
             seed,
             &device
         )),
+        Command::Rollout {
+            task,
+            state,
+            actions,
+            seed,
+            backend,
+        } => with_backend!(backend, |device: B| rollout::<B>(
+            &task, &state, &actions, seed, &device
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             // Configuration and usage errors exit with 2, everything else with 1.
-            let usage = matches!(
-                e.downcast_ref::<rl_runner::Error>(),
-                Some(
-                    rl_runner::Error::Parse { .. }
-                        | rl_runner::Error::Invalid { .. }
-                        | rl_runner::Error::Override { .. }
-                )
-            );
+            let usage = e
+                .downcast_ref::<rl_runner::Error>()
+                .is_some_and(rl_runner::Error::is_usage);
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

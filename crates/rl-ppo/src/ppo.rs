@@ -940,7 +940,7 @@ mod tests {
             last = Some(ppo.update().expect("update"));
         }
         let stats = last.expect("updated");
-        assert!(stats.get("Policy/mean_std").is_none(), "{stats:?}");
+        assert!(!stats.contains_key("Policy/mean_std"), "{stats:?}");
         assert!(stats["Loss/entropy"].is_finite() && stats["Loss/entropy"] < 2f64.ln());
         // The greedy policy picks the paying arm in both contexts.
         let greedy = ppo.act_inference(&context_obs(&[0, 1])).expect("act");

@@ -40,6 +40,14 @@ pub enum Error {
         /// What was expected and what was found.
         message: String,
     },
+    /// A command-line input (a flag's value or a file it names) is malformed.
+    #[error("{origin}: {message}")]
+    Input {
+        /// The flag or file the value came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A `--set` override is malformed.
     #[error("--set {item}: {message}")]
     Override {
@@ -76,4 +84,19 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
+}
+
+impl Error {
+    /// Whether this is a usage error (a bad config, flag or input file, an unknown task)
+    /// rather than a failure of the run; the command line exits with status 2 on these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Parse { .. }
+                | Error::Invalid { .. }
+                | Error::Override { .. }
+                | Error::Input { .. }
+                | Error::Env(sim_gpu::Error::UnknownTask { .. } | sim_gpu::Error::NoEnvs { .. })
+        )
+    }
 }

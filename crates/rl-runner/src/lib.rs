@@ -6,11 +6,14 @@
 //! - [`OnPolicyRunner`]: rsl_rl's loop (collect, GAE, update, log, checkpoint) and resume.
 //! - [`Checkpoint`]: checksummed checkpoint files written atomically.
 //! - [`train`] and [`play`]: what `cargo xtask train` and `cargo xtask play` run.
+//! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
+//!   with given actions, one JSON line per step.
 
 mod checkpoint;
 mod config;
 mod error;
 mod play;
+mod rollout;
 mod runner;
 mod stats;
 mod train;
@@ -22,6 +25,7 @@ pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainCo
 pub use error::Error;
 pub use play::{PlayResult, play};
 pub use rl_logger::ConsoleMode;
+pub use rollout::{RolloutRequest, StepLine, rollout};
 pub use runner::{OnPolicyRunner, TrainSummary};
 pub use stats::{EpisodeStats, WINDOW};
 pub use train::{TrainRequest, train};
