@@ -3,12 +3,13 @@
 
 use std::io::Write;
 
-use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rl_core::ActionSpace;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Error;
+use crate::stats::read_floats;
 
 /// A rollout to run: the task, one initial state per environment and one action sequence per
 /// environment, as given on the command line (JSON).
@@ -236,28 +237,6 @@ fn parse_action(
     }
 }
 
-/// Reads a tensor back to the host as `f32`s.
-fn floats<B: Backend, const D: usize>(
-    t: Tensor<B, D>,
-    what: &'static str,
-) -> Result<Vec<f32>, Error> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| Error::Readback {
-            what,
-            reason: format!("{e:?}"),
-        })
-}
-
-/// Reads a bool tensor back to the host.
-fn bools<B: Backend>(t: Tensor<B, 1, Bool>, what: &'static str) -> Result<Vec<bool>, Error> {
-    t.into_data().to_vec().map_err(|e| Error::Readback {
-        what,
-        reason: format!("{e:?}"),
-    })
-}
-
 /// Runs `request` on `device` and writes one JSON line per step and environment to `out`
 /// (steps in order, environments in order within a step).
 ///
@@ -315,35 +294,46 @@ pub fn rollout<B: Backend>(
     for (t, step_actions) in actions.into_iter().enumerate() {
         let actions = Tensor::<B, 2>::from_data(TensorData::new(step_actions, [n, a]), device);
         let output = env.step(actions)?;
-        let obs = floats(output.final_observations.get("policy")?, "observations")?;
-        let d = obs.len() / n;
-        let rewards = floats(output.rewards.clone(), "rewards")?;
-        let terminated = bools(output.terminated.clone(), "terminated flags")?;
-        let time_outs = bools(output.time_outs.clone(), "time-out flags")?;
-        let lengths = floats(output.episode.lengths.clone(), "episode lengths")?;
-        let final_state = floats(env.final_state(), "final states")?;
-        let state = floats(env.state(), "states")?;
-        for e in 0..n {
-            let done = terminated[e] || time_outs[e];
+        // One read-back per step: every column a line needs, `[N, D + 4 + 2 K]`.
+        let obs = output.final_observations.get("policy")?; // [N, D]
+        let d = obs.dims()[1];
+        let columns = Tensor::cat(
+            vec![
+                obs,
+                output.rewards.clone().unsqueeze_dim(1),
+                output.terminated.clone().float().unsqueeze_dim(1),
+                output.time_outs.clone().float().unsqueeze_dim(1),
+                output.episode.lengths.clone().unsqueeze_dim(1),
+                env.final_state(),
+                env.state(),
+            ],
+            1,
+        );
+        let width = d + 4 + 2 * k;
+        let data = read_floats(columns, "the step's results")?;
+        for (e, row) in data.chunks(width).enumerate() {
+            let (obs, rest) = row.split_at(d);
+            let [reward, terminated, time_out, length] = [rest[0], rest[1], rest[2], rest[3]];
+            let (terminated, time_out) = (terminated > 0.5, time_out > 0.5);
+            let (final_state, state) = rest[4..].split_at(k);
             let line = StepLine {
                 step: t,
                 env: e,
-                obs: obs[e * d..(e + 1) * d].to_vec(),
-                reward: rewards[e],
-                terminated: terminated[e],
-                truncated: time_outs[e] || (terminated[e] && lengths[e] >= max_len),
-                state: final_state[e * k..(e + 1) * k].to_vec(),
-                reset_state: done.then(|| state[e * k..(e + 1) * k].to_vec()),
+                obs: obs.to_vec(),
+                reward,
+                terminated,
+                truncated: time_out || (terminated && length >= max_len),
+                state: final_state.to_vec(),
+                reset_state: (terminated || time_out).then(|| state.to_vec()),
             };
-            let text = serde_json::to_string(&line).map_err(|e| Error::Readback {
-                what: "a step line",
-                reason: e.to_string(),
-            })?;
-            writeln!(out, "{text}").map_err(|source| Error::Io {
-                path: "<standard output>".into(),
-                action: "write to",
-                source,
-            })?;
+            serde_json::to_writer(&mut *out, &line)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+                .map_err(|source| Error::Io {
+                    path: "<standard output>".into(),
+                    action: "write to",
+                    source,
+                })?;
         }
     }
     Ok(())

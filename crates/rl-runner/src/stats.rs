@@ -104,14 +104,7 @@ pub(crate) fn read_finished_episodes<B: Backend>(
         return Ok(Vec::new());
     };
     let [k, n] = first.dims();
-    let data: Vec<f32> = Tensor::cat(rows, 0) // [T * (3 + K), N]
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| Error::Readback {
-            what,
-            reason: format!("{e:?}"),
-        })?;
+    let data = read_floats(Tensor::cat(rows, 0), what)?; // [T * (3 + K), N]
     let mut finished = Vec::new();
     for step in data.chunks(k * n) {
         for env in 0..n {
@@ -131,6 +124,20 @@ pub(crate) fn read_finished_episodes<B: Backend>(
         }
     }
     Ok(finished)
+}
+
+/// Reads a tensor back to the host as `f32`s, row-major; `what` names it in the error.
+pub(crate) fn read_floats<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    what: &'static str,
+) -> Result<Vec<f32>, Error> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| Error::Readback {
+            what,
+            reason: format!("{e:?}"),
+        })
 }
 
 fn mean(v: &VecDeque<f64>) -> Option<f64> {
