@@ -107,8 +107,8 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_close, assert_episodes, assert_transitions, bools, floats,
-        rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes, assert_seeded_reset,
+        assert_transitions, bools, floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -232,34 +232,21 @@ mod tests {
 
     #[test]
     fn actions_of_the_wrong_shape_are_an_error() {
-        let mut env = env(2, 0);
-        let err = env
-            .step(Tensor::zeros([2, 3], &Default::default()))
-            .expect_err("[2, 3] actions");
-        assert!(
-            matches!(err, rl_core::Error::Shape { ref expected, .. } if *expected == vec![2, 1])
-        );
-        assert!(
-            env.step(Tensor::zeros([1, 1], &Default::default()))
-                .is_err()
-        );
-        assert!(
-            env.set_state(None, Tensor::zeros([2, 4], &Default::default()))
-                .is_err()
-        );
+        assert_action_shape_errors(&mut env(3, 0));
     }
 
     #[test]
-    fn reset_is_within_bounds() {
+    fn reset_is_seeded_and_within_bounds() {
+        assert_seeded_reset(|seed| env(64, seed), &RESET_LOW, &RESET_HIGH);
         let s = floats(env(256, 9).state());
-        assert!(
-            s.chunks(2)
-                .all(|r| r[0].abs() <= std::f32::consts::PI && r[1].abs() <= 1.0)
-        );
         assert!(
             s.chunks(2).any(|r| r[0].abs() > 2.0),
             "theta spans (-pi, pi)"
         );
+    }
+
+    #[test]
+    fn spec_describes_the_task() {
         let spec = env(4, 0).spec().clone();
         assert_eq!(spec.obs_groups.get("policy"), Some(&3));
         assert_eq!(spec.max_episode_length, 200);
