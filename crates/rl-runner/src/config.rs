@@ -49,6 +49,9 @@ pub struct RunnerConfig {
     pub save_interval: usize,
     /// Stop early once `Train/mean_reward` reaches this value.
     pub stop_at_mean_reward: Option<f64>,
+    /// Keep only the newest this many checkpoints of the run (older ones are deleted after
+    /// a new one is written); 0 keeps every checkpoint.
+    pub keep_checkpoints: usize,
 }
 
 impl Default for RunnerConfig {
@@ -58,6 +61,7 @@ impl Default for RunnerConfig {
             max_iterations: 1500,
             save_interval: 50,
             stop_at_mean_reward: None,
+            keep_checkpoints: 0,
         }
     }
 }
