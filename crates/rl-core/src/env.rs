@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
-use crate::{Error, Result};
+use crate::{EnvSnapshot, Error, Result};
 
 /// The action space of an environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +230,18 @@ pub trait VecEnv<B: Backend> {
 
     /// Resets every environment and returns the first observations.
     fn reset(&mut self) -> Observations<B>;
+
+    /// Everything the environments' future depends on (physical state, the state before the
+    /// last auto-reset, episode counters, random streams), read back to the host.
+    ///
+    /// Reads tensors back from the device: call it at checkpoints, not in the training loop.
+    fn save_state(&self) -> Result<EnvSnapshot>;
+
+    /// Restores what [`VecEnv::save_state`] wrote, so that the environments continue exactly
+    /// as those that were saved. Errors (and leaves the environments unchanged) when the
+    /// snapshot is of another task or number of environments, or has missing or ill-shaped
+    /// entries.
+    fn load_state(&mut self, snapshot: &EnvSnapshot) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -29,6 +29,42 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
+    /// An environment snapshot was taken of another task.
+    #[error(
+        "environment snapshot is of task `{got}`, but this environment is `{expected}`; load a checkpoint of the same task"
+    )]
+    SnapshotTask {
+        /// The task of the environment it is loaded into.
+        expected: String,
+        /// The task of the snapshot.
+        got: String,
+    },
+    /// An environment snapshot was taken with another number of environments.
+    #[error(
+        "environment snapshot holds {got} environments, but this batch has {expected}; resume with the same num_envs"
+    )]
+    SnapshotNumEnvs {
+        /// Number of environments of the batch it is loaded into.
+        expected: usize,
+        /// Number of environments in the snapshot.
+        got: usize,
+    },
+    /// An environment snapshot lacks an entry.
+    #[error("environment snapshot has no entry `{name}` (it has: {available})")]
+    SnapshotMissing {
+        /// The entry that was looked for.
+        name: String,
+        /// The entries of that kind it has, comma-separated.
+        available: String,
+    },
+    /// An entry of an environment snapshot has the wrong shape or size.
+    #[error("environment snapshot entry `{name}` is ill-formed: {reason}")]
+    SnapshotEntry {
+        /// The entry.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Any other invalid argument.
     #[error("{0}")]
     Invalid(String),

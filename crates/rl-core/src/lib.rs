@@ -2,6 +2,8 @@
 //!
 //! - [`VecEnv`]: a batch of `N` environments stepped together on one device, with its
 //!   [`EnvSpec`], named [`Observations`] groups and the [`StepOutput`] of a step.
+//! - [`EnvSnapshot`] and [`HostTensor`]: a [`VecEnv`]'s whole state on the host, for
+//!   checkpoints that resume bit for bit.
 //! - [`Algorithm`]: what the on-policy runner needs from a learning algorithm.
 //! - [`EnvRng`] and [`HostRng`]: seeded, serialisable random streams, so that the same seed
 //!   gives the same run on every backend.
@@ -11,8 +13,10 @@ mod algorithm;
 mod env;
 mod error;
 mod seeding;
+mod snapshot;
 
 pub use algorithm::{Algorithm, UpdateStats};
 pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
 pub use error::{Error, Result};
 pub use seeding::{EnvRng, HostRng};
+pub use snapshot::{EnvSnapshot, HostTensor};

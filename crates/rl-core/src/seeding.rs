@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// One independent random stream per environment, so that environment `i` sees the same
 /// reset noise whatever the number of environments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvRng {
     streams: Vec<ChaCha8Rng>,
 }

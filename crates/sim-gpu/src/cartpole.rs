@@ -139,8 +139,9 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes, assert_seeded_reset,
-        assert_transitions, bools, floats, rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes,
+        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
+        floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -354,5 +355,10 @@ mod tests {
             env.observations().get("policy").expect("policy").dims(),
             [5, 4]
         );
+    }
+
+    #[test]
+    fn save_and_load_resume_bit_for_bit() {
+        assert_save_load_continues_identically(|seed| env(3, seed));
     }
 }

@@ -72,7 +72,8 @@ mod tests {
     use crate::ClassicEnv;
     use crate::testing::{
         B, Fixture, assert_action_shape_errors, assert_discrete_actions, assert_episodes,
-        assert_seeded_reset, assert_transitions, bools, floats, rows_to_tensor,
+        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
+        floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -173,5 +174,10 @@ mod tests {
             env.observations().get("policy").expect("policy").dims(),
             [5, 4]
         );
+    }
+
+    #[test]
+    fn save_and_load_resume_bit_for_bit() {
+        assert_save_load_continues_identically(|seed| env(3, seed));
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData, backend::Backend};
-use rl_core::{EnvRng, EnvSpec, EpisodeInfo, Observations, StepOutput};
+use rl_core::{EnvRng, EnvSnapshot, EnvSpec, EpisodeInfo, HostTensor, Observations, StepOutput};
 
 use crate::{Error, Result};
 
@@ -61,6 +61,14 @@ macro_rules! impl_vec_env {
                 self.core.reset();
                 rl_core::VecEnv::observations(self)
             }
+
+            fn save_state(&self) -> rl_core::Result<rl_core::EnvSnapshot> {
+                self.core.save_state()
+            }
+
+            fn load_state(&mut self, snapshot: &rl_core::EnvSnapshot) -> rl_core::Result<()> {
+                self.core.load_state(snapshot)
+            }
         }
     };
 }
@@ -68,6 +76,13 @@ pub(crate) use impl_vec_env;
 
 /// Name of the observation group every task provides.
 pub(crate) const POLICY: &str = "policy";
+
+// Names of the entries of an `EnvSnapshot` of an `EnvCore`.
+const STATE: &str = "state";
+const FINAL_STATE: &str = "final_state";
+const RETURNS: &str = "returns";
+const LENGTHS: &str = "lengths";
+const RESET_RNG: &str = "reset";
 
 /// One step of a task's dynamics, before time limits and auto-reset.
 #[derive(Debug, Clone)]
@@ -173,6 +188,42 @@ impl<B: Backend> EnvCore<B> {
         self.final_state = self.state.clone();
         self.returns = Tensor::zeros([n], &self.device);
         self.lengths = Tensor::zeros([n], &self.device);
+    }
+
+    /// The state, the state before the last auto-reset, the episode counters and the reset
+    /// streams, read back to the host.
+    pub(crate) fn save_state(&self) -> rl_core::Result<EnvSnapshot> {
+        let mut snapshot = EnvSnapshot::new(&self.spec);
+        for (name, t) in [(STATE, &self.state), (FINAL_STATE, &self.final_state)] {
+            snapshot
+                .tensors
+                .insert(name.into(), HostTensor::read(t.clone())?);
+        }
+        for (name, t) in [(RETURNS, &self.returns), (LENGTHS, &self.lengths)] {
+            snapshot
+                .tensors
+                .insert(name.into(), HostTensor::read(t.clone())?);
+        }
+        snapshot.rngs.insert(RESET_RNG.into(), self.rng.clone());
+        Ok(snapshot)
+    }
+
+    /// Restores what [`EnvCore::save_state`] wrote, onto this batch's device. Every entry is
+    /// checked before anything is replaced, so that an error leaves the batch unchanged.
+    pub(crate) fn load_state(&mut self, snapshot: &EnvSnapshot) -> rl_core::Result<()> {
+        snapshot.check(&self.spec)?;
+        let (n, k, device) = (self.spec.num_envs, self.state_dim(), &self.device);
+        let state = snapshot.load_tensor(STATE, [n, k], device)?; // [N, K]
+        let final_state = snapshot.load_tensor(FINAL_STATE, [n, k], device)?; // [N, K]
+        let returns = snapshot.load_tensor(RETURNS, [n], device)?; // [N]
+        let lengths = snapshot.load_tensor(LENGTHS, [n], device)?; // [N]
+        let rng = snapshot.rng(RESET_RNG)?.clone();
+        self.state = state;
+        self.final_state = final_state;
+        self.returns = returns;
+        self.lengths = lengths;
+        self.rng = rng;
+        Ok(())
     }
 
     /// Replaces the state of the environments `env_ids` (all when `None`) with the rows of
@@ -288,9 +339,9 @@ pub(crate) fn policy_obs<B: Backend>(obs: Tensor<B, 2>) -> Observations<B> {
 #[cfg(test)]
 mod tests {
     use crate::testing::{B, bools, floats, rows_to_tensor};
-    use crate::{CartPole, ClassicEnv, Error};
+    use crate::{CartPole, ClassicEnv, Error, make_classic};
     use burn::tensor::Tensor;
-    use rl_core::VecEnv;
+    use rl_core::{EnvRng, HostTensor, VecEnv};
 
     #[test]
     fn set_state_of_chosen_envs_leaves_the_others() {
@@ -355,5 +406,65 @@ mod tests {
         assert_eq!(fin[4..], state[4..]);
         let final_obs = floats(out.final_observations.get("policy").expect("policy"));
         assert_eq!(final_obs, fin);
+    }
+
+    #[test]
+    fn loading_a_snapshot_that_does_not_fit_is_an_error() {
+        let device = Default::default();
+        for &task in crate::TASKS {
+            let other = crate::TASKS
+                .iter()
+                .find(|&&t| t != task)
+                .expect("several tasks");
+            let mut env = make_classic::<B>(task, 3, 0, &device).expect("registered task");
+            let good = env.save_state().expect("state reads back");
+            let snapshot_of = |task: &str, n: usize| {
+                make_classic::<B>(task, n, 1, &device)
+                    .expect("registered task")
+                    .save_state()
+                    .expect("state reads back")
+            };
+            let k = env.state_names().len();
+            let mut missing = good.clone();
+            missing.tensors.remove("final_state");
+            let mut no_rng = good.clone();
+            no_rng.rngs.clear();
+            let mut wide = good.clone();
+            wide.tensors.insert(
+                "state".into(),
+                HostTensor {
+                    shape: vec![3, k + 1],
+                    data: vec![0.0; 3 * (k + 1)],
+                },
+            );
+            let mut short = good.clone();
+            short.tensors.get_mut("returns").expect("saved").data.pop();
+            let mut rank = good.clone();
+            rank.tensors.get_mut("lengths").expect("saved").shape = vec![3, 1];
+            let mut streams = good.clone();
+            streams.rngs.insert("reset".into(), EnvRng::new(0, 4));
+            // (snapshot, a word the message must hold)
+            let cases = [
+                (snapshot_of(other, 3), format!("`{other}`")),
+                (snapshot_of(task, 2), "2 environments".to_string()),
+                (missing, "`final_state`".to_string()),
+                (no_rng, "`reset`".to_string()),
+                (wide, format!("[3, {}]", k + 1)),
+                (short, "`returns`".to_string()),
+                (rank, "`lengths`".to_string()),
+                (streams, "got 4".to_string()),
+            ];
+            for (snapshot, word) in cases {
+                let err = env.load_state(&snapshot).expect_err("does not fit");
+                let msg = err.to_string();
+                assert!(msg.contains(&word), "{task}: `{msg}` names {word}");
+                assert_eq!(
+                    env.save_state().expect("state reads back"),
+                    good,
+                    "{task}: a failed load changes nothing ({msg})"
+                );
+            }
+            env.load_state(&good).expect("its own snapshot fits");
+        }
     }
 }

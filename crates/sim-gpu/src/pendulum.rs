@@ -107,8 +107,9 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes, assert_seeded_reset,
-        assert_transitions, bools, floats, rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes,
+        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
+        floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -251,5 +252,10 @@ mod tests {
         assert_eq!(spec.obs_groups.get("policy"), Some(&3));
         assert_eq!(spec.max_episode_length, 200);
         assert!((spec.step_dt - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn save_and_load_resume_bit_for_bit() {
+        assert_save_load_continues_identically(|seed| env(3, seed));
     }
 }

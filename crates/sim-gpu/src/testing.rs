@@ -3,6 +3,7 @@
 
 use burn::backend::NdArray;
 use burn::tensor::{Bool, Tensor, TensorData};
+use rl_core::{EnvSnapshot, HostRng, Observations, StepOutput};
 use serde::Deserialize;
 
 use crate::{ClassicEnv, Transition};
@@ -336,4 +337,149 @@ pub(crate) fn assert_action_shape_errors<E: ClassicEnv<B>>(env: &mut E) {
     assert!(env.set_state(None, zeros(n, k + 1)).is_err());
     assert!(env.set_state(None, zeros(n + 1, k)).is_err());
     assert!(env.step(zeros(n, a)).is_ok(), "[N, A] actions are valid");
+}
+
+/// A float tensor's values as bit patterns (to compare bit for bit: `-0.0 != 0.0`, and NaN
+/// equals itself).
+fn bits<const D: usize>(t: Tensor<B, D>) -> Vec<u32> {
+    floats(t).into_iter().map(f32::to_bits).collect()
+}
+
+/// Asserts that two sets of observation groups are equal bit for bit.
+fn assert_same_obs(a: &Observations<B>, b: &Observations<B>, what: &str) {
+    let names = |o: &Observations<B>| o.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(names(a), names(b), "{what}: groups");
+    for (name, t) in a.iter() {
+        let other = b.get(name).expect("same groups");
+        assert_eq!(bits(t.clone()), bits(other), "{what}: group `{name}`");
+    }
+}
+
+/// Asserts that two step outputs are equal bit for bit.
+fn assert_same_step(a: &StepOutput<B>, b: &StepOutput<B>, at: &str) {
+    assert_same_obs(
+        &a.observations,
+        &b.observations,
+        &format!("{at}: observations"),
+    );
+    assert_same_obs(
+        &a.final_observations,
+        &b.final_observations,
+        &format!("{at}: final observations"),
+    );
+    assert_eq!(
+        bits(a.rewards.clone()),
+        bits(b.rewards.clone()),
+        "{at}: rewards"
+    );
+    assert_eq!(
+        bools(a.terminated.clone()),
+        bools(b.terminated.clone()),
+        "{at}: terminated"
+    );
+    assert_eq!(
+        bools(a.time_outs.clone()),
+        bools(b.time_outs.clone()),
+        "{at}: time-outs"
+    );
+    assert_eq!(
+        bits(a.episode.returns.clone()),
+        bits(b.episode.returns.clone()),
+        "{at}: episode returns"
+    );
+    assert_eq!(
+        bits(a.episode.lengths.clone()),
+        bits(b.episode.lengths.clone()),
+        "{at}: episode lengths"
+    );
+    assert_eq!(
+        a.episode.terms.keys().collect::<Vec<_>>(),
+        b.episode.terms.keys().collect::<Vec<_>>(),
+        "{at}: episode terms"
+    );
+    for (name, t) in &a.episode.terms {
+        assert_eq!(
+            bits(t.clone()),
+            bits(b.episode.terms[name].clone()),
+            "{at}: episode term `{name}`"
+        );
+    }
+}
+
+/// Checks that a snapshot resumes the environments bit for bit. Environments `A = make(1)`
+/// (at least 2 of them) take seeded random actions for one and a half time limits, so that
+/// every environment has finished an episode and the running episodes are midway; their
+/// snapshot goes through a MessagePack round trip and is loaded into `B = make(2)` (another
+/// seed, so another state and other reset streams). Then both take the same actions past
+/// the next time limit (so that the restored counters decide the time-outs and the restored
+/// streams the reset states): every step's outputs, the state and the final state must be
+/// equal bit for bit.
+pub(crate) fn assert_save_load_continues_identically<E: ClassicEnv<B>>(make: impl Fn(u64) -> E) {
+    let device = Default::default();
+    let mut a = make(1);
+    let n = a.num_envs();
+    assert!(n >= 2, "use at least two environments");
+    let shape = [n, a.spec().num_actions()];
+    let limit = a.spec().max_episode_length;
+    // Box actions beyond the bounds are clamped; discrete ones rounded and clamped.
+    let mut rng = HostRng::new(11);
+    let mut actions = || rng.normal::<B>(shape, &device).mul_scalar(2.0); // [N, A]
+
+    let mut ended = vec![false; n];
+    for _ in 0..limit + limit / 2 {
+        let out = a.step(actions()).expect("action shape");
+        for (e, done) in ended.iter_mut().zip(bools(out.dones())) {
+            *e |= done;
+        }
+    }
+    assert!(
+        ended.iter().all(|&e| e),
+        "every environment has been auto-reset before the snapshot"
+    );
+
+    let snapshot = a.save_state().expect("state reads back");
+    let bytes = rmp_serde::to_vec_named(&snapshot).expect("snapshot serialises");
+    let decoded: EnvSnapshot = rmp_serde::from_slice(&bytes).expect("snapshot deserialises");
+    assert_eq!(decoded, snapshot, "MessagePack round trip");
+
+    let mut b = make(2);
+    assert_ne!(
+        bits(a.state()),
+        bits(b.state()),
+        "another seed, another state"
+    );
+    b.load_state(&decoded)
+        .expect("same task and number of envs");
+    assert_eq!(
+        b.save_state().expect("state reads back"),
+        snapshot,
+        "load restores every entry"
+    );
+    assert_eq!(bits(a.state()), bits(b.state()), "state after load");
+    assert_eq!(
+        bits(a.final_state()),
+        bits(b.final_state()),
+        "final state after load"
+    );
+    assert_same_obs(&a.observations(), &b.observations(), "after load");
+
+    let mut dones = 0;
+    for step in 0..limit / 2 + limit / 4 {
+        let act = actions();
+        let out_a = a.step(act.clone()).expect("action shape");
+        let out_b = b.step(act).expect("action shape");
+        let at = format!("step {step} after the load");
+        assert_same_step(&out_a, &out_b, &at);
+        assert_eq!(bits(a.state()), bits(b.state()), "{at}: state");
+        assert_eq!(
+            bits(a.final_state()),
+            bits(b.final_state()),
+            "{at}: final state"
+        );
+        dones += bools(out_a.dones()).iter().filter(|&&d| d).count();
+    }
+    assert!(
+        dones >= n,
+        "episodes end (and auto-reset) after the load: {dones}"
+    );
 }
