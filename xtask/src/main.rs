@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use burn::backend::Autodiff;
@@ -242,6 +244,28 @@ fn play<B: AutodiffBackend>(
     Ok(())
 }
 
+/// Exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Installs the SIGINT / SIGTERM handler of `train`: the first signal sets the returned flag,
+/// so that training stops after the current iteration with a checkpoint; a second one exits
+/// at once (checkpoints are written atomically, so the last one stays intact).
+fn install_stop_handler() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            eprintln!("error: interrupted again: stopping at once");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!(
+            "interrupted: finishing the current iteration and writing a checkpoint (interrupt again to stop at once)"
+        );
+    })
+    .context("install the SIGINT/SIGTERM handler")?;
+    Ok(flag)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -263,7 +287,15 @@ fn main() -> ExitCode {
             set,
             quiet,
         } => {
+            let stop = match install_stop_handler() {
+                Ok(flag) => flag,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let request = TrainRequest {
+                stop: Some(stop),
                 config,
                 resume,
                 overrides: set,
@@ -307,11 +339,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            // Configuration and usage errors exit with 2, everything else with 1.
-            let usage = e
-                .downcast_ref::<rl_runner::Error>()
-                .is_some_and(rl_runner::Error::is_usage);
-            ExitCode::from(if usage { 2 } else { 1 })
+            // Configuration and usage errors exit with 2, an interrupted run with 130,
+            // everything else with 1.
+            match e.downcast_ref::<rl_runner::Error>() {
+                Some(e) if e.is_usage() => ExitCode::from(2),
+                Some(rl_runner::Error::Interrupted { .. }) => ExitCode::from(EXIT_INTERRUPTED),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

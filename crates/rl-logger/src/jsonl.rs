@@ -18,8 +18,8 @@ const FIXED_KEYS: [&str; 3] = ["iteration", "total_steps", "wall_s"];
 /// `{"iteration":3,"total_steps":12288,"wall_s":4.2,"Loss/value":0.31,"Train/mean_reward":null}`:
 /// the fixed keys first, then every scalar tag in sorted order; non-finite numbers are written
 /// as `null`. Each row is flushed as soon as it is written, so a killed run loses nothing that
-/// was logged. A resumed run appends to the same file, so iterations after the last checkpoint
-/// may appear twice: readers should keep the last row of each iteration.
+/// was logged. A resumed run appends to the same file after dropping the rows of iterations
+/// its checkpoint does not include ([`drop_rows_from`]).
 #[derive(Debug)]
 pub struct JsonlWriter {
     path: PathBuf,
@@ -65,6 +65,58 @@ impl JsonlWriter {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Removes the rows of iterations `>= iteration` from `<run_dir>/metrics.jsonl` (and an
+/// unterminated last row, the remains of a killed write), so that a run resumed from the
+/// checkpoint of `iteration` continues the file as if it had never stopped. The file is
+/// replaced atomically; unreadable complete lines are kept. Returns the number of lines
+/// removed; a missing file removes nothing.
+pub fn drop_rows_from(run_dir: &Path, iteration: usize) -> Result<usize, Error> {
+    let path = run_dir.join(METRICS_FILE_NAME);
+    let io = |action| {
+        let path = path.clone();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io("read")(e)),
+    };
+    let torn = !text.is_empty() && !text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut kept = String::with_capacity(text.len());
+    let mut dropped = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let row_iteration = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("iteration").and_then(serde_json::Value::as_u64));
+        let drop = match row_iteration {
+            Some(it) => it >= iteration as u64,
+            None => torn && i + 1 == lines.len(),
+        };
+        if drop {
+            dropped += 1;
+        } else {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if dropped == 0 {
+        return Ok(0);
+    }
+    let tmp = run_dir.join(format!("{METRICS_FILE_NAME}.tmp"));
+    {
+        let mut file = File::create(&tmp).map_err(io("create a temporary file beside"))?;
+        file.write_all(kept.as_bytes()).map_err(io("write"))?;
+        file.sync_all().map_err(io("flush"))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io("replace"))?;
+    Ok(dropped)
 }
 
 /// Whether the file is non-empty and its last byte is not `\n`.
@@ -232,6 +284,35 @@ mod tests {
         let row: Value = serde_json::from_str(last).expect("last row is JSON");
         assert_eq!(row["iteration"], 1);
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn rows_after_a_checkpoint_and_a_torn_row_are_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = JsonlWriter::new(dir.path()).expect("writer");
+        for it in 0..6 {
+            w.write(&record(it)).expect("row");
+        }
+        drop(w);
+        let path = dir.path().join(METRICS_FILE_NAME);
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str("not json but complete\n{\"iteration\":6,\"total_st");
+        std::fs::write(&path, text).expect("write");
+        // Rows 4 and 5 and the torn row go; the complete unreadable line stays.
+        assert_eq!(drop_rows_from(dir.path(), 4).expect("drop"), 3);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.ends_with("not json but complete\n"), "{text}");
+        let iterations: Vec<u64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|r| r["iteration"].as_u64().expect("iteration"))
+            .collect();
+        assert_eq!(iterations, vec![0, 1, 2, 3]);
+        assert_eq!(drop_rows_from(dir.path(), 4).expect("nothing left"), 0);
+        assert_eq!(
+            drop_rows_from(&dir.path().join("none"), 0).expect("no file"),
+            0
+        );
     }
 
     #[test]

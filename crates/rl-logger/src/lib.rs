@@ -21,7 +21,7 @@ mod tensorboard;
 
 pub use console::{ConsoleLogger, ConsoleMode, format_summary};
 pub use error::Error;
-pub use jsonl::{JsonlWriter, METRICS_FILE_NAME};
+pub use jsonl::{JsonlWriter, METRICS_FILE_NAME, drop_rows_from};
 pub use logger::{IterationRecord, Logger, MetricWriter};
 pub use tensorboard::TensorBoardWriter;
 

@@ -219,7 +219,8 @@ fn check(
 }
 
 impl PpoConfig {
-    /// Checks ranges; errors name the field (`algorithm.<name>`).
+    /// Checks ranges; errors name the field (`algorithm.<name>`). Every comparison fails on
+    /// NaN, so a NaN value is always rejected.
     pub fn validate(&self) -> Result<(), Error> {
         let f = |n: &str| format!("algorithm.{n}");
         check(
@@ -235,15 +236,15 @@ impl PpoConfig {
             self.lam,
         )?;
         check(
-            self.clip_param > 0.0,
+            self.clip_param > 0.0 && self.clip_param.is_finite(),
             &f("clip_param"),
-            "a positive number",
+            "a positive finite number",
             self.clip_param,
         )?;
         check(
-            self.value_loss_coef >= 0.0,
+            self.value_loss_coef >= 0.0 && self.value_loss_coef.is_finite(),
             &f("value_loss_coef"),
-            "a non-negative number",
+            "a non-negative finite number",
             self.value_loss_coef,
         )?;
         check(
@@ -267,31 +268,34 @@ impl PpoConfig {
         check(
             self.learning_rate > 0.0 && self.learning_rate.is_finite(),
             &f("learning_rate"),
-            "a positive number",
+            "a positive finite number",
             self.learning_rate,
         )?;
         check(
-            self.desired_kl > 0.0,
+            self.desired_kl > 0.0 && self.desired_kl.is_finite(),
             &f("desired_kl"),
-            "a positive number",
+            "a positive finite number",
             self.desired_kl,
         )?;
         check(
-            self.min_learning_rate > 0.0,
+            self.min_learning_rate > 0.0 && self.min_learning_rate.is_finite(),
             &f("min_learning_rate"),
-            "a positive number",
+            "a positive finite number",
             self.min_learning_rate,
         )?;
         check(
-            self.max_learning_rate >= self.min_learning_rate,
+            self.max_learning_rate >= self.min_learning_rate && self.max_learning_rate.is_finite(),
             &f("max_learning_rate"),
-            &format!("at least min_learning_rate ({})", self.min_learning_rate),
+            &format!(
+                "a finite value at least min_learning_rate ({})",
+                self.min_learning_rate
+            ),
             self.max_learning_rate,
         )?;
         check(
-            self.max_grad_norm > 0.0,
+            self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite(),
             &f("max_grad_norm"),
-            "a positive number",
+            "a positive finite number",
             self.max_grad_norm,
         )?;
         Ok(())
@@ -315,15 +319,15 @@ impl PolicyConfig {
             format!("{:?}", self.critic_hidden_dims),
         )?;
         check(
-            self.min_std > 0.0,
+            self.min_std > 0.0 && self.min_std.is_finite(),
             &f("min_std"),
-            "a positive number",
+            "a positive finite number",
             self.min_std,
         )?;
         check(
-            self.max_std >= self.min_std,
+            self.max_std >= self.min_std && self.max_std.is_finite(),
             &f("max_std"),
-            "at least min_std",
+            &format!("a finite value at least min_std ({})", self.min_std),
             self.max_std,
         )?;
         check(
@@ -414,6 +418,76 @@ mod tests {
                 .expect_err("std 0")
                 .to_string()
                 .contains("policy.init_noise_std")
+        );
+    }
+
+    #[test]
+    fn nan_and_infinite_values_are_rejected() {
+        // Each field set to NaN and to infinity in turn: both must fail, naming the field.
+        type Set = fn(&mut PpoConfig, f32);
+        let ppo: &[(&str, Set)] = &[
+            ("gamma", |c, v| c.gamma = v),
+            ("lam", |c, v| c.lam = v),
+            ("clip_param", |c, v| c.clip_param = v),
+            ("value_loss_coef", |c, v| c.value_loss_coef = v),
+            ("entropy_coef", |c, v| c.entropy_coef = v),
+            ("learning_rate", |c, v| c.learning_rate = v.into()),
+            ("desired_kl", |c, v| c.desired_kl = v.into()),
+            ("min_learning_rate", |c, v| c.min_learning_rate = v.into()),
+            ("max_learning_rate", |c, v| c.max_learning_rate = v.into()),
+            ("max_grad_norm", |c, v| c.max_grad_norm = v),
+        ];
+        for (name, set) in ppo {
+            for v in [f32::NAN, f32::INFINITY] {
+                let mut c = PpoConfig::default();
+                set(&mut c, v);
+                let e = c.validate().expect_err(name).to_string();
+                assert!(e.contains(&format!("`algorithm.{name}`")), "{e}");
+            }
+        }
+        type SetPolicy = fn(&mut PolicyConfig, f32);
+        let policy: &[(&str, SetPolicy)] = &[
+            ("init_noise_std", |c, v| c.init_noise_std = v),
+            ("min_std", |c, v| c.min_std = v),
+            ("max_std", |c, v| c.max_std = v),
+        ];
+        for (name, set) in policy {
+            for v in [f32::NAN, f32::INFINITY] {
+                let mut c = PolicyConfig::default();
+                set(&mut c, v);
+                let e = c.validate().expect_err(name).to_string();
+                assert!(e.contains(&format!("`policy.{name}`")), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn range_errors_say_what_was_expected_and_got() {
+        let c = PpoConfig {
+            learning_rate: 0.0,
+            ..Default::default()
+        };
+        let e = c.validate().expect_err("lr 0").to_string();
+        assert!(
+            e.contains("expected a positive finite number, got 0"),
+            "{e}"
+        );
+        let p = PolicyConfig {
+            min_std: 2.0,
+            max_std: 1.5,
+            ..Default::default()
+        };
+        let e = p.validate().expect_err("min > max").to_string();
+        assert!(e.contains("`policy.max_std`"), "{e}");
+        assert!(e.contains("at least min_std (2), got 1.5"), "{e}");
+        let p = PolicyConfig {
+            actor_hidden_dims: vec![64, 0],
+            ..Default::default()
+        };
+        let e = p.validate().expect_err("dim 0").to_string();
+        assert!(
+            e.contains("`policy.actor_hidden_dims`") && e.contains("[64, 0]"),
+            "{e}"
         );
     }
 

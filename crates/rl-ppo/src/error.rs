@@ -26,6 +26,14 @@ pub enum Error {
     /// A value could not be read back from the device.
     #[error("could not read values back from the device: {0}")]
     Readback(String),
+    /// A quantity of the rollout or the update was NaN or infinite.
+    #[error("iteration {iteration}: non-finite values in {quantity}")]
+    NonFinite {
+        /// The iteration (counted from 0) whose rollout or update produced it.
+        iteration: usize,
+        /// What was not finite, for example `Loss/value`.
+        quantity: String,
+    },
     /// Methods were called out of order (a bug in the caller).
     #[error("PPO used out of order: {0}")]
     Protocol(&'static str),

@@ -328,6 +328,19 @@ pub fn clip_coefficient<B: Backend>(sum_of_squares: Tensor<B, 1>, max_norm: f32)
         .clamp_max(1.0)
 }
 
+/// The shapes of a module's float parameters, in visiting order.
+fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().dims().to_vec());
+        }
+    }
+    let mut shapes = Shapes(Vec::new());
+    module.visit(&mut shapes);
+    shapes.0
+}
+
 /// Sums the squares of the gradients of the visited parameters.
 struct SquaredNorm<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
@@ -468,6 +481,18 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
                 Some(norm.normalize(c.reshape([t * n, d])).reshape([t, n, d]));
         }
 
+        // Non-finite distribution parameters in the rollout (checked with the losses below,
+        // in the update's single read-back)
+        let [_, _, p] = rollout.dist_params.dims();
+        let bad_dist_params = rollout
+            .dist_params
+            .clone()
+            .reshape([t * n * p])
+            .is_finite()
+            .bool_not()
+            .float()
+            .sum(); // [1]
+
         let schedule = MiniBatchSchedule::new(
             rollout.batch_size(),
             self.cfg.num_mini_batches,
@@ -516,6 +541,7 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         let [surrogate, value, entropy] =
             sums.ok_or(Error::Protocol("update ran no mini-batch"))?;
         let mut parts = vec![
+            bad_dist_params,
             surrogate.div_scalar(count),
             value.div_scalar(count),
             entropy.div_scalar(count),
@@ -528,12 +554,30 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             .convert::<f32>()
             .to_vec()
             .map_err(|e| Error::Readback(format!("{e:?}")))?;
+        let non_finite = |quantity: &str| Error::NonFinite {
+            iteration: self.iteration,
+            quantity: quantity.to_string(),
+        };
+        if values[0] != 0.0 {
+            return Err(non_finite(
+                "the action distribution's parameters of the rollout (the policy's output)",
+            ));
+        }
         let mut stats = UpdateStats::new();
-        stats.insert("Loss/surrogate".into(), f64::from(values[0]));
-        stats.insert("Loss/value".into(), f64::from(values[1]));
-        stats.insert("Loss/entropy".into(), f64::from(values[2]));
+        for (tag, value) in ["Loss/surrogate", "Loss/value", "Loss/entropy"]
+            .into_iter()
+            .zip(&values[1..4])
+        {
+            if !value.is_finite() {
+                return Err(non_finite(tag));
+            }
+            stats.insert(tag.into(), f64::from(*value));
+        }
         stats.insert("Loss/learning_rate".into(), self.learning_rate);
-        if let Some(&mean_std) = values.get(3) {
+        if let Some(&mean_std) = values.get(4) {
+            if !mean_std.is_finite() {
+                return Err(non_finite("Policy/mean_std"));
+            }
             stats.insert("Policy/mean_std".into(), f64::from(mean_std));
         }
         Ok(stats)
@@ -591,7 +635,15 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
             .map_err(|e| Error::Checkpoint(format!("the model weights are unreadable: {e}")))?;
         let optimizer_record = Recorder::<B>::load(&recorder, state.optimizer, &self.device)
             .map_err(|e| Error::Checkpoint(format!("the optimizer state is unreadable: {e}")))?;
-        self.model = self.model.clone().load_record(model_record);
+        let expected = parameter_shapes(&self.model);
+        let model = self.model.clone().load_record(model_record);
+        let found = parameter_shapes(&model);
+        if found != expected {
+            return Err(Error::Checkpoint(format!(
+                "the checkpoint's network does not match the config's: parameter shapes {found:?}, expected {expected:?}"
+            )));
+        }
+        self.model = model;
         self.optimizer = self.optimizer.clone().load_record(optimizer_record);
         self.inference = self.model.valid();
         self.learning_rate = state.learning_rate;

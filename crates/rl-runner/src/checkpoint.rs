@@ -1,21 +1,29 @@
-//! Checkpoint files: a checksummed header (JSON) and the algorithm's state, written
-//! atomically (temporary file, flush, rename).
+//! Checkpoint files: a checksummed header (JSON) and the run's state, written atomically
+//! (temporary file, flush, rename), a `latest` marker updated the same way, and pruning of
+//! old checkpoints.
 //!
-//! Layout: `CGCKPT01`, header length (u64 LE), header JSON, payload length (u64 LE),
-//! payload, CRC-32 of everything before it (u32 LE).
+//! Layout: `CGCKPT02`, header length (u64 LE), header JSON, payload length (u64 LE),
+//! payload (MessagePack of [`RunState`]), CRC-32 of everything before it (u32 LE).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use rl_core::EnvSnapshot;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::stats::EpisodeStats;
 
-const MAGIC: &[u8; 8] = b"CGCKPT01";
+const MAGIC: &[u8; 8] = b"CGCKPT02";
+/// Magic bytes of the first format (weights without the environments' state).
+const MAGIC_V1: &[u8; 8] = b"CGCKPT01";
 
 /// File extension of checkpoints.
 pub const EXTENSION: &str = "ckpt";
+
+/// Name of the file in `checkpoints/` that names the newest checkpoint of the run.
+pub const LATEST_MARKER: &str = "latest";
 
 /// What a checkpoint says about the run, besides the algorithm's own state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,13 +40,28 @@ pub struct CheckpointHeader {
     pub config: String,
 }
 
+/// Everything a run's future depends on besides its config: the algorithm's state
+/// (weights, optimizer, learning rate, normalisers, random stream), the environments'
+/// state (physical state, episode counters, random streams) and the episode statistics
+/// window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// The algorithm's serialised state ([`rl_core::Algorithm::save_state`]).
+    #[serde(with = "serde_bytes")]
+    pub algorithm: Vec<u8>,
+    /// The environments' state, when the run had started stepping them.
+    pub env: Option<EnvSnapshot>,
+    /// The window of finished episodes behind `Train/mean_reward`.
+    pub episodes: EpisodeStats,
+}
+
 /// A checkpoint in memory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
-    /// The run's state.
+    /// The run's counters and config.
     pub header: CheckpointHeader,
-    /// The algorithm's state (weights, optimizer, normalisers, random state).
-    pub payload: Vec<u8>,
+    /// The run's state.
+    pub state: RunState,
 }
 
 /// Path of the checkpoint of `iteration` in a run directory.
@@ -49,15 +72,22 @@ pub fn checkpoint_path(run_dir: &Path, iteration: usize) -> PathBuf {
 }
 
 impl Checkpoint {
-    /// Serialises the checkpoint.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let header = serde_json::to_vec(&self.header)?;
-        let mut out = Vec::with_capacity(32 + header.len() + self.payload.len());
+    /// Serialises the checkpoint; `path` names it in errors.
+    pub fn to_bytes(&self, path: &Path) -> Result<Vec<u8>, Error> {
+        let bad = |message: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        };
+        let header = serde_json::to_vec(&self.header)
+            .map_err(|e| bad(format!("cannot serialise the header: {e}")))?;
+        let payload = rmp_serde::to_vec_named(&self.state)
+            .map_err(|e| bad(format!("cannot serialise the run state: {e}")))?;
+        let mut out = Vec::with_capacity(32 + header.len() + payload.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
         out.extend_from_slice(&header);
-        out.extend_from_slice(&(self.payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.payload);
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&payload);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         Ok(out)
@@ -71,6 +101,11 @@ impl Checkpoint {
         };
         if bytes.is_empty() {
             return Err(bad("the file is empty".into()));
+        }
+        if bytes.len() >= MAGIC_V1.len() && &bytes[..MAGIC_V1.len()] == MAGIC_V1 {
+            return Err(bad(
+                "written by an earlier version of cross-gym (format 1, without the environments' state); it cannot be loaded".into(),
+            ));
         }
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             return Err(bad("not a cross-gym checkpoint (wrong magic bytes)".into()));
@@ -110,10 +145,9 @@ impl Checkpoint {
         }
         let header: CheckpointHeader = serde_json::from_slice(header_bytes)
             .map_err(|e| bad(format!("unreadable header: {e}")))?;
-        Ok(Self {
-            header,
-            payload: body[cursor..payload_end].to_vec(),
-        })
+        let state: RunState = rmp_serde::from_slice(&body[cursor..payload_end])
+            .map_err(|e| bad(format!("unreadable run state: {e}")))?;
+        Ok(Self { header, state })
     }
 
     /// Reads and checks a checkpoint file.
@@ -129,35 +163,121 @@ impl Checkpoint {
     /// Writes the checkpoint atomically: a temporary file in the same directory, flushed
     /// to disk, then renamed over `path`. A crash leaves either the old file or the new one.
     pub fn write_atomic(&self, path: &Path) -> Result<(), Error> {
-        let io = |action: &'static str| {
-            move |e: std::io::Error| Error::Io {
-                path: path.to_path_buf(),
-                action,
-                source: e,
-            }
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io("create the checkpoint directory for"))?;
-        let bytes = self.to_bytes().map_err(|e| Error::Checkpoint {
+        let bytes = self.to_bytes(path)?;
+        write_file_atomic(path, &bytes).map_err(|(action, source)| Error::Io {
             path: path.to_path_buf(),
-            message: format!("cannot serialise the header: {e}"),
-        })?;
-        let tmp = path.with_extension(format!("{EXTENSION}.tmp"));
-        {
-            let mut file = fs::File::create(&tmp).map_err(io("create a temporary file for"))?;
-            file.write_all(&bytes).map_err(io("write"))?;
-            file.sync_all().map_err(io("flush"))?;
-        }
-        fs::rename(&tmp, path).map_err(io("rename the temporary file onto"))?;
-        if let Ok(d) = fs::File::open(dir) {
-            // Persist the rename itself; not all platforms allow syncing a directory.
-            let _ = d.sync_all();
-        }
-        Ok(())
+            action,
+            source,
+        })
     }
 }
 
-/// The newest checkpoint of a run directory, or the file itself when `path` is a file.
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory (created if
+/// missing), flushed to disk, renamed over `path`, and the directory flushed. A crash at any
+/// moment leaves either the old file or the new one, never a partial file under `path`.
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| ("create the directory of", e))?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    {
+        let mut file = fs::File::create(&tmp).map_err(|e| ("create a temporary file for", e))?;
+        file.write_all(bytes).map_err(|e| ("write", e))?;
+        file.sync_all().map_err(|e| ("flush", e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| ("rename the temporary file onto", e))?;
+    if let Ok(d) = fs::File::open(dir) {
+        // Persist the rename itself; not every platform can sync a directory.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The iteration of a checkpoint file name `model_<iteration>.ckpt`.
+fn checkpoint_iteration(name: &str) -> Option<usize> {
+    name.strip_prefix("model_")?
+        .strip_suffix(&format!(".{EXTENSION}"))?
+        .parse::<usize>()
+        .ok()
+}
+
+/// The checkpoints of a `checkpoints/` directory, `(iteration, path)`, oldest first.
+fn list_checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::Io {
+        path: dir.to_path_buf(),
+        action: "list the checkpoints in",
+        source: e,
+    })?;
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let it = checkpoint_iteration(e.file_name().to_str()?)?;
+            Some((it, e.path()))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Points the run's `checkpoints/latest` marker at `checkpoint` (atomically, like the
+/// checkpoint itself).
+pub fn write_latest_marker(checkpoint: &Path) -> Result<(), Error> {
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    let name = checkpoint
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            message: "the checkpoint's file name is not valid UTF-8".into(),
+        })?;
+    let marker = dir.join(LATEST_MARKER);
+    write_file_atomic(&marker, format!("{name}\n").as_bytes()).map_err(|(action, source)| {
+        Error::Io {
+            path: marker.clone(),
+            action,
+            source,
+        }
+    })
+}
+
+/// Deletes the oldest checkpoints of the run so that `keep` remain among those up to
+/// `current` (the one just written). Checkpoints of later iterations (left by an abandoned
+/// branch of the run after resuming from an earlier checkpoint) are not counted and are
+/// left alone. `keep == 0` keeps everything.
+pub fn prune_checkpoints(current: &Path, keep: usize) -> Result<Vec<PathBuf>, Error> {
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    let dir = current.parent().unwrap_or(Path::new("."));
+    let Some(current_it) = current
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(checkpoint_iteration)
+    else {
+        return Ok(Vec::new());
+    };
+    let older: Vec<PathBuf> = list_checkpoints(dir)?
+        .into_iter()
+        .filter(|(it, _)| *it <= current_it)
+        .map(|(_, p)| p)
+        .collect();
+    let remove = older.len().saturating_sub(keep);
+    let mut removed = Vec::with_capacity(remove);
+    for path in older.into_iter().take(remove) {
+        fs::remove_file(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            action: "delete the old checkpoint",
+            source: e,
+        })?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// The checkpoint to continue or evaluate: `path` itself when it is a file; for a run
+/// directory (or its `checkpoints/` folder) the one its `latest` marker names, or, without a
+/// usable marker, the one with the highest iteration.
 pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf, Error> {
     if path.is_file() {
         return Ok(path.to_path_buf());
@@ -173,23 +293,17 @@ pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf, Error> {
     } else {
         path.to_path_buf()
     };
-    let entries = fs::read_dir(&dir).map_err(|e| Error::Io {
-        path: dir.clone(),
-        action: "list the checkpoints in",
-        source: e,
-    })?;
-    let newest = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let it = name
-                .strip_prefix("model_")?
-                .strip_suffix(&format!(".{EXTENSION}"))?
-                .parse::<usize>()
-                .ok()?;
-            Some((it, e.path()))
-        })
-        .max_by_key(|(it, _)| *it);
+    if let Ok(text) = fs::read_to_string(dir.join(LATEST_MARKER)) {
+        let name = text.trim();
+        if checkpoint_iteration(name).is_some() && dir.join(name).is_file() {
+            return Ok(dir.join(name));
+        }
+        tracing::warn!(
+            marker = %dir.join(LATEST_MARKER).display(),
+            "the latest marker names no checkpoint file; using the highest iteration"
+        );
+    }
+    let newest = list_checkpoints(&dir)?.pop();
     newest.map(|(_, p)| p).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
         message: format!("no checkpoints (model_<iteration>.{EXTENSION}) in this directory"),
@@ -209,7 +323,11 @@ mod tests {
                 learning_rate: 3e-4,
                 config: "seed = 1".into(),
             },
-            payload: vec![1, 2, 3, 4, 5],
+            state: RunState {
+                algorithm: vec![1, 2, 3, 4, 5],
+                env: None,
+                episodes: EpisodeStats::new(),
+            },
         }
     }
 
@@ -220,7 +338,7 @@ mod tests {
         sample().write_atomic(&path).expect("write");
         let back = Checkpoint::read(&path).expect("read");
         assert_eq!(back.header, sample().header);
-        assert_eq!(back.payload, sample().payload);
+        assert_eq!(back.state.algorithm, sample().state.algorithm);
         assert_eq!(resolve_checkpoint(dir.path()).expect("newest"), path);
 
         let bytes = fs::read(&path).expect("bytes");
@@ -231,6 +349,65 @@ mod tests {
         assert!(Checkpoint::from_bytes(&bytes[..bytes.len() - 3], &path).is_err());
         assert!(Checkpoint::from_bytes(&[], &path).is_err());
         assert!(Checkpoint::from_bytes(b"hello world, not a checkpoint", &path).is_err());
+        let mut v1 = bytes.clone();
+        v1[..8].copy_from_slice(MAGIC_V1);
+        let e = Checkpoint::from_bytes(&v1, &path).expect_err("format 1");
+        assert!(e.to_string().contains("earlier version"), "{e}");
+    }
+
+    #[test]
+    fn the_latest_marker_wins_over_higher_iterations_and_falls_back_when_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for it in [10, 20, 30] {
+            sample()
+                .write_atomic(&checkpoint_path(dir.path(), it))
+                .expect("write");
+        }
+        // A run resumed from iteration 20 marks its own checkpoint as the latest.
+        write_latest_marker(&checkpoint_path(dir.path(), 20)).expect("marker");
+        assert_eq!(
+            resolve_checkpoint(dir.path()).expect("marked"),
+            checkpoint_path(dir.path(), 20)
+        );
+        // A marker naming a missing file falls back to the highest iteration.
+        fs::remove_file(checkpoint_path(dir.path(), 20)).expect("remove");
+        assert_eq!(
+            resolve_checkpoint(dir.path()).expect("fallback"),
+            checkpoint_path(dir.path(), 30)
+        );
+        // Leftover temporary files of an interrupted write are never chosen.
+        fs::write(dir.path().join("checkpoints/model_99.ckpt.tmp"), b"partial").expect("tmp");
+        assert_eq!(
+            resolve_checkpoint(dir.path()).expect("fallback"),
+            checkpoint_path(dir.path(), 30)
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_k_up_to_the_current_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for it in [5, 10, 15, 20, 40] {
+            sample()
+                .write_atomic(&checkpoint_path(dir.path(), it))
+                .expect("write");
+        }
+        let current = checkpoint_path(dir.path(), 20);
+        assert!(prune_checkpoints(&current, 0).expect("keep all").is_empty());
+        let removed = prune_checkpoints(&current, 2).expect("prune");
+        assert_eq!(
+            removed,
+            vec![
+                checkpoint_path(dir.path(), 5),
+                checkpoint_path(dir.path(), 10)
+            ]
+        );
+        let left: Vec<usize> = list_checkpoints(&dir.path().join("checkpoints"))
+            .expect("list")
+            .into_iter()
+            .map(|(it, _)| it)
+            .collect();
+        // 40 belongs to an abandoned branch: not counted, not deleted.
+        assert_eq!(left, vec![15, 20, 40]);
     }
 
     #[test]

@@ -17,15 +17,15 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The config text is not valid TOML for a `TrainConfig` (unknown field, wrong type, ...).
-    #[error("{origin}:{line}:{column}: {}{message}", if section.is_empty() { String::new() } else { format!("in [{section}]: ") })]
+    #[error("{origin}{}: {}{message}", if *line == 0 { String::new() } else { format!(":{line}:{column}") }, if section.is_empty() { String::new() } else { format!("in `{section}`: ") })]
     Parse {
         /// The config file.
         origin: String,
-        /// 1-based line (0 when unknown).
+        /// 1-based line (0 when unknown: then neither line nor column is shown).
         line: usize,
         /// 1-based column (0 when unknown).
         column: usize,
-        /// The `[section]` the error is in.
+        /// The field path (`algorithm.gamma`) or the table the error is in; may be empty.
         section: String,
         /// What is wrong.
         message: String,
@@ -76,6 +76,28 @@ pub enum Error {
     /// Logging failed.
     #[error("logger: {0}")]
     Logger(#[from] rl_logger::Error),
+    /// A NaN or infinity appeared; the run stopped without saving the bad state.
+    #[error("iteration {iteration}: non-finite values in {quantity}{}; the run stopped without saving it, {}", if location.is_empty() { String::new() } else { format!(" ({location})") }, match last_checkpoint { Some(p) => format!("the last good checkpoint is `{}`", p.display()), None => "no checkpoint had been written yet".to_string() })]
+    NonFinite {
+        /// The iteration (counted from 0) whose rollout or update produced it.
+        iteration: usize,
+        /// What was not finite: an observation group, the reward, an episode term, a loss.
+        quantity: String,
+        /// Where, when known: the rollout step and the environment.
+        location: String,
+        /// The newest checkpoint on disk, which stays intact.
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// A stop was requested (SIGINT or SIGTERM); the run saved a checkpoint and stopped.
+    #[error("interrupted after iteration {iteration}; saved `{}`; continue with --resume {}", checkpoint.display(), run_dir.display())]
+    Interrupted {
+        /// Iterations completed.
+        iteration: usize,
+        /// The checkpoint written on the way out.
+        checkpoint: PathBuf,
+        /// The run directory to resume.
+        run_dir: PathBuf,
+    },
     /// A value could not be read back from the device.
     #[error("could not read {what} back from the device: {reason}")]
     Readback {

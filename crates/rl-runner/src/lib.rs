@@ -19,7 +19,8 @@ mod stats;
 mod train;
 
 pub use checkpoint::{
-    Checkpoint, CheckpointHeader, EXTENSION, checkpoint_path, resolve_checkpoint,
+    Checkpoint, CheckpointHeader, EXTENSION, LATEST_MARKER, RunState, checkpoint_path,
+    prune_checkpoints, resolve_checkpoint, write_latest_marker,
 };
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
 pub use error::Error;

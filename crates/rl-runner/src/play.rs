@@ -70,7 +70,7 @@ pub fn play<B: AutodiffBackend>(
         cfg.seed,
         device,
     )?;
-    alg.load_state(&ckpt.payload)
+    alg.load_state(&ckpt.state.algorithm)
         .map_err(|e| Error::Checkpoint {
             path: path.clone(),
             message: e.to_string(),

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::tensor::Tensor;
@@ -11,9 +13,11 @@ use rl_logger::{IterationRecord, Logger, tags};
 use rl_ppo::Ppo;
 
 use crate::Error;
-use crate::checkpoint::{Checkpoint, CheckpointHeader, checkpoint_path};
+use crate::checkpoint::{
+    Checkpoint, CheckpointHeader, RunState, checkpoint_path, prune_checkpoints, write_latest_marker,
+};
 use crate::config::TrainConfig;
-use crate::stats::{EpisodeStats, episode_rows, read_finished_episodes};
+use crate::stats::{EpisodeStats, episode_rows, guard_rows, read_steps};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -46,26 +50,43 @@ pub struct OnPolicyRunner<B: AutodiffBackend> {
     total_steps: u64,
     wall_s: f64,
     episodes: EpisodeStats,
+    /// Whether the environments have been reset by `learn` (or restored from a checkpoint),
+    /// so that training continues from their current state.
+    env_started: bool,
+    /// Set from outside (a signal handler) to stop after the current iteration.
+    stop: Option<Arc<AtomicBool>>,
+    /// The newest checkpoint this run wrote or resumed from.
+    last_checkpoint: Option<PathBuf>,
 }
 
 impl<B: AutodiffBackend> OnPolicyRunner<B> {
-    /// A new run writing into `run_dir`.
+    /// A new run of a registered task, writing into `run_dir`.
     pub fn new(cfg: TrainConfig, run_dir: PathBuf, device: &B::Device) -> Result<Self, Error> {
-        Self::build(cfg, run_dir, 0, device)
+        cfg.validate()?;
+        let env = Self::make_env(&cfg, device)?;
+        Self::with_env(cfg, env, run_dir, device)
     }
 
-    fn build(
+    /// A new run on environments built by the caller (a task outside the registry, or a
+    /// wrapped one); `cfg.env.task` should name them. The config is checked as for
+    /// [`OnPolicyRunner::new`], except that the task need not be registered.
+    pub fn with_env(
         cfg: TrainConfig,
+        env: Box<dyn VecEnv<Inner<B>>>,
         run_dir: PathBuf,
-        env_seed_offset: usize,
         device: &B::Device,
     ) -> Result<Self, Error> {
-        cfg.validate()?;
-        // Environments get their own seed stream; a resumed run starts them on a new one.
-        let env_seed = cfg
-            .seed
-            .wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(env_seed_offset as u64 + 1));
-        let env = sim_gpu::make_env::<Inner<B>>(&cfg.env.task, cfg.env.num_envs, env_seed, device)?;
+        if env.num_envs() != cfg.env.num_envs {
+            return Err(Error::Invalid {
+                origin: String::new(),
+                field: "env.num_envs".into(),
+                message: format!(
+                    "the config asks for {} environments, the environment batch has {}",
+                    cfg.env.num_envs,
+                    env.num_envs()
+                ),
+            });
+        }
         let alg = Ppo::<B>::new(
             cfg.ppo().clone(),
             cfg.policy.clone(),
@@ -83,10 +104,37 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             total_steps: 0,
             wall_s: 0.0,
             episodes: EpisodeStats::new(),
+            env_started: false,
+            stop: None,
+            last_checkpoint: None,
         })
     }
 
-    /// Continues the run of a checkpoint: weights, optimizer, learning rate, normalisers,
+    /// The registered task of `cfg`, seeded from the run's seed.
+    fn make_env(cfg: &TrainConfig, device: &B::Device) -> Result<Box<dyn VecEnv<Inner<B>>>, Error> {
+        // The environments get their own seed stream, apart from the algorithm's.
+        let env_seed = cfg.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        Ok(sim_gpu::make_env::<Inner<B>>(
+            &cfg.env.task,
+            cfg.env.num_envs,
+            env_seed,
+            device,
+        )?)
+    }
+
+    /// Stops training after the current iteration (with a checkpoint) once `flag` is set,
+    /// for example by a SIGINT or SIGTERM handler.
+    pub fn set_stop_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.stop = Some(flag);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Continues the run of a checkpoint exactly where it stopped: weights, optimizer
+    /// moments and step counts, learning rate, normalisers, every random stream, the
+    /// environments' state and episode counters, the episode statistics window, and the
     /// iteration and step counters. The config must describe the same network and task.
     ///
     /// `ckpt` is the checkpoint read from the file `checkpoint`, whose run directory the run
@@ -95,6 +143,26 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         cfg: TrainConfig,
         ckpt: Checkpoint,
         checkpoint: &Path,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let run_dir = checkpoint
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.validate()?;
+        let env = Self::make_env(&cfg, device)?;
+        Self::resume_with_env(cfg, env, ckpt, checkpoint, run_dir, device)
+    }
+
+    /// [`OnPolicyRunner::resume`] on environments built by the caller, continuing in
+    /// `run_dir`.
+    pub fn resume_with_env(
+        cfg: TrainConfig,
+        env: Box<dyn VecEnv<Inner<B>>>,
+        ckpt: Checkpoint,
+        checkpoint: &Path,
+        run_dir: PathBuf,
         device: &B::Device,
     ) -> Result<Self, Error> {
         let saved = TrainConfig::parse(
@@ -116,22 +184,36 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 format!("{:?}", cfg.policy),
             ));
         }
-        let run_dir = checkpoint
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let mut runner = Self::build(cfg, run_dir, ckpt.header.iteration, device)?;
+        let bad = |message: String| Error::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            message,
+        };
+        let mut runner = Self::with_env(cfg, env, run_dir, device)?;
         runner
             .alg
-            .load_state(&ckpt.payload)
-            .map_err(|e| Error::Checkpoint {
-                path: checkpoint.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            .load_state(&ckpt.state.algorithm)
+            .map_err(|e| bad(e.to_string()))?;
+        match &ckpt.state.env {
+            Some(snapshot) if snapshot.num_envs == runner.cfg.env.num_envs => {
+                runner
+                    .env
+                    .load_state(snapshot)
+                    .map_err(|e| bad(format!("cannot restore the environments: {e}")))?;
+                runner.env_started = true;
+            }
+            Some(snapshot) => tracing::warn!(
+                saved = snapshot.num_envs,
+                now = runner.cfg.env.num_envs,
+                "the number of environments changed: they start from fresh episodes, and the \
+                 run will not repeat an uninterrupted one exactly"
+            ),
+            None => {}
+        }
+        runner.episodes = ckpt.state.episodes;
         runner.iteration = ckpt.header.iteration;
         runner.total_steps = ckpt.header.total_steps;
         runner.wall_s = ckpt.header.wall_s;
+        runner.last_checkpoint = Some(checkpoint.to_path_buf());
         Ok(runner)
     }
 
@@ -175,9 +257,19 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         })
     }
 
-    /// Writes a checkpoint of the current state; returns its path.
-    pub fn save(&self) -> Result<PathBuf, Error> {
+    /// Writes a checkpoint of the current state (atomically), points the run's `latest`
+    /// marker at it and deletes checkpoints beyond `runner.keep_checkpoints`; returns its
+    /// path.
+    pub fn save(&mut self) -> Result<PathBuf, Error> {
         let path = checkpoint_path(&self.run_dir, self.iteration);
+        let env = if self.env_started {
+            Some(self.env.save_state().map_err(|e| Error::Checkpoint {
+                path: path.clone(),
+                message: format!("cannot save the environments' state: {e}"),
+            })?)
+        } else {
+            None
+        };
         let ckpt = Checkpoint {
             header: CheckpointHeader {
                 iteration: self.iteration,
@@ -186,9 +278,18 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 learning_rate: self.alg.learning_rate(),
                 config: self.cfg.to_toml()?,
             },
-            payload: self.alg.save_state()?,
+            state: RunState {
+                algorithm: self.alg.save_state()?,
+                env,
+                episodes: self.episodes.clone(),
+            },
         };
         ckpt.write_atomic(&path)?;
+        write_latest_marker(&path)?;
+        self.last_checkpoint = Some(path.clone());
+        for old in prune_checkpoints(&path, self.cfg.runner.keep_checkpoints)? {
+            tracing::debug!(path = %old.display(), "deleted an old checkpoint");
+        }
         Ok(path)
     }
 
@@ -197,31 +298,44 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
     pub fn learn(&mut self, logger: &mut Logger) -> Result<TrainSummary, Error> {
         let steps_per_iteration =
             (self.cfg.runner.num_steps_per_env * self.cfg.env.num_envs) as u64;
-        let mut obs = self.env.reset();
+        // A resumed run continues its environments where the checkpoint left them.
+        let mut obs = if self.env_started {
+            self.env.observations()
+        } else {
+            self.env_started = true;
+            self.env.reset()
+        };
         let mut last_checkpoint = None;
         while self.iteration < self.cfg.runner.max_iterations {
+            if self.stop_requested() {
+                return Err(self.interrupt(logger));
+            }
             let it = self.iteration;
             self.alg.set_iteration(it);
             let start = Instant::now();
 
-            // Rollout: no autodiff, no host read until the episode statistics at the end
+            // Rollout: no autodiff, no host read until the episode statistics and the
+            // finiteness checks at the end
             let mut rows = Vec::with_capacity(self.cfg.runner.num_steps_per_env);
             let mut term_names = Vec::new();
+            let mut guard_names = Vec::new();
             for _ in 0..self.cfg.runner.num_steps_per_env {
                 let actions = self.alg.act(&obs)?;
                 let step = self.env.step(actions)?;
                 self.alg.process_env_step(&step)?;
-                rows.push(episode_rows(&step));
+                let (names, guard) = guard_rows(&step);
+                rows.push(Tensor::cat(vec![episode_rows(&step), guard], 0));
                 term_names = step.episode.terms.keys().cloned().collect();
+                guard_names = names;
                 obs = step.observations;
             }
-            self.read_episodes(rows, &term_names)?;
+            self.read_rollout(it, rows, &term_names, &guard_names)?;
             self.alg.compute_returns(&obs)?;
             let collection_time = start.elapsed().as_secs_f64();
 
             // Update
             let learn_start = Instant::now();
-            let stats = self.alg.update()?;
+            let stats = self.alg.update().map_err(|e| self.non_finite(e))?;
             let learning_time = learn_start.elapsed().as_secs_f64();
 
             self.iteration += 1;
@@ -286,16 +400,77 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         })
     }
 
-    /// Reads the rollout's episode data back in one transfer and feeds the window, in the
-    /// order episodes finished (by step, then environment index), as rsl_rl does.
-    fn read_episodes(
+    /// Reads the rollout's episode data and finiteness checks back in one transfer; stops
+    /// on a non-finite value, otherwise feeds the window in the order episodes finished (by
+    /// step, then environment index), as rsl_rl does.
+    fn read_rollout(
         &mut self,
+        iteration: usize,
         rows: Vec<Tensor<Inner<B>, 2>>,
         term_names: &[String],
+        guard_names: &[String],
     ) -> Result<(), Error> {
-        for e in read_finished_episodes(rows, term_names, "episode statistics")? {
+        let readout = read_steps(rows, term_names, guard_names, "episode statistics")?;
+        if let Some(at) = readout.non_finite {
+            return Err(Error::NonFinite {
+                iteration,
+                quantity: at.quantity,
+                location: format!(
+                    "rollout step {} of {}, environment {}{}",
+                    at.step,
+                    self.cfg.runner.num_steps_per_env,
+                    at.env,
+                    if at.num_envs > 1 {
+                        format!(" and {} more", at.num_envs - 1)
+                    } else {
+                        String::new()
+                    }
+                ),
+                last_checkpoint: self.last_checkpoint.clone(),
+            });
+        }
+        for e in readout.episodes {
             self.episodes.push(e.episode_return, e.length, e.terms);
         }
         Ok(())
+    }
+
+    /// The runner's error for an algorithm error: a non-finite loss names the last good
+    /// checkpoint.
+    fn non_finite(&self, e: rl_ppo::Error) -> Error {
+        match e {
+            rl_ppo::Error::NonFinite {
+                iteration,
+                quantity,
+            } => Error::NonFinite {
+                iteration,
+                quantity,
+                location: "the update".into(),
+                last_checkpoint: self.last_checkpoint.clone(),
+            },
+            other => Error::Algorithm(other),
+        }
+    }
+
+    /// Stops on request: a checkpoint of the last finished iteration (unless one was just
+    /// written), the logs flushed, and the error that says so.
+    fn interrupt(&mut self, logger: &mut Logger) -> Error {
+        let written = checkpoint_path(&self.run_dir, self.iteration);
+        let checkpoint = if self.last_checkpoint.as_deref() == Some(written.as_path()) {
+            Ok(written)
+        } else {
+            self.save()
+        };
+        if let Err(e) = logger.flush() {
+            tracing::warn!(error = %e, "could not flush the logs");
+        }
+        match checkpoint {
+            Ok(checkpoint) => Error::Interrupted {
+                iteration: self.iteration,
+                checkpoint,
+                run_dir: self.run_dir.clone(),
+            },
+            Err(e) => e,
+        }
     }
 }

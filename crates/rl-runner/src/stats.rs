@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use burn::tensor::{Tensor, backend::Backend};
 use rl_core::StepOutput;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
@@ -12,7 +13,7 @@ pub const WINDOW: usize = 100;
 
 /// Returns and lengths of the last [`WINDOW`] finished episodes, and the per-episode terms
 /// of the episodes that finished during the current iteration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeStats {
     returns: VecDeque<f64>,
     lengths: VecDeque<f64>,
@@ -85,11 +86,69 @@ pub(crate) fn episode_rows<B: Backend>(step: &StepOutput<B>) -> Tensor<B, 2> {
     Tensor::stack(rows, 0)
 }
 
+/// Per-step finiteness checks kept on the device until they are read back: one row `[N]`
+/// per checked quantity, the number of non-finite values of each environment. The
+/// quantities are the observation groups (after and before the auto-reset), the reward and
+/// the named episode terms; their names are returned in row order.
+pub(crate) fn guard_rows<B: Backend>(step: &StepOutput<B>) -> (Vec<String>, Tensor<B, 2>) {
+    fn count_2d<B: Backend>(t: &Tensor<B, 2>) -> Tensor<B, 1> {
+        t.clone()
+            .is_finite()
+            .bool_not()
+            .float()
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
+    }
+    fn count_1d<B: Backend>(t: &Tensor<B, 1>) -> Tensor<B, 1> {
+        t.clone().is_finite().bool_not().float()
+    }
+    let mut names = Vec::new();
+    let mut rows = Vec::new();
+    for (group, obs) in step.observations.iter() {
+        names.push(format!("observation group `{group}`"));
+        rows.push(count_2d(obs));
+    }
+    for (group, obs) in step.final_observations.iter() {
+        names.push(format!(
+            "final observation group `{group}` (before the auto-reset)"
+        ));
+        rows.push(count_2d(obs));
+    }
+    names.push("the reward".to_string());
+    rows.push(count_1d(&step.rewards));
+    for (term, value) in &step.episode.terms {
+        names.push(format!("episode term `{term}`"));
+        rows.push(count_1d(value));
+    }
+    (names, Tensor::stack(rows, 0))
+}
+
 /// One episode that finished during a stretch of steps.
 pub(crate) struct FinishedEpisode {
     pub(crate) episode_return: f64,
     pub(crate) length: f64,
     pub(crate) terms: Vec<(String, f64)>,
+}
+
+/// The first non-finite value [`guard_rows`] found: by step, then quantity, then environment.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NonFiniteAt {
+    /// Step of the rollout, from 0.
+    pub(crate) step: usize,
+    /// Environment index.
+    pub(crate) env: usize,
+    /// The quantity's name.
+    pub(crate) quantity: String,
+    /// Environments with non-finite values of that quantity on that step.
+    pub(crate) num_envs: usize,
+}
+
+/// What the read-back of a stretch of steps found.
+pub(crate) struct Readout {
+    /// Finished episodes, in the order they finished (by step, then environment index).
+    pub(crate) episodes: Vec<FinishedEpisode>,
+    /// The first non-finite value, when guard rows were included.
+    pub(crate) non_finite: Option<NonFiniteAt>,
 }
 
 /// Reads the [`episode_rows`] of consecutive steps back in one transfer and lists the
@@ -100,22 +159,52 @@ pub(crate) fn read_finished_episodes<B: Backend>(
     term_names: &[String],
     what: &'static str,
 ) -> Result<Vec<FinishedEpisode>, Error> {
+    Ok(read_steps(rows, term_names, &[], what)?.episodes)
+}
+
+/// [`read_finished_episodes`] for rows that are [`episode_rows`] followed by the
+/// [`guard_rows`] named `guard_names`; also finds the first non-finite value.
+pub(crate) fn read_steps<B: Backend>(
+    rows: Vec<Tensor<B, 2>>,
+    term_names: &[String],
+    guard_names: &[String],
+    what: &'static str,
+) -> Result<Readout, Error> {
+    let mut readout = Readout {
+        episodes: Vec::new(),
+        non_finite: None,
+    };
     let Some(first) = rows.first() else {
-        return Ok(Vec::new());
+        return Ok(readout);
     };
     let [k, n] = first.dims();
-    let data = read_floats(Tensor::cat(rows, 0), what)?; // [T * (3 + K), N]
-    let mut finished = Vec::new();
-    for step in data.chunks(k * n) {
+    let g = guard_names.len().min(k.saturating_sub(3));
+    let terms = k - 3 - g;
+    let data = read_floats(Tensor::cat(rows, 0), what)?; // [T * (3 + K + G), N]
+    for (t, step) in data.chunks(k * n).enumerate() {
+        if readout.non_finite.is_none() {
+            for (q, name) in guard_names.iter().take(g).enumerate() {
+                let row = &step[(3 + terms + q) * n..(4 + terms + q) * n];
+                if let Some(env) = row.iter().position(|&c| c != 0.0) {
+                    readout.non_finite = Some(NonFiniteAt {
+                        step: t,
+                        env,
+                        quantity: name.clone(),
+                        num_envs: row.iter().filter(|&&c| c != 0.0).count(),
+                    });
+                    break;
+                }
+            }
+        }
         for env in 0..n {
             if step[env] > 0.5 {
                 let terms = term_names
                     .iter()
-                    .take(k - 3)
+                    .take(terms)
                     .enumerate()
                     .map(|(j, name)| (name.clone(), f64::from(step[(3 + j) * n + env])))
                     .collect();
-                finished.push(FinishedEpisode {
+                readout.episodes.push(FinishedEpisode {
                     episode_return: f64::from(step[n + env]),
                     length: f64::from(step[2 * n + env]),
                     terms,
@@ -123,7 +212,7 @@ pub(crate) fn read_finished_episodes<B: Backend>(
             }
         }
     }
-    Ok(finished)
+    Ok(readout)
 }
 
 /// Reads a tensor back to the host as `f32`s, row-major; `what` names it in the error.

@@ -1,6 +1,8 @@
 //! `train`: from command-line options to a finished run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use burn::tensor::backend::AutodiffBackend;
 use rl_logger::{ConsoleMode, Logger};
@@ -31,6 +33,9 @@ pub struct TrainRequest {
     pub run_name: Option<String>,
     /// Console output.
     pub console: Option<ConsoleMode>,
+    /// When set (by a SIGINT or SIGTERM handler, for example), training stops after the
+    /// current iteration with a checkpoint and [`Error::Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl TrainRequest {
@@ -114,7 +119,19 @@ pub fn train<B: AutodiffBackend>(
             let path = resolve_checkpoint(resume)?;
             let ckpt = Checkpoint::read(&path)?;
             let cfg = request.resolve_config(Some(&ckpt))?;
-            OnPolicyRunner::<B>::resume(cfg, ckpt, &path, device)?
+            let iteration = ckpt.header.iteration;
+            let runner = OnPolicyRunner::<B>::resume(cfg, ckpt, &path, device)?;
+            // Rows logged after the checkpoint (by a run that was killed later) are
+            // replaced by the resumed run's.
+            let dropped = rl_logger::drop_rows_from(runner.run_dir(), iteration)?;
+            if dropped > 0 {
+                tracing::info!(
+                    rows = dropped,
+                    iteration,
+                    "dropped metrics.jsonl rows logged after the checkpoint"
+                );
+            }
+            runner
         }
         None => {
             let cfg = request.resolve_config(None)?;
@@ -122,6 +139,9 @@ pub fn train<B: AutodiffBackend>(
             OnPolicyRunner::<B>::new(cfg, dir, device)?
         }
     };
+    if let Some(flag) = &request.stop {
+        runner.set_stop_flag(flag.clone());
+    }
     on_start(runner.run_dir());
     runner.write_config()?;
     let max_iterations = runner.max_iterations();

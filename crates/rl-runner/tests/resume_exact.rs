@@ -1,0 +1,227 @@
+//! Bit-exact resume: training 2N iterations straight, and training N, stopping, and resuming
+//! for N more, give identical weights, environments, episode window and `metrics.jsonl` rows
+//! (except timings), on `flex` and `ndarray`.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use rl_core::Algorithm;
+use rl_ppo::Ppo;
+use rl_runner::{Checkpoint, ConsoleMode, TrainConfig, TrainRequest, checkpoint_path, train};
+use serde_json::Value;
+
+/// Continuous cart-pole with a learned std, the adaptive learning rate and both
+/// observation normalisers: every piece of state the update carries.
+const ADAPTIVE: &str = r#"
+seed = 11
+[env]
+task = "cartpole"
+num_envs = 16
+[algorithm]
+class = "ppo"
+num_mini_batches = 2
+num_learning_epochs = 2
+schedule = "adaptive"
+[policy]
+actor_hidden_dims = [32]
+critic_hidden_dims = [32]
+actor_obs_normalization = true
+critic_obs_normalization = true
+[runner]
+num_steps_per_env = 16
+save_interval = 3
+"#;
+
+/// Pendulum with a fixed learning rate and a std that follows a linear schedule through the
+/// resume point.
+const SCHEDULED: &str = r#"
+seed = 12
+[env]
+task = "pendulum"
+num_envs = 8
+[algorithm]
+class = "ppo"
+num_mini_batches = 2
+num_learning_epochs = 1
+schedule = "fixed"
+[policy]
+actor_hidden_dims = [16]
+critic_hidden_dims = [16]
+noise_std_schedule = { type = "linear", final_std = 0.2, num_iterations = 5 }
+[runner]
+num_steps_per_env = 32
+save_interval = 3
+"#;
+
+/// Cart-pole with categorical actions.
+const DISCRETE: &str = r#"
+seed = 13
+[env]
+task = "cartpole_discrete"
+num_envs = 16
+[algorithm]
+class = "ppo"
+num_mini_batches = 4
+num_learning_epochs = 2
+[policy]
+actor_hidden_dims = [16]
+critic_hidden_dims = [16]
+[runner]
+num_steps_per_env = 16
+save_interval = 3
+"#;
+
+fn request(config: &Path, log_dir: &Path, run: &str, iterations: usize) -> TrainRequest {
+    TrainRequest {
+        config: Some(config.to_path_buf()),
+        max_iterations: Some(iterations),
+        log_dir: Some(log_dir.to_path_buf()),
+        run_name: Some(run.to_string()),
+        console: Some(ConsoleMode::Off),
+        ..Default::default()
+    }
+}
+
+/// The rows of `metrics.jsonl` without the keys that measure time.
+fn metric_rows(run_dir: &Path) -> Vec<serde_json::Map<String, Value>> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| match serde_json::from_str(l).expect("row") {
+            Value::Object(mut row) => {
+                row.remove("wall_s");
+                row.retain(|k, _| !k.starts_with("Perf/"));
+                row
+            }
+            other => panic!("not an object: {other}"),
+        })
+        .collect()
+}
+
+/// Every float parameter of a module, flattened in visiting order.
+fn parameters<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl<B: Backend> ModuleVisitor<B> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let values = param.val().into_data().convert::<f32>();
+            self.0.push(values.to_vec().expect("f32"));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}
+
+/// The weights stored in a checkpoint, loaded into a fresh PPO.
+fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
+    let ckpt = Checkpoint::read(path).expect("checkpoint");
+    let cfg = TrainConfig::parse(&ckpt.header.config, "stored", &[]).expect("config");
+    let device = Default::default();
+    let env = sim_gpu::make_env::<B::InnerBackend>(&cfg.env.task, cfg.env.num_envs, 0, &device)
+        .expect("env");
+    let mut ppo = Ppo::<B>::new(
+        cfg.ppo().clone(),
+        cfg.policy.clone(),
+        env.spec(),
+        cfg.runner.num_steps_per_env,
+        99,
+        &device,
+    )
+    .expect("ppo");
+    ppo.load_state(&ckpt.state.algorithm).expect("load");
+    parameters(ppo.model())
+}
+
+fn run_dir(log_dir: &Path, run: &str) -> PathBuf {
+    log_dir.join("default").join(run)
+}
+
+/// Trains `2n` straight; then `n`, a resume to `2n`; then `n + 2` and a resume from the
+/// checkpoint of `n` (the run "killed" two iterations after its checkpoint) to `2n`.
+fn assert_resume_is_exact<B: AutodiffBackend>(config_text: &str, n: usize) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("run.toml");
+    std::fs::write(&config, config_text).expect("config");
+    let logs = tmp.path().join("logs");
+    let device = Default::default();
+
+    train::<B>(&request(&config, &logs, "straight", 2 * n), &device, |_| {}).expect("straight");
+
+    train::<B>(&request(&config, &logs, "split", n), &device, |_| {}).expect("first half");
+    let resume = TrainRequest {
+        resume: Some(run_dir(&logs, "split")),
+        max_iterations: Some(2 * n),
+        console: Some(ConsoleMode::Off),
+        ..Default::default()
+    };
+    train::<B>(&resume, &device, |_| {}).expect("second half");
+
+    train::<B>(&request(&config, &logs, "killed", n + 2), &device, |_| {}).expect("past n");
+    let resume_older = TrainRequest {
+        resume: Some(checkpoint_path(&run_dir(&logs, "killed"), n)),
+        max_iterations: Some(2 * n),
+        console: Some(ConsoleMode::Off),
+        ..Default::default()
+    };
+    train::<B>(&resume_older, &device, |_| {}).expect("resume from n");
+
+    let straight = run_dir(&logs, "straight");
+    let want_rows = metric_rows(&straight);
+    assert_eq!(want_rows.len(), 2 * n);
+    let want_weights = checkpoint_weights::<B>(&checkpoint_path(&straight, 2 * n));
+    let want = Checkpoint::read(&checkpoint_path(&straight, 2 * n)).expect("straight ckpt");
+    for run in ["split", "killed"] {
+        let dir = run_dir(&logs, run);
+        let rows = metric_rows(&dir);
+        assert_eq!(rows.len(), want_rows.len(), "{run}: one row per iteration");
+        for (i, (got, want)) in rows.iter().zip(&want_rows).enumerate() {
+            assert_eq!(got, want, "{run}: metrics row {i} differs");
+        }
+        let path = checkpoint_path(&dir, 2 * n);
+        assert_eq!(
+            checkpoint_weights::<B>(&path),
+            want_weights,
+            "{run}: final weights differ"
+        );
+        let got = Checkpoint::read(&path).expect("final checkpoint");
+        assert_eq!(got.header.total_steps, want.header.total_steps);
+        assert_eq!(got.header.learning_rate, want.header.learning_rate);
+        assert_eq!(
+            got.state.episodes, want.state.episodes,
+            "{run}: episode window"
+        );
+        let (g, w) = (
+            got.state.env.expect("env state"),
+            want.state.env.clone().expect("env state"),
+        );
+        assert_eq!(g.tensors, w.tensors, "{run}: environments' state");
+        assert_eq!(
+            rmp_serde::to_vec(&g.rngs).expect("rng"),
+            rmp_serde::to_vec(&w.rngs).expect("rng"),
+            "{run}: environments' random streams"
+        );
+        // The resumed branch is the latest; the run continues from it.
+        assert_eq!(
+            rl_runner::resolve_checkpoint(&dir).expect("latest"),
+            path,
+            "{run}: latest marker"
+        );
+    }
+}
+
+#[test]
+fn resume_is_exact_on_flex() {
+    assert_resume_is_exact::<Autodiff<Flex>>(ADAPTIVE, 3);
+    assert_resume_is_exact::<Autodiff<Flex>>(SCHEDULED, 3);
+    assert_resume_is_exact::<Autodiff<Flex>>(DISCRETE, 3);
+}
+
+#[test]
+fn resume_is_exact_on_ndarray() {
+    assert_resume_is_exact::<Autodiff<NdArray>>(ADAPTIVE, 3);
+    assert_resume_is_exact::<Autodiff<NdArray>>(SCHEDULED, 3);
+    assert_resume_is_exact::<Autodiff<NdArray>>(DISCRETE, 3);
+}
