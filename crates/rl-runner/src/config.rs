@@ -119,20 +119,35 @@ impl TrainConfig {
     /// Reads a config file, applies `--set` overrides (`section.key=value`, the value in
     /// TOML syntax) and checks every value.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            action: "read the config file",
-            source: e,
+        // A config file that cannot be read is a usage error (exit status 2), like a bad one.
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+            origin: path.display().to_string(),
+            message: format!("cannot read the config file: {e}"),
         })?;
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 
     /// Parses config text; `origin` names it in errors (a file path).
+    ///
+    /// Errors are one line. One about a value of the text gives `origin:line:column`, the
+    /// field path and what was expected; one about a value a `--set` override gave starts
+    /// with the override as given instead, since a position in the file would be wrong.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, Error> {
-        let text = apply_overrides(text, origin, overrides)?;
+        let file = toml_edit::Document::parse(text).map_err(|e| syntax_error(origin, text, &e))?;
+        let mut doc = file.clone().into_mut();
+        let set = apply_overrides(&mut doc, origin, overrides)?;
+        let source = Source { origin, file, set };
+        // With overrides the text is re-rendered: keys the overrides added shift the lines
+        // after them, so errors are placed by field path, not by position in this text.
+        let rendered = if overrides.is_empty() {
+            text.to_string()
+        } else {
+            doc.to_string()
+        };
+        source.check_algorithm_table(&doc)?;
         let cfg: TrainConfig =
-            toml::from_str(&text).map_err(|e| config_error(origin, &text, &e))?;
-        cfg.validate_in(origin)?;
+            toml::from_str(&rendered).map_err(|e| source.toml_error(&rendered, &[], &e))?;
+        cfg.validate().map_err(|e| source.invalid(e))?;
         Ok(cfg)
     }
 
@@ -166,21 +181,28 @@ impl TrainConfig {
 
     /// Checks ranges and consistency; errors name the field.
     pub fn validate(&self) -> Result<(), Error> {
+        if !sim_gpu::TASKS.contains(&self.env.task.as_str()) {
+            return Err(Error::Invalid {
+                origin: String::new(),
+                field: "env.task".into(),
+                message: format!(
+                    "unknown task `{}`; expected one of: {}",
+                    self.env.task,
+                    sim_gpu::TASKS.join(", ")
+                ),
+            });
+        }
+        self.validate_values()
+    }
+
+    /// [`TrainConfig::validate`] except that the task need not be registered (for
+    /// environments the caller builds).
+    pub fn validate_values(&self) -> Result<(), Error> {
         let invalid = |field: &str, message: String| Error::Invalid {
             origin: String::new(),
             field: field.to_string(),
             message,
         };
-        if !sim_gpu::TASKS.contains(&self.env.task.as_str()) {
-            return Err(invalid(
-                "env.task",
-                format!(
-                    "unknown task `{}`; valid tasks: {}",
-                    self.env.task,
-                    sim_gpu::TASKS.join(", ")
-                ),
-            ));
-        }
         if self.env.num_envs == 0 {
             return Err(invalid("env.num_envs", "expected at least 1, got 0".into()));
         }
@@ -196,10 +218,18 @@ impl TrainConfig {
                 "expected at least 1, got 0".into(),
             ));
         }
+        if let Some(stop) = self.runner.stop_at_mean_reward
+            && stop.is_nan()
+        {
+            return Err(invalid(
+                "runner.stop_at_mean_reward",
+                "expected a number, got NaN".into(),
+            ));
+        }
         if self.logger.experiment_name.is_empty() {
             return Err(invalid(
                 "logger.experiment_name",
-                "expected a non-empty name".into(),
+                "expected a non-empty name, got \"\"".into(),
             ));
         }
         let to_invalid = |e: rl_ppo::Error| match e {
@@ -209,13 +239,27 @@ impl TrainConfig {
         match &self.algorithm {
             AlgorithmConfig::Ppo(ppo) => {
                 ppo.validate().map_err(to_invalid)?;
-                let batch = self.env.num_envs * self.runner.num_steps_per_env;
-                if ppo.num_mini_batches > batch || !batch.is_multiple_of(ppo.num_mini_batches) {
+                let (n, t) = (self.env.num_envs, self.runner.num_steps_per_env);
+                let Some(batch) = n.checked_mul(t) else {
+                    return Err(invalid(
+                        "env.num_envs",
+                        format!("num_envs * num_steps_per_env = {n} * {t} is too large"),
+                    ));
+                };
+                let m = ppo.num_mini_batches;
+                if m > batch || !batch.is_multiple_of(m) {
+                    let what = if m > batch {
+                        "at most the batch"
+                    } else {
+                        "a divisor of the batch"
+                    };
+                    let choices = divisors(batch)
+                        .map(|d| format!("; valid choices: {d}"))
+                        .unwrap_or_default();
                     return Err(invalid(
                         "algorithm.num_mini_batches",
                         format!(
-                            "expected a divisor of num_envs * num_steps_per_env = {batch}, got {}",
-                            ppo.num_mini_batches
+                            "expected {what} num_envs * num_steps_per_env = {n} * {t} = {batch}, got {m}{choices}"
                         ),
                     ));
                 }
@@ -226,54 +270,348 @@ impl TrainConfig {
     }
 }
 
-/// Applies `section.key=value` overrides to the TOML text, keeping its layout so that
-/// line numbers in later errors still point into the user's file.
-fn apply_overrides(text: &str, origin: &str, overrides: &[String]) -> Result<String, Error> {
-    if overrides.is_empty() {
-        return Ok(text.to_string());
+/// The divisors of `n`, comma-separated (the first 24 and `n` when there are more); `None`
+/// when `n` is too large to list them quickly.
+fn divisors(n: usize) -> Option<String> {
+    if n == 0 || n > 1 << 40 {
+        return None;
     }
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        Error::Parse {
-            origin: origin.to_string(),
-            line,
-            column,
-            section: String::new(),
-            message: e.message().to_string(),
+    let (mut low, mut high) = (Vec::new(), Vec::new());
+    let mut d = 1;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            low.push(d);
+            if d * d != n {
+                high.push(n / d);
+            }
         }
-    })?;
+        d += 1;
+    }
+    low.extend(high.into_iter().rev());
+    Some(if low.len() <= 25 {
+        join(&low)
+    } else {
+        format!("{}, ..., {n}", join(&low[..24]))
+    })
+}
+
+fn join(items: &[impl std::fmt::Display]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The field names a struct's `Deserialize` accepts, so that the lists in errors never
+/// drift from the structs.
+fn field_names<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<T>()
+}
+
+/// The keys a top-level table accepts, or `None` when `section` is not a table (`seed`)
+/// or not a field at all.
+fn section_keys(section: &str) -> Option<Vec<&'static str>> {
+    let keys = match section {
+        "env" => field_names::<EnvConfig>().to_vec(),
+        "algorithm" => {
+            // `class` picks the variant; the rest are the class's fields (PPO, the only one).
+            let mut keys = vec!["class"];
+            keys.extend_from_slice(field_names::<PpoConfig>());
+            keys
+        }
+        "policy" => field_names::<PolicyConfig>().to_vec(),
+        "runner" => field_names::<RunnerConfig>().to_vec(),
+        "logger" => field_names::<LoggerConfig>().to_vec(),
+        _ => return None,
+    };
+    Some(keys)
+}
+
+/// Checks each `section.key=value` override against the config's fields and applies it to
+/// the document. Returns each override's key path with the override as given.
+fn apply_overrides(
+    doc: &mut toml_edit::DocumentMut,
+    origin: &str,
+    overrides: &[String],
+) -> Result<Vec<(Vec<String>, String)>, Error> {
+    let mut set = Vec::with_capacity(overrides.len());
     for item in overrides {
         let bad = |message: String| Error::Override {
             item: item.clone(),
             message,
         };
-        let (path, raw) = item
-            .split_once('=')
-            .ok_or_else(|| bad("expected section.key=value".into()))?;
-        let keys: Vec<&str> = path.trim().split('.').collect();
+        let (path, raw) = item.split_once('=').ok_or_else(|| {
+            bad(format!(
+                "expected section.key=value (for example algorithm.gamma=0.98) to override a value of {origin}"
+            ))
+        })?;
+        let keys: Vec<&str> = path.trim().split('.').map(str::trim).collect();
         if keys.iter().any(|k| k.is_empty()) {
-            return Err(bad(format!("`{path}` is not a valid key path")));
+            return Err(bad(format!(
+                "`{}` is not a key path; expected section.key=value (for example algorithm.gamma=0.98) to override a value of {origin}",
+                path.trim()
+            )));
+        }
+        let top = field_names::<TrainConfig>();
+        if !top.contains(&keys[0]) {
+            // A key given without its section: say which section has it.
+            let hint = match keys.as_slice() {
+                [key] => top
+                    .iter()
+                    .find(|s| section_keys(s).is_some_and(|k| k.contains(key)))
+                    .map(|s| format!(" did you mean {s}.{key}?"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            let what = if keys.len() == 1 {
+                "top-level key"
+            } else {
+                "section"
+            };
+            return Err(bad(format!(
+                "{what} `{}` does not exist (config {origin});{hint} valid sections and top-level keys: {}",
+                keys[0],
+                top.join(", ")
+            )));
+        }
+        if keys.len() > 1 {
+            let Some(valid) = section_keys(keys[0]) else {
+                return Err(bad(format!(
+                    "`{}` is a value, not a table (config {origin}); expected {}=VALUE",
+                    keys[0], keys[0]
+                )));
+            };
+            if !valid.contains(&keys[1]) {
+                return Err(bad(format!(
+                    "key `{}.{}` does not exist (config {origin}); valid keys of [{}]: {}",
+                    keys[0],
+                    keys[1],
+                    keys[0],
+                    valid.join(", ")
+                )));
+            }
         }
         // The value is TOML; a bare word that is not valid TOML is taken as a string.
         let value: toml_edit::Value = raw
             .trim()
             .parse()
             .unwrap_or_else(|_| toml_edit::Value::from(raw.trim()));
-        let (last, parents) = keys
-            .split_last()
-            .ok_or_else(|| bad("empty key path".into()))?;
-        let mut table = doc.as_table_mut();
-        for (depth, key) in parents.iter().enumerate() {
-            let entry = table
-                .entry(key)
-                .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
-            table = entry
-                .as_table_mut()
-                .ok_or_else(|| bad(format!("`{}` is not a table", keys[..=depth].join("."))))?;
+        let mut at = doc.as_item_mut();
+        for (depth, key) in keys.iter().enumerate() {
+            let inline = at.is_inline_table();
+            let table = at.as_table_like_mut().ok_or_else(|| {
+                bad(format!(
+                    "`{}` is a value, not a table (config {origin})",
+                    keys[..depth].join(".")
+                ))
+            })?;
+            if depth + 1 == keys.len() {
+                table.insert(key, toml_edit::Item::Value(value));
+                break;
+            }
+            at = table.entry(key).or_insert_with(|| {
+                if inline {
+                    toml_edit::Item::Value(toml_edit::InlineTable::new().into())
+                } else {
+                    toml_edit::Item::Table(toml_edit::Table::new())
+                }
+            });
         }
-        table.insert(last, toml_edit::Item::Value(value));
+        set.push((keys.iter().map(|k| k.to_string()).collect(), item.clone()));
     }
-    Ok(doc.to_string())
+    Ok(set)
+}
+
+/// The config as written (with positions) and the overrides applied to it: what places an
+/// error in the file or names the override that caused it.
+struct Source<'a> {
+    /// The config file's name.
+    origin: &'a str,
+    /// The text as written, parsed with the position of every key and value.
+    file: toml_edit::Document<&'a str>,
+    /// Key path and text of each override, in order.
+    set: Vec<(Vec<String>, String)>,
+}
+
+impl Source<'_> {
+    /// The last override that set `path` or a table holding it.
+    fn override_of(&self, path: &[String]) -> Option<&str> {
+        self.set
+            .iter()
+            .rev()
+            .find(|(keys, _)| path.starts_with(keys))
+            .map(|(_, item)| item.as_str())
+    }
+
+    /// `line:column` of `path` in the file: its key, or its value (a table's header).
+    fn position(&self, path: &[String], at_key: bool) -> Option<(usize, usize)> {
+        if path.is_empty() {
+            return None;
+        }
+        let mut table = self.file.as_table() as &dyn toml_edit::TableLike;
+        let mut found = None;
+        for (depth, name) in path.iter().enumerate() {
+            let (key, item) = table.get_key_value(name)?;
+            if depth + 1 == path.len() {
+                found = if at_key {
+                    key.span().or_else(|| item.span())
+                } else {
+                    item.span().or_else(|| key.span())
+                };
+            } else {
+                table = item.as_table_like()?;
+            }
+        }
+        found.map(|span| line_col(self.file.raw(), span.start))
+    }
+
+    /// `[algorithm]` on its own: through the `class` tag serde loses the field and the
+    /// position of an error in the table, so the class's fields are read directly first.
+    fn check_algorithm_table(&self, doc: &toml_edit::DocumentMut) -> Result<(), Error> {
+        let Some(table) = doc
+            .get("algorithm")
+            .and_then(toml_edit::Item::as_table_like)
+        else {
+            return Ok(());
+        };
+        if table.get("class").and_then(toml_edit::Item::as_str) != Some("ppo") {
+            // A missing or unknown class is reported by the whole parse.
+            return Ok(());
+        }
+        let mut fields = toml_edit::Table::new();
+        for (key, item) in table.iter().filter(|(key, _)| *key != "class") {
+            fields.insert(key, item.clone());
+        }
+        let text = toml_edit::DocumentMut::from(fields).to_string();
+        toml::from_str::<PpoConfig>(&text)
+            .map(drop)
+            .map_err(|e| self.toml_error(&text, &["algorithm"], &e))
+    }
+
+    /// A one-line error from a toml error in `text` (the rendered config, or the table at
+    /// `prefix` of it): placed in the file, or naming the override that caused it.
+    fn toml_error(&self, text: &str, prefix: &[&str], e: &toml::de::Error) -> Error {
+        let (mut path, at_key) = match (e.span(), toml_edit::Document::parse(text)) {
+            // An empty span is the whole document (a missing top-level field).
+            (Some(span), Ok(doc)) if !span.is_empty() => path_at(doc.as_table(), &span),
+            _ => (Vec::new(), false),
+        };
+        path.splice(0..0, prefix.iter().map(|k| k.to_string()));
+        let mut message = plain_words(e.message());
+        // The error is about a field the table lacks: name it and say what it takes.
+        let mut field = path.clone();
+        if let Some(name) = message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'))
+        {
+            field.push(name.to_string());
+            message = format!(
+                "missing required field `{name}`{}",
+                required_hint(&field.join("."))
+            );
+        } else if field == ["algorithm"] && message.contains("variant") {
+            message = format!(
+                "{message}; valid algorithm classes: {}",
+                AlgorithmConfig::CLASSES.join(", ")
+            );
+        }
+        let field = field.join(".");
+        if let Some(item) = self.override_of(&path) {
+            return Error::Override {
+                item: item.to_string(),
+                message: format!("invalid `{field}` (config {}): {message}", self.origin),
+            };
+        }
+        let (line, column) = self.position(&path, at_key).unwrap_or((0, 0));
+        Error::Parse {
+            origin: self.origin.to_string(),
+            line,
+            column,
+            section: field,
+            message,
+        }
+    }
+
+    /// A validation error, placed at the field's value in the file, or naming the
+    /// override that set it.
+    fn invalid(&self, e: Error) -> Error {
+        let Error::Invalid { field, message, .. } = e else {
+            return e;
+        };
+        let path: Vec<String> = field.split('.').map(str::to_string).collect();
+        if let Some(item) = self.override_of(&path) {
+            return Error::Override {
+                item: item.to_string(),
+                message: format!("invalid `{field}` (config {}): {message}", self.origin),
+            };
+        }
+        let origin = match self.position(&path, false) {
+            Some((line, column)) => format!("{}:{line}:{column}", self.origin),
+            None => self.origin.to_string(),
+        };
+        Error::Invalid {
+            origin,
+            field,
+            message,
+        }
+    }
+}
+
+/// The key path of the innermost key, value or table header of `table` that holds `span`,
+/// and whether it is a key.
+fn path_at(table: &dyn toml_edit::TableLike, span: &std::ops::Range<usize>) -> (Vec<String>, bool) {
+    let holds = |s: Option<std::ops::Range<usize>>| {
+        s.is_some_and(|s| s.start <= span.start && span.end <= s.end)
+    };
+    for (name, _) in table.iter() {
+        let Some((key, item)) = table.get_key_value(name) else {
+            continue;
+        };
+        if holds(key.span()) {
+            return (vec![name.to_string()], true);
+        }
+        let inner = item.as_table_like().map(|t| path_at(t, span));
+        if let Some((mut path, at_key)) = inner.filter(|(path, _)| !path.is_empty()) {
+            path.insert(0, name.to_string());
+            return (path, at_key);
+        }
+        if holds(item.span()) {
+            return (vec![name.to_string()], false);
+        }
+    }
+    (Vec::new(), false)
+}
+
+/// serde's message in words of the config file, on one line.
+fn plain_words(message: &str) -> String {
+    let mut message = message.trim().replace('\n', " ");
+    for (rust, toml) in [
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected a sequence", "expected a list"),
+        ("invalid type: map", "invalid type: table"),
+        ("invalid type: sequence", "invalid type: list"),
+    ] {
+        message = message.replace(rust, toml);
+    }
+    message
+}
+
+/// What a required field takes, for its "missing" error.
+fn required_hint(field: &str) -> String {
+    match field {
+        "env" => format!(
+            "; expected an [env] table with `task` (one of: {}) and `num_envs`",
+            sim_gpu::TASKS.join(", ")
+        ),
+        "env.task" => format!("; expected one of: {}", sim_gpu::TASKS.join(", ")),
+        "env.num_envs" => "; expected the number of parallel environments (at least 1)".into(),
+        "algorithm.class" => format!("; expected one of: {}", AlgorithmConfig::CLASSES.join(", ")),
+        _ => String::new(),
+    }
 }
 
 /// 1-based line and column of a byte offset.
@@ -298,30 +636,16 @@ fn section_at(text: &str, offset: usize) -> String {
         .unwrap_or_default()
 }
 
-/// A one-line error from a toml error: file, line, column, section and message.
-fn config_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
-    let (line, column, section) = match e.span() {
-        Some(span) => {
-            let (l, c) = line_col(text, span.start);
-            (l, c, section_at(text, span.start))
-        }
-        None => (0, 0, String::new()),
-    };
-    let mut message = e.message().trim().replace('\n', " ");
-    if message.contains("unknown variant") && message.contains("class")
-        || section == "algorithm" && message.contains("variant")
-    {
-        message = format!(
-            "{message} (valid algorithm classes: {})",
-            AlgorithmConfig::CLASSES.join(", ")
-        );
-    }
+/// A one-line error for text that is not TOML: file, line, column and the section it is in.
+fn syntax_error(origin: &str, text: &str, e: &toml_edit::TomlError) -> Error {
+    let offset = e.span().map_or(0, |s| s.start);
+    let (line, column) = e.span().map_or((0, 0), |_| line_col(text, offset));
     Error::Parse {
         origin: origin.to_string(),
         line,
         column,
-        section,
-        message,
+        section: section_at(text, offset),
+        message: format!("invalid TOML: {}", plain_words(e.message())),
     }
 }
 
@@ -366,8 +690,12 @@ max_iterations = 5
             .expect_err("typo")
             .to_string();
         assert!(!e.contains('\n'), "{e}");
-        assert!(e.contains("test.toml:8"), "{e}");
-        assert!(e.contains("[algorithm]") && e.contains("gama"), "{e}");
+        // At the key itself (line 10, column 1), not at the `[algorithm]` header.
+        assert!(e.contains("test.toml:10:1:"), "{e}");
+        assert!(
+            e.contains("`algorithm.gama`") && e.contains("`gamma`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -421,7 +749,11 @@ max_iterations = 5
         let e = TrainConfig::parse(BASE, "test.toml", &["algorithm.nope=1".into()])
             .expect_err("unknown")
             .to_string();
-        assert!(e.contains("nope"), "{e}");
+        assert!(e.starts_with("--set algorithm.nope=1: "), "{e}");
+        assert!(
+            e.contains("does not exist") && e.contains("gamma, lam"),
+            "{e}"
+        );
         let e = TrainConfig::parse(BASE, "test.toml", &["seed".into()])
             .expect_err("no =")
             .to_string();
@@ -434,6 +766,84 @@ max_iterations = 5
             .expect_err("8 * 16 not divisible by 5")
             .to_string();
         assert!(e.contains("algorithm.num_mini_batches"), "{e}");
+    }
+
+    #[test]
+    fn field_names_are_read_from_the_structs() {
+        assert_eq!(field_names::<EnvConfig>(), ["task", "num_envs"]);
+        assert_eq!(
+            field_names::<TrainConfig>(),
+            ["seed", "env", "algorithm", "policy", "runner", "logger"]
+        );
+        let algorithm = section_keys("algorithm").expect("a table");
+        assert_eq!(algorithm[..3], ["class", "gamma", "lam"]);
+        assert!(
+            section_keys("runner")
+                .expect("a table")
+                .contains(&"stop_at_mean_reward")
+        );
+        assert_eq!(section_keys("seed"), None);
+        assert_eq!(section_keys("nosuch"), None);
+    }
+
+    #[test]
+    fn path_at_finds_keys_values_and_headers() {
+        let text = "seed = 1\n[policy]\ns = { type = \"linear\", n = 2 }\n";
+        let doc = toml_edit::Document::parse(text).expect("toml");
+        let at = |needle: &str| {
+            let start = text.find(needle).expect("needle");
+            path_at(doc.as_table(), &(start..start + needle.len()))
+        };
+        assert_eq!(at("seed"), (vec!["seed".to_string()], true));
+        assert_eq!(at("1"), (vec!["seed".to_string()], false));
+        assert_eq!(at("[policy]"), (vec!["policy".to_string()], false));
+        let inline = at("{ type = \"linear\", n = 2 }");
+        assert_eq!(inline, (vec!["policy".to_string(), "s".to_string()], false));
+        let n = at("2");
+        assert_eq!(n.0, ["policy", "s", "n"]);
+    }
+
+    #[test]
+    fn divisors_are_listed_in_full_or_cut() {
+        assert_eq!(divisors(12).as_deref(), Some("1, 2, 3, 4, 6, 12"));
+        assert_eq!(divisors(49).as_deref(), Some("1, 7, 49"));
+        // 98304 = 4096 * 24 = 2^15 * 3 has 32 divisors: the first 24, then the largest.
+        let d = divisors(98304).expect("listed");
+        assert!(d.ends_with(" 3072, 4096, ..., 98304"), "{d}");
+        assert_eq!(divisors(usize::MAX), None);
+    }
+
+    #[test]
+    fn validation_errors_point_at_the_value_in_the_file() {
+        let text = BASE.replace("gamma = 0.98", "gamma = 1.5");
+        let e = TrainConfig::parse(&text, "test.toml", &[])
+            .expect_err("gamma")
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:10:9: invalid `algorithm.gamma`"),
+            "{e}"
+        );
+        // The same value given by an override names the override, not a place in the file.
+        let e = TrainConfig::parse(BASE, "test.toml", &["algorithm.gamma=1.5".into()])
+            .expect_err("gamma")
+            .to_string();
+        assert!(e.starts_with("--set algorithm.gamma=1.5: "), "{e}");
+        assert!(!e.contains("test.toml:"), "{e}");
+    }
+
+    #[test]
+    fn overrides_into_inline_tables_stay_inline() {
+        let text = BASE.replace(
+            "actor_hidden_dims = [32, 32]",
+            "actor_hidden_dims = [32, 32]\nobs_groups = { policy = [\"policy\"] }",
+        );
+        let c = TrainConfig::parse(
+            &text,
+            "test.toml",
+            &["policy.obs_groups.critic=[\"policy\", \"policy\"]".into()],
+        )
+        .expect("valid");
+        assert_eq!(c.policy.obs_groups.critic, ["policy", "policy"]);
     }
 
     #[test]

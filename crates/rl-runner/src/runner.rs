@@ -76,6 +76,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         run_dir: PathBuf,
         device: &B::Device,
     ) -> Result<Self, Error> {
+        cfg.validate_values()?;
         if env.num_envs() != cfg.env.num_envs {
             return Err(Error::Invalid {
                 origin: String::new(),
