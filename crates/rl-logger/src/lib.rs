@@ -46,6 +46,9 @@ pub mod tags {
     pub const COLLECTION_TIME: &str = "Perf/collection_time";
     /// Seconds spent in the update.
     pub const LEARNING_TIME: &str = "Perf/learning_time";
+    /// Resident memory of the process in MiB at the end of the iteration (where the
+    /// platform reports it).
+    pub const RESIDENT_MEMORY: &str = "Perf/resident_memory_mb";
     /// Mean return over the last 100 finished episodes.
     pub const MEAN_REWARD: &str = "Train/mean_reward";
     /// Mean length over the last 100 finished episodes.

@@ -350,6 +350,12 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             );
             scalars.insert(tags::COLLECTION_TIME.into(), collection_time);
             scalars.insert(tags::LEARNING_TIME.into(), learning_time);
+            if let Some(usage) = memory_stats::memory_stats() {
+                scalars.insert(
+                    tags::RESIDENT_MEMORY.into(),
+                    usage.physical_mem as f64 / (1024.0 * 1024.0),
+                );
+            }
             let mean_reward = self.episodes.mean_return();
             if let Some(r) = mean_reward {
                 scalars.insert(tags::MEAN_REWARD.into(), r);
@@ -458,7 +464,9 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
     fn interrupt(&mut self, logger: &mut Logger) -> Error {
         let written = checkpoint_path(&self.run_dir, self.iteration);
         let checkpoint = if self.last_checkpoint.as_deref() == Some(written.as_path()) {
-            Ok(written)
+            // Already on disk (just saved, or the checkpoint this run resumed from): point
+            // the marker at it, so that `--resume <run_dir>` continues from it.
+            write_latest_marker(&written).map(|()| written)
         } else {
             self.save()
         };
