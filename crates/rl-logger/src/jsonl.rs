@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, IterationRecord, MetricWriter};
+use crate::{Error, IterationRecord, MetricWriter, write_atomic};
 
 /// The name of the metrics file inside the run directory.
 pub const METRICS_FILE_NAME: &str = "metrics.jsonl";
@@ -35,14 +35,7 @@ impl JsonlWriter {
             source,
         })?;
         let path = run_dir.join(METRICS_FILE_NAME);
-        let io = |action| {
-            let path = path.clone();
-            move |source| Error::Io {
-                action,
-                path,
-                source,
-            }
-        };
+        let io = |action| io_error(&path, action);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -74,14 +67,7 @@ impl JsonlWriter {
 /// removed; a missing file removes nothing.
 pub fn drop_rows_from(run_dir: &Path, iteration: usize) -> Result<usize, Error> {
     let path = run_dir.join(METRICS_FILE_NAME);
-    let io = |action| {
-        let path = path.clone();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = |action| io_error(&path, action);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -109,14 +95,18 @@ pub fn drop_rows_from(run_dir: &Path, iteration: usize) -> Result<usize, Error> 
     if dropped == 0 {
         return Ok(0);
     }
-    let tmp = run_dir.join(format!("{METRICS_FILE_NAME}.tmp"));
-    {
-        let mut file = File::create(&tmp).map_err(io("create a temporary file beside"))?;
-        file.write_all(kept.as_bytes()).map_err(io("write"))?;
-        file.sync_all().map_err(io("flush"))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io("replace"))?;
+    write_atomic(&path, kept.as_bytes()).map_err(|(action, source)| io(action)(source))?;
     Ok(dropped)
+}
+
+/// Maps an OS error on `path` during `action` to [`Error::Io`].
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// Whether the file is non-empty and its last byte is not `\n`.

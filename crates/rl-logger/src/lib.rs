@@ -13,12 +13,14 @@
 //!
 //! [`Logger::for_run`] builds all three for a run directory. Errors are [`Error`].
 
+mod atomic;
 mod console;
 mod error;
 mod jsonl;
 mod logger;
 mod tensorboard;
 
+pub use atomic::write_atomic;
 pub use console::{ConsoleLogger, ConsoleMode, format_summary};
 pub use error::Error;
 pub use jsonl::{JsonlWriter, METRICS_FILE_NAME, drop_rows_from};

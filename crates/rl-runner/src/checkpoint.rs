@@ -6,10 +6,10 @@
 //! payload (MessagePack of [`RunState`]), CRC-32 of everything before it (u32 LE).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rl_core::EnvSnapshot;
+use rl_logger::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -164,34 +164,12 @@ impl Checkpoint {
     /// to disk, then renamed over `path`. A crash leaves either the old file or the new one.
     pub fn write_atomic(&self, path: &Path) -> Result<(), Error> {
         let bytes = self.to_bytes(path)?;
-        write_file_atomic(path, &bytes).map_err(|(action, source)| Error::Io {
+        write_atomic(path, &bytes).map_err(|(action, source)| Error::Io {
             path: path.to_path_buf(),
             action,
             source,
         })
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory (created if
-/// missing), flushed to disk, renamed over `path`, and the directory flushed. A crash at any
-/// moment leaves either the old file or the new one, never a partial file under `path`.
-fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| ("create the directory of", e))?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    {
-        let mut file = fs::File::create(&tmp).map_err(|e| ("create a temporary file for", e))?;
-        file.write_all(bytes).map_err(|e| ("write", e))?;
-        file.sync_all().map_err(|e| ("flush", e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| ("rename the temporary file onto", e))?;
-    if let Ok(d) = fs::File::open(dir) {
-        // Persist the rename itself; not every platform can sync a directory.
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// The iteration of a checkpoint file name `model_<iteration>.ckpt`.
@@ -232,12 +210,10 @@ pub fn write_latest_marker(checkpoint: &Path) -> Result<(), Error> {
             message: "the checkpoint's file name is not valid UTF-8".into(),
         })?;
     let marker = dir.join(LATEST_MARKER);
-    write_file_atomic(&marker, format!("{name}\n").as_bytes()).map_err(|(action, source)| {
-        Error::Io {
-            path: marker.clone(),
-            action,
-            source,
-        }
+    write_atomic(&marker, format!("{name}\n").as_bytes()).map_err(|(action, source)| Error::Io {
+        path: marker.clone(),
+        action,
+        source,
     })
 }
 

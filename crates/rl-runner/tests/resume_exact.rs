@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex, NdArray};
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use rl_core::Algorithm;
-use rl_ppo::Ppo;
-use rl_runner::{Checkpoint, ConsoleMode, TrainConfig, TrainRequest, checkpoint_path, train};
+use burn::tensor::backend::AutodiffBackend;
+use common::checkpoint_weights;
+use rl_runner::{Checkpoint, ConsoleMode, TrainRequest, checkpoint_path, train};
 use serde_json::Value;
+
+mod common;
 
 /// Continuous cart-pole with a learned std, the adaptive learning rate and both
 /// observation normalisers: every piece of state the update carries.
@@ -99,40 +98,6 @@ fn metric_rows(run_dir: &Path) -> Vec<serde_json::Map<String, Value>> {
             other => panic!("not an object: {other}"),
         })
         .collect()
-}
-
-/// Every float parameter of a module, flattened in visiting order.
-fn parameters<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
-    struct Collect(Vec<Vec<f32>>);
-    impl<B: Backend> ModuleVisitor<B> for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let values = param.val().into_data().convert::<f32>();
-            self.0.push(values.to_vec().expect("f32"));
-        }
-    }
-    let mut c = Collect(Vec::new());
-    module.visit(&mut c);
-    c.0
-}
-
-/// The weights stored in a checkpoint, loaded into a fresh PPO.
-fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
-    let ckpt = Checkpoint::read(path).expect("checkpoint");
-    let cfg = TrainConfig::parse(&ckpt.header.config, "stored", &[]).expect("config");
-    let device = Default::default();
-    let env = sim_gpu::make_env::<B::InnerBackend>(&cfg.env.task, cfg.env.num_envs, 0, &device)
-        .expect("env");
-    let mut ppo = Ppo::<B>::new(
-        cfg.ppo().clone(),
-        cfg.policy.clone(),
-        env.spec(),
-        cfg.runner.num_steps_per_env,
-        99,
-        &device,
-    )
-    .expect("ppo");
-    ppo.load_state(&ckpt.state.algorithm).expect("load");
-    parameters(ppo.model())
 }
 
 fn run_dir(log_dir: &Path, run: &str) -> PathBuf {

@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::{Autodiff, NdArray};
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
-use rl_core::{Algorithm, EnvSnapshot, EnvSpec, Observations, StepOutput, VecEnv};
+use common::checkpoint_weights;
+use rl_core::{EnvSnapshot, EnvSpec, Observations, StepOutput, VecEnv};
 use rl_logger::{ConsoleMode, Logger};
-use rl_ppo::Ppo;
 use rl_runner::{
     Checkpoint, Error, OnPolicyRunner, TrainConfig, TrainRequest, checkpoint_path,
     resolve_checkpoint, train,
 };
+
+mod common;
 
 type B = Autodiff<NdArray>;
 type I = NdArray;
@@ -101,39 +102,6 @@ fn poke(t: Tensor<I, 2>, row: usize, col: usize, value: f32) -> Tensor<I, 2> {
     let mut v: Vec<f32> = t.into_data().to_vec().expect("f32");
     v[row * d + col] = value;
     Tensor::from_data(TensorData::new(v, [n, d]), &Default::default())
-}
-
-/// Whether every weight of a checkpoint, loaded into a fresh PPO, is finite.
-fn checkpoint_weights_are_finite(path: &Path) -> bool {
-    struct Finite(bool);
-    impl ModuleVisitor<B> for Finite {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let v: Vec<f32> = param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .expect("f32");
-            self.0 &= v.iter().all(|x| x.is_finite());
-        }
-    }
-    let ckpt = Checkpoint::read(path).expect("checkpoint");
-    let cfg = TrainConfig::parse(&ckpt.header.config, "stored", &[]).expect("config");
-    let device = Default::default();
-    let env = sim_gpu::make_env::<I>("cartpole", cfg.env.num_envs, 0, &device).expect("env");
-    let mut ppo = Ppo::<B>::new(
-        cfg.ppo().clone(),
-        cfg.policy.clone(),
-        env.spec(),
-        cfg.runner.num_steps_per_env,
-        0,
-        &device,
-    )
-    .expect("ppo");
-    ppo.load_state(&ckpt.state.algorithm).expect("loads");
-    let mut finite = Finite(true);
-    ppo.model().visit(&mut finite);
-    finite.0
 }
 
 fn metrics_rows(run_dir: &Path) -> usize {
@@ -222,7 +190,10 @@ fn overflowing_returns_stop_the_run_at_the_loss() {
     assert!(text.contains("Loss/"), "{text}");
     assert!(text.contains("the update"), "{text}");
     assert!(
-        checkpoint_weights_are_finite(&checkpoint_path(&run, 2)),
+        checkpoint_weights::<B>(&checkpoint_path(&run, 2))
+            .iter()
+            .flatten()
+            .all(|w| w.is_finite()),
         "the last good checkpoint holds the weights from before the bad update"
     );
 }
