@@ -8,10 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+
+// Training allocates and frees the same large tensors every mini-batch; the system allocator
+// hands them back to the kernel each time (page faults and zeroing on every reuse).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
-use rl_runner::{ConsoleMode, RolloutRequest, TrainRequest};
+use rl_runner::{BenchRequest, ConsoleMode, RolloutRequest, TrainRequest};
 
 #[derive(Parser)]
 #[command(
@@ -27,10 +33,10 @@ struct Cli {
 /// Burn backends compiled into this binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
-    /// CPU, burn-ndarray (the default).
+    /// CPU, burn-ndarray.
     #[cfg(feature = "ndarray")]
     Ndarray,
-    /// CPU, burn-flex.
+    /// CPU, burn-flex (the default).
     #[cfg(feature = "flex")]
     Flex,
     /// GPU through wgpu (Vulkan, Metal, DX12).
@@ -75,6 +81,50 @@ enum Command {
         /// Only the progress bar, no per-iteration summary.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Measure a task and config: simulation alone, end-to-end PPO (collection and update),
+    /// the update's matrix FLOP rate beside the backend's matrix multiply, optionally the time
+    /// to the return threshold, and memory. Prints a table, then one JSON object.
+    Bench {
+        /// The TOML config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Backend to run on.
+        #[arg(long, value_enum, default_value_t = default_backend())]
+        backend: Backend,
+        /// Seed of every random stream.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Number of parallel environments (`env.num_envs`).
+        #[arg(long)]
+        num_envs: Option<usize>,
+        /// Timed training iterations.
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// Untimed training iterations first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Steps per environment of the simulation-only phase.
+        #[arg(long, default_value_t = 1000)]
+        sim_steps: usize,
+        /// Also train a fresh run to the return threshold and report its time and steps.
+        #[arg(long)]
+        solve: bool,
+        /// The threshold of `Train/mean_reward` (default: `runner.stop_at_mean_reward`).
+        #[arg(long, allow_hyphen_values = true)]
+        threshold: Option<f64>,
+        /// Iteration limit of `--solve`.
+        #[arg(long, default_value_t = 300)]
+        max_iterations: usize,
+        /// Side of the square matrices of the matrix-multiply reference.
+        #[arg(long, default_value_t = 2048)]
+        matmul_size: usize,
+        /// Override a config value: `section.key=value`, the value in TOML syntax.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Also write the JSON object to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Run the deterministic (mean-action) policy of a checkpoint and print one JSON line
     /// with `mean_return` and `mean_episode_length`.
@@ -161,10 +211,12 @@ fn rollout<B: AutodiffBackend>(
 }
 
 fn default_backend() -> Backend {
-    #[cfg(feature = "ndarray")]
-    return Backend::Ndarray;
-    #[cfg(all(not(feature = "ndarray"), feature = "flex"))]
+    // flex first: the fastest CPU backend here (docs/performance.md), and it repeats a run
+    // bit for bit
+    #[cfg(feature = "flex")]
     return Backend::Flex;
+    #[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+    return Backend::Ndarray;
     #[cfg(all(not(feature = "ndarray"), not(feature = "flex"), feature = "wgpu"))]
     return Backend::Wgpu;
     #[cfg(all(
@@ -227,6 +279,79 @@ fn train<B: AutodiffBackend>(request: &TrainRequest, device: &B::Device) -> anyh
         })
     );
     Ok(())
+}
+
+fn bench<B: AutodiffBackend>(
+    request: &BenchRequest,
+    json: Option<&std::path::Path>,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let report = rl_runner::bench::<B>(request, device)?;
+    print!("{}", bench_table(&report));
+    let text = serde_json::to_string(&report).context("serialise the report")?;
+    if let Some(path) = json {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("create the directory of {}", path.display()))?;
+        }
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    println!("{text}");
+    Ok(())
+}
+
+/// The report as a small table for people.
+fn bench_table(r: &rl_runner::BenchReport) -> String {
+    let t = &r.train;
+    let mut rows = vec![
+        format!(
+            "{} on {}: {} envs x {} steps, seed {}",
+            r.task, r.backend, r.num_envs, r.steps_per_env, r.seed
+        ),
+        format!(
+            "  simulation only        {:>12.0} env steps/s",
+            r.sim.env_steps_per_s
+        ),
+        format!(
+            "  end-to-end PPO         {:>12.0} env steps/s ({} iterations after {} warm-up)",
+            t.env_steps_per_s, t.iterations, t.warmup
+        ),
+        format!(
+            "  per iteration          {:>12.1} ms collection, {:.1} ms update (medians)",
+            t.collect_s_per_iter * 1e3,
+            t.update_s_per_iter * 1e3
+        ),
+        format!(
+            "  update                 {:>12.1} GFLOP/s ({:.2} GFLOP per update)",
+            t.update_gflops, t.update_gflop_per_iter
+        ),
+        format!(
+            "  matmul {:>4}^3          {:>12.1} GFLOP/s (update at {:.0}% of it)",
+            r.matmul.size,
+            r.matmul.gflops,
+            100.0 * r.update_fraction_of_matmul
+        ),
+    ];
+    if let Some(s) = &r.solve {
+        rows.push(format!(
+            "  to mean return >= {}   {} in {} iterations, {} env steps, {:.1} s ({:.0} env steps/s)",
+            s.threshold,
+            if s.reached { "reached" } else { "NOT reached" },
+            s.iterations,
+            s.env_steps,
+            s.wall_s,
+            s.env_steps_per_s
+        ));
+    }
+    let mb = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0} MiB"));
+    rows.push(format!(
+        "  resident memory        peak {}, first timed iteration {}, last {}",
+        mb(r.memory.peak_rss_mb),
+        mb(r.memory.rss_first_mb),
+        mb(r.memory.rss_last_mb)
+    ));
+    rows.join("\n") + "\n"
 }
 
 fn play<B: AutodiffBackend>(
@@ -311,6 +436,51 @@ fn main() -> ExitCode {
                 }),
             };
             with_backend!(backend, |device: B| train::<B>(&request, &device))
+        }
+        Command::Bench {
+            config,
+            backend,
+            seed,
+            num_envs,
+            iterations,
+            warmup,
+            sim_steps,
+            solve,
+            threshold,
+            max_iterations,
+            matmul_size,
+            set,
+            json,
+        } => {
+            let train = TrainRequest {
+                config: Some(config.clone()),
+                overrides: set,
+                seed,
+                num_envs,
+                ..TrainRequest::default()
+            };
+            match train.resolve_config(None) {
+                Ok(resolved) => {
+                    let request = BenchRequest {
+                        config: resolved,
+                        config_origin: config.display().to_string(),
+                        backend: format!("{backend:?}").to_lowercase(),
+                        sim_steps,
+                        iterations,
+                        warmup,
+                        solve,
+                        threshold,
+                        solve_max_iterations: max_iterations,
+                        matmul_size,
+                    };
+                    with_backend!(backend, |device: B| bench::<B>(
+                        &request,
+                        json.as_deref(),
+                        &device
+                    ))
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::Play {
             checkpoint,

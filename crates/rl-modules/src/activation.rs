@@ -36,13 +36,13 @@ pub enum Activation {
 }
 
 /// ELU's alpha (PyTorch default).
-const ELU_ALPHA: f64 = 1.0;
+pub(crate) const ELU_ALPHA: f64 = 1.0;
 /// Leaky ReLU's negative slope (PyTorch default).
-const LEAKY_RELU_SLOPE: f64 = 0.01;
+pub(crate) const LEAKY_RELU_SLOPE: f64 = 0.01;
 /// SELU's alpha, from Klambauer et al. (2017).
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+pub(crate) const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 /// SELU's scale, from Klambauer et al. (2017).
-const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+pub(crate) const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
 impl Activation {
     /// Every activation, in the same order as [`Activation::NAMES`].

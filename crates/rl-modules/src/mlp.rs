@@ -5,7 +5,7 @@ use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::Activation;
+use crate::{Activation, linear_act};
 
 /// Configuration of an [`Mlp`]: `input_dim -> hidden_dims... -> output_dim`.
 #[derive(Config, Debug)]
@@ -72,10 +72,14 @@ impl<B: Backend> Mlp<B> {
         let last = self.layers.len().saturating_sub(1);
         let mut x = x; // [batch, input_dim]
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x); // [batch, layer output]
-            if i < last {
-                x = self.activation.forward(x);
-            }
+            // One fused operation per layer: matmul, bias and activation
+            let activation = if i < last {
+                self.activation
+            } else {
+                Activation::Identity
+            };
+            let bias = layer.bias.as_ref().map(|b| b.val());
+            x = linear_act(x, layer.weight.val(), bias, activation); // [batch, layer output]
         }
         x // [batch, output_dim]
     }

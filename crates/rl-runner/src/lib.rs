@@ -9,6 +9,7 @@
 //! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
 //!   with given actions, one JSON line per step.
 
+mod bench;
 mod checkpoint;
 mod config;
 mod error;
@@ -18,6 +19,10 @@ mod runner;
 mod stats;
 mod train;
 
+pub use bench::{
+    BenchReport, BenchRequest, MatmulReport, MemoryReport, SimReport, SolveReport, TrainReport,
+    bench, forward_flop, train_flop,
+};
 pub use checkpoint::{
     Checkpoint, CheckpointHeader, EXTENSION, LATEST_MARKER, RunState, checkpoint_path,
     prune_checkpoints, resolve_checkpoint, write_latest_marker,
