@@ -399,6 +399,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Run on a worker of the global thread pool that the CPU backends' kernels use, so
+    // that their parallel matrix products and element-wise blocks are joined from a worker
+    // (the calling thread takes part in the work) rather than handed over from outside the
+    // pool and waited for (a sleep and a wake-up per operation).
+    rayon::scope(|_| run(cli))
+}
+
+fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Train {
             config,
