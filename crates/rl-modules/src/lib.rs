@@ -25,6 +25,7 @@ mod fused;
 mod masked;
 mod mlp;
 mod normalizer;
+mod precision;
 
 pub use action::ActionDistribution;
 pub use activation::Activation;
@@ -35,3 +36,4 @@ pub use fused::{linear_act, reference as linear_act_reference};
 pub use masked::{masked_mean, masked_sum};
 pub use mlp::{Mlp, MlpConfig};
 pub use normalizer::{EmpiricalNormalizer, NormalizerState};
+pub use precision::Precision;

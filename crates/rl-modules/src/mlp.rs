@@ -3,9 +3,9 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{FloatDType, Tensor, backend::Backend};
 
-use crate::{Activation, linear_act};
+use crate::{Activation, Precision, linear_act};
 
 /// Configuration of an [`Mlp`]: `input_dim -> hidden_dims... -> output_dim`.
 #[derive(Config, Debug)]
@@ -19,6 +19,9 @@ pub struct MlpConfig {
     /// Activation applied after every hidden layer (never after the output layer).
     #[config(default = "Activation::Elu")]
     pub activation: Activation,
+    /// Precision of the layers' computations (the parameters stay `f32`).
+    #[config(default = "Precision::F32")]
+    pub precision: Precision,
 }
 
 impl MlpConfig {
@@ -50,6 +53,7 @@ impl MlpConfig {
         Mlp {
             layers,
             activation: self.activation,
+            precision: self.precision,
         }
     }
 }
@@ -64,13 +68,22 @@ pub struct Mlp<B: Backend> {
     /// The activation between layers (not a parameter, not saved in records).
     #[module(skip)]
     activation: Activation,
+    /// The precision of the layers' computations (not saved in records).
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl<B: Backend> Mlp<B> {
-    /// Runs the network: `[batch, input_dim] -> [batch, output_dim]`.
+    /// Runs the network: `[batch, input_dim] -> [batch, output_dim]`, always `f32` in and
+    /// out; in a half-precision mode the layers compute in half precision between the casts.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let half = self.precision.half();
+        let cast = |t: Tensor<B, 2>| match half {
+            Some(dtype) => t.cast(dtype),
+            None => t,
+        };
         let last = self.layers.len().saturating_sub(1);
-        let mut x = x; // [batch, input_dim]
+        let mut x = cast(x); // [batch, input_dim]
         for (i, layer) in self.layers.iter().enumerate() {
             // One fused operation per layer: matmul, bias and activation
             let activation = if i < last {
@@ -78,10 +91,16 @@ impl<B: Backend> Mlp<B> {
             } else {
                 Activation::Identity
             };
-            let bias = layer.bias.as_ref().map(|b| b.val());
-            x = linear_act(x, layer.weight.val(), bias, activation); // [batch, layer output]
+            let bias = layer.bias.as_ref().map(|b| match half {
+                Some(dtype) => b.val().cast(dtype),
+                None => b.val(),
+            });
+            x = linear_act(x, cast(layer.weight.val()), bias, activation); // [batch, layer output]
         }
-        x // [batch, output_dim]
+        match half {
+            Some(_) => x.cast(FloatDType::F32),
+            None => x,
+        } // [batch, output_dim]
     }
 
     /// Size of the input features.
@@ -104,6 +123,11 @@ impl<B: Backend> Mlp<B> {
     /// The activation applied after every hidden layer.
     pub fn activation(&self) -> Activation {
         self.activation
+    }
+
+    /// The precision of the layers' computations.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The linear layers, input first.
@@ -196,6 +220,41 @@ mod tests {
         assert_eq!(back.activation, Activation::LeakyRelu);
         assert_eq!(back.hidden_dims, vec![4]);
         assert_eq!(MlpConfig::new(1, vec![], 1).activation, Activation::Elu);
+    }
+
+    /// Half precision: the same parameters give outputs and gradients within half-precision
+    /// error, `f32` at both ends, and `f32` parameter gradients.
+    #[test]
+    fn half_precision_matches_f32_within_its_rounding() {
+        type AB = Autodiff<burn::backend::Flex>;
+        let device = Default::default();
+        let full = MlpConfig::new(3, vec![16, 16], 2).init::<AB>(&device);
+        let x = Tensor::<AB, 2>::random([32, 3], Distribution::Normal(0.0, 1.0), &device);
+        let y_full = full.forward(x.clone());
+        let g_full = y_full.clone().sum().backward();
+        for (precision, tolerance) in [(Precision::Bf16, 0.05), (Precision::F16, 0.01)] {
+            let mut half = full.clone();
+            half.precision = precision;
+            let y_half = half.forward(x.clone());
+            assert_eq!(y_half.dtype(), burn::tensor::DType::F32, "{precision}");
+            let scale = y_full.clone().abs().max().into_scalar().max(1.0);
+            let err = (y_half.clone() - y_full.clone()).abs().max().into_scalar();
+            assert!(err <= tolerance * scale, "{precision}: output error {err}");
+            assert!(
+                err > 0.0,
+                "{precision}: no rounding at all, so no half precision"
+            );
+            let g_half = y_half.sum().backward();
+            let ga = full.layers()[0].weight.grad(&g_full).expect("grad");
+            let gb = half.layers()[0].weight.grad(&g_half).expect("grad");
+            assert_eq!(gb.dtype(), burn::tensor::DType::F32, "{precision}");
+            let scale = ga.clone().abs().max().into_scalar().max(1.0);
+            let err = (ga - gb).abs().max().into_scalar();
+            assert!(
+                err <= 4.0 * tolerance * scale,
+                "{precision}: gradient error {err}"
+            );
+        }
     }
 
     #[test]

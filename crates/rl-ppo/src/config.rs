@@ -1,7 +1,7 @@
 //! PPO hyperparameters (`[algorithm]`) and the actor-critic's settings (`[policy]`), with
 //! rsl_rl's defaults and names.
 
-use rl_modules::Activation;
+use rl_modules::{Activation, Precision};
 use rl_storage::Shuffle;
 use serde::{Deserialize, Serialize};
 
@@ -182,6 +182,9 @@ pub struct PolicyConfig {
     pub critic_obs_normalization: bool,
     /// Observation groups of actor and critic.
     pub obs_groups: ObsGroups,
+    /// Precision of the networks' layers: `f32`, or `bf16` / `f16` (mixed precision: the
+    /// parameters, losses and optimiser stay `f32`). Half precision pays off on GPUs.
+    pub precision: Precision,
 }
 
 impl Default for PolicyConfig {
@@ -198,6 +201,7 @@ impl Default for PolicyConfig {
             actor_obs_normalization: false,
             critic_obs_normalization: false,
             obs_groups: ObsGroups::default(),
+            precision: Precision::F32,
         }
     }
 }

@@ -54,9 +54,11 @@ impl<B: Backend> ActorCritic<B> {
         };
         let actor = MlpConfig::new(actor_input, cfg.actor_hidden_dims.clone(), outputs)
             .with_activation(cfg.activation)
+            .with_precision(cfg.precision)
             .init(device);
         let critic = MlpConfig::new(critic_input, cfg.critic_hidden_dims.clone(), 1)
             .with_activation(cfg.activation)
+            .with_precision(cfg.precision)
             .init(device);
         let settings = StdSettings {
             std_type: cfg.noise_std_type,

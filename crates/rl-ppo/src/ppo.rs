@@ -86,6 +86,19 @@ impl<B: AutodiffBackend> Ppo<B> {
     ) -> Result<Self, Error> {
         cfg.validate()?;
         policy_cfg.validate()?;
+        if let Some(half) = policy_cfg.precision.half() {
+            let dtype = burn::tensor::DType::from(half);
+            if !B::supports_dtype(device, dtype) {
+                return Err(Error::Config {
+                    field: "policy.precision".into(),
+                    message: format!(
+                        "this backend does not support {} (use `f32`, or a backend with \
+                         half-precision support such as cuda, wgpu or flex)",
+                        policy_cfg.precision
+                    ),
+                });
+            }
+        }
         let actor_input = spec.obs_dim(&policy_cfg.obs_groups.policy)?;
         let critic_input = spec.obs_dim(&policy_cfg.obs_groups.critic)?;
         // Weight initialisation draws from the backend's generator: seed it so that the same

@@ -64,14 +64,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The environment failed.
-    #[error("environment: {0}")]
+    /// The environment failed. (The wrapped errors show their own message only: with it in
+    /// this one too, `anyhow`'s `{:#}`, which appends the source, would print it twice.)
+    #[error(transparent)]
     Env(#[from] sim_gpu::Error),
     /// The environment rejected a call.
-    #[error("environment: {0}")]
+    #[error(transparent)]
     Core(#[from] rl_core::Error),
     /// The algorithm failed.
-    #[error("algorithm: {0}")]
+    #[error(transparent)]
     Algorithm(#[from] rl_ppo::Error),
     /// Logging failed.
     #[error("logger: {0}")]
