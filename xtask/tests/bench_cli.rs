@@ -1,0 +1,107 @@
+//! `cargo xtask bench`: a tiny benchmark prints its table and one JSON object (also written to
+//! `--json`), with numbers that agree with each other; bad requests exit 2 before measuring.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A small config: cart-pole, 8 environments, one hidden layer of 16.
+const CONFIG: &str = r#"[env]
+task = "cartpole"
+num_envs = 8
+
+[policy]
+actor_hidden_dims = [16]
+critic_hidden_dims = [16]
+
+[runner]
+num_steps_per_env = 8
+"#;
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-bench-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the temp dir");
+    dir
+}
+
+fn bench(config: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--backend", "flex", "--config"])
+        .arg(config)
+        .args([
+            "--iterations",
+            "2",
+            "--warmup",
+            "1",
+            "--sim-steps",
+            "5",
+            "--matmul-size",
+            "64",
+        ])
+        .args(args)
+        .output()
+        .expect("run xtask")
+}
+
+#[test]
+fn bench_prints_a_table_and_writes_consistent_json() {
+    let dir = dir("ok");
+    let config = dir.join("small.toml");
+    std::fs::write(&config, CONFIG).expect("write config");
+    let json_path = dir.join("out/bench.json");
+    let out = bench(
+        &config,
+        &[
+            "--solve",
+            "--threshold",
+            "-1000",
+            "--json",
+            json_path.to_str().expect("utf-8 path"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("end-to-end PPO"), "{stdout}");
+    let last = stdout.lines().last().expect("a JSON line");
+    let printed: serde_json::Value = serde_json::from_str(last).expect("JSON on the last line");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("--json file"))
+            .expect("valid JSON");
+    assert_eq!(printed, written);
+    assert_eq!(printed["task"], "cartpole");
+    assert_eq!(printed["backend"], "flex");
+    assert_eq!(printed["num_envs"], 8);
+    assert_eq!(printed["sim"]["env_steps"], 40);
+    assert_eq!(printed["train"]["iterations"], 2);
+    let steps_per_s = printed["train"]["env_steps_per_s"]
+        .as_f64()
+        .expect("number");
+    assert!(steps_per_s > 0.0);
+    // A threshold below every possible return is reached after the first iteration with
+    // finished episodes
+    assert_eq!(printed["solve"]["reached"], true, "{last}");
+    assert_eq!(printed["matmul"]["size"], 64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_usage_errors_exit_2() {
+    let dir = dir("bad");
+    let config = dir.join("small.toml");
+    std::fs::write(&config, CONFIG).expect("write config");
+    for (args, needle) in [
+        (vec!["--solve"], "--threshold"),
+        (vec!["--iterations", "0"], "--iterations"),
+        (vec!["--set", "policy.precision=\"f8\""], "policy.precision"),
+    ] {
+        let out = bench(&config, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
