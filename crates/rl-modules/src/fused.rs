@@ -20,7 +20,7 @@
 //! The backend is found at run time by the type of the tensor primitive (`Any`), so that code
 //! generic over `B: Backend` gets the fused path without new trait bounds.
 
-use core::any::Any;
+use core::any::{Any, TypeId};
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -123,6 +123,11 @@ fn autodiff_op<B: Backend, I: Backend>(
     act: Activation,
 ) -> Result<FloatTensor<B>, Parts<B>> {
     type Ad<I> = FloatTensor<Autodiff<I>>;
+    // The backend itself, not only its tensor type: `Autodiff<I, C>` shares the primitive
+    // for every checkpointing strategy `C`, and the node is prepared for the default one.
+    if TypeId::of::<B>() != TypeId::of::<Autodiff<I>>() {
+        return Err(parts);
+    }
     let (x, w, b) = cast::<Parts<B>, (Ad<I>, Ad<I>, Ad<I>)>(parts)?;
 
     let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
@@ -578,6 +583,20 @@ mod tests {
         let shared = primitive(Tensor::<F, 2>::ones([6, 4], &device));
         let mut alias = shared.clone();
         assert!(!flex::bias_act(&mut alias, &primitive(b), Activation::Elu));
+        // Autodiff<Flex> becomes one node of the graph; another backend is given back
+        type AF = burn::backend::Autodiff<F>;
+        let ad = |shape: [usize; 2]| primitive(Tensor::<AF, 2>::ones(shape, &device));
+        let bias = primitive(Tensor::<AF, 1>::ones([4], &device));
+        assert!(
+            autodiff_op::<AF, F>((ad([6, 3]), ad([3, 4]), bias.clone()), Activation::Elu).is_ok()
+        );
+        assert!(
+            autodiff_op::<AF, burn::backend::NdArray>(
+                (ad([6, 3]), ad([3, 4]), bias),
+                Activation::Elu
+            )
+            .is_err()
+        );
         // Not flex: the kernels decline
         let mut other = primitive(Tensor::<burn::backend::NdArray, 2>::ones(
             [2, 2],
