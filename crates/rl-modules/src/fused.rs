@@ -20,6 +20,17 @@
 //! The backend is found at run time by the type of the tensor primitive (`Any`), so that code
 //! generic over `B: Backend` gets the fused path without new trait bounds.
 
+// Built without any backend feature, nothing reaches the autodiff node
+#![cfg_attr(
+    not(any(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "wgpu",
+        feature = "cuda"
+    )),
+    allow(dead_code)
+)]
+
 use core::any::{Any, TypeId};
 
 use burn::backend::Autodiff;
@@ -32,6 +43,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
 
 use crate::Activation;
+use crate::activation::{LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE};
 
 /// `act(x W + b)` for `x: [batch, in]`, `weight: [in, out]`, `bias: [out]`.
 ///
@@ -252,8 +264,6 @@ fn derivative_from_output<I: Backend>(y: Tensor<I, 2>, act: Activation) -> Optio
         Activation::Gelu | Activation::Silu => unreachable!("not fused"),
     })
 }
-
-use crate::activation::{LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE};
 
 /// The `burn-flex` kernels: plain loops over contiguous `f32` storage, written so that the
 /// compiler vectorises them.
