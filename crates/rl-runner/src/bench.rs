@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 use rl_core::ActionSpace;
@@ -326,8 +325,8 @@ fn bench_train<B: AutodiffBackend>(
     let batch = (cfg.runner.num_steps_per_env * cfg.env.num_envs) as f64;
     let epochs = cfg.ppo().num_learning_epochs as f64;
     let (actor, critic) = (&model.actor, &model.critic);
-    let forward = forward_flop(&actor.valid()) + forward_flop(&critic.valid());
-    let update_flop = epochs * batch * (train_flop(&actor.valid()) + train_flop(&critic.valid()));
+    let forward = forward_flop(actor) + forward_flop(critic);
+    let update_flop = epochs * batch * (train_flop(actor) + train_flop(critic));
     let update_s = median(&update);
     let report = TrainReport {
         iterations: timed.len(),
