@@ -31,6 +31,25 @@ pub enum Error {
         /// The repeated index.
         id: usize,
     },
+    /// A robot model is malformed.
+    #[error("model `{model}`: {what}")]
+    Model {
+        /// The robot's name.
+        model: String,
+        /// What is wrong, naming the link or joint.
+        what: String,
+    },
+    /// A URDF file could not be read or holds something the simulator cannot take.
+    #[error("URDF `{path}`: {what}")]
+    Urdf {
+        /// The file (or `<string>` for text given directly).
+        path: String,
+        /// What is wrong, naming the element.
+        what: String,
+    },
+    /// A simulation setting or a state given to the simulator is invalid.
+    #[error("physics: {0}")]
+    Physics(String),
     /// A shape or argument error from the shared environment types.
     #[error(transparent)]
     Core(#[from] rl_core::Error),

@@ -30,6 +30,7 @@ mod error;
 mod math;
 mod mountain_car_continuous;
 mod pendulum;
+pub mod physics;
 mod registry;
 #[cfg(test)]
 mod testing;
