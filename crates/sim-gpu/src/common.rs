@@ -112,6 +112,43 @@ pub(crate) fn check_shape(
     }
 }
 
+/// The mask `[N]` of chosen environments and their rows spread over the batch `[N, K]`.
+pub(crate) type Scattered<B> = (Tensor<B, 1, Bool>, Tensor<B, 2>);
+
+/// Spreads the rows `[M, K]` given for the environments `ids` over a batch of `n`: returns
+/// the mask `[N]` of the chosen environments and a `[N, K]` tensor whose row `ids[i]` is
+/// `rows[i]` (the others zero), or `None` when `ids` is empty. The mask and index are built
+/// on the host and written to the device, never read back.
+///
+/// # Errors
+/// An id out of range or given twice.
+pub(crate) fn scatter_rows<B: Backend>(
+    ids: &[usize],
+    rows: Tensor<B, 2>,
+    n: usize,
+) -> Result<Option<Scattered<B>>> {
+    let mut chosen = vec![false; n];
+    for &id in ids {
+        match chosen.get_mut(id) {
+            None => return Err(Error::EnvId { id, num_envs: n }),
+            Some(true) => return Err(Error::DuplicateEnvId { id }),
+            Some(flag) => *flag = true,
+        }
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let device = rows.device();
+    let k = rows.dims()[1];
+    let index: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [ids.len()]), &device);
+    let mask = Tensor::<B, 1, Bool>::from_data(TensorData::new(chosen, [n]), &device);
+    // Row ids[i] of `scattered` is rows[i]; the other rows are zero.
+    let scattered =
+        Tensor::<B, 2>::zeros([n, k], &device).select_assign(0, index, rows, IndexingUpdateOp::Add);
+    Ok(Some((mask, scattered)))
+}
+
 /// The column `j` of a `[N, K]` tensor, as `[N]`.
 pub(crate) fn column<B: Backend>(t: &Tensor<B, 2>, j: usize) -> Tensor<B, 1> {
     t.clone().narrow(1, j, 1).squeeze_dim::<1>(1)
@@ -243,31 +280,10 @@ impl<B: Backend> EnvCore<B> {
             return Ok(());
         };
         check_shape("state", states.dims(), [ids.len(), k])?;
-        // A host-built row mask and index list (a write to the device, never a read).
-        let mut chosen = vec![false; n];
-        for &id in ids {
-            match chosen.get_mut(id) {
-                None => return Err(Error::EnvId { id, num_envs: n }),
-                Some(true) => return Err(Error::DuplicateEnvId { id }),
-                Some(flag) => *flag = true,
-            }
-        }
-        if ids.is_empty() {
+        let Some((mask, scattered)) = scatter_rows(ids, states, n)? else {
             return Ok(());
-        }
-        let index: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-        let index =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(index, [ids.len()]), &self.device);
-        let mask = Tensor::<B, 1, Bool>::from_data(TensorData::new(chosen, [n]), &self.device)
-            .unsqueeze_dim::<2>(1)
-            .expand([n, k]); // [N, K]
-        // Row ids[i] of `scattered` is states[i]; the other rows are zero and masked out.
-        let scattered = Tensor::<B, 2>::zeros([n, k], &self.device).select_assign(
-            0,
-            index,
-            states,
-            IndexingUpdateOp::Add,
-        ); // [N, K]
+        };
+        let mask = mask.unsqueeze_dim::<2>(1).expand([n, k]); // [N, K]
         self.state = self.state.clone().mask_where(mask, scattered);
         self.final_state = self.state.clone();
         Ok(())

@@ -6,9 +6,22 @@
 //!   matrix from link Jacobians and a batched LDL^T solve, joint damping, PD drives, limits
 //!   and soft ground contact treated implicitly, semi-implicit Euler integration.
 
+mod articulation;
+mod config;
 mod model;
+mod ops;
+pub mod robots;
+mod solve;
+mod trace;
+mod urdf;
+#[cfg(test)]
+mod validation;
 
+pub use articulation::Articulation;
+pub use config::{ContactConfig, SimConfig};
 pub use model::{
     BaseKind, Collision, ContactPoint, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape,
     Vec3,
 };
+pub use trace::{TraceRecord, TraceRequest, trace};
+pub use urdf::{UrdfOptions, load_urdf, parse_urdf};
