@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
+mod physics;
+
 // Training allocates and frees the same large tensors every mini-batch; the system allocator
 // hands them back to the kernel each time (page faults and zeroing on every reuse).
 #[global_allocator]
@@ -164,6 +166,60 @@ enum Command {
         /// Seed of the reset noise after an episode ends.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Backend to run on.
+        #[arg(long, value_enum, default_value_t = default_backend())]
+        backend: Backend,
+    },
+    /// Simulate one robot from a URDF with zero torques (or the given ones) and print one
+    /// JSON line per step: `t`, `q`, `qd`, `energy`, and the root state of a floating base.
+    /// The ground is the plane z = 0.
+    SimTrace {
+        /// The robot.
+        #[arg(long)]
+        urdf: PathBuf,
+        /// Weld the root link to the world instead of letting it float.
+        #[arg(long)]
+        fixed_base: bool,
+        /// Initial joint positions, comma-separated, in the model's (breadth-first) order.
+        #[arg(long, allow_hyphen_values = true)]
+        q0: String,
+        /// Initial joint velocities (default zero).
+        #[arg(long, allow_hyphen_values = true)]
+        qd0: Option<String>,
+        /// Initial root position of a floating base.
+        #[arg(long, allow_hyphen_values = true, default_value = "0,0,0")]
+        root_pos: String,
+        /// Initial root orientation of a floating base, a quaternion w,x,y,z.
+        #[arg(long, allow_hyphen_values = true, default_value = "1,0,0,0")]
+        root_quat: String,
+        /// Time step (s).
+        #[arg(long, default_value_t = 0.005)]
+        dt: f64,
+        /// Integration sub-steps per step.
+        #[arg(long, default_value_t = 1)]
+        substeps: usize,
+        /// Number of steps.
+        #[arg(long)]
+        steps: usize,
+        /// Joint torques: one line per step, one number per joint (commas or spaces).
+        #[arg(long)]
+        torques: Option<PathBuf>,
+        /// Backend to run on.
+        #[arg(long, value_enum, default_value_t = default_backend())]
+        backend: Backend,
+    },
+    /// Physics steps per second of the shipped quadruped (PD drives, targets changing every 4
+    /// steps, dt 0.005 s) at each batch size; prints a line per size, then one JSON object.
+    SimBench {
+        /// Batch sizes, comma-separated.
+        #[arg(long, default_value = "1024,4096")]
+        num_envs: String,
+        /// Timed steps per size.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
         /// Backend to run on.
         #[arg(long, value_enum, default_value_t = default_backend())]
         backend: Backend,
@@ -512,6 +568,51 @@ fn run(cli: Cli) -> ExitCode {
         } => with_backend!(backend, |device: B| rollout::<B>(
             &task, &state, &actions, seed, &device
         )),
+        Command::SimTrace {
+            urdf,
+            fixed_base,
+            q0,
+            qd0,
+            root_pos,
+            root_quat,
+            dt,
+            substeps,
+            steps,
+            torques,
+            backend,
+        } => {
+            let args = physics::TraceArgs {
+                urdf: &urdf,
+                fixed_base,
+                q0: &q0,
+                qd0: qd0.as_deref(),
+                root_pos: &root_pos,
+                root_quat: &root_quat,
+                dt,
+                substeps,
+                steps,
+                torques: torques.as_deref(),
+            };
+            with_backend!(backend, |device: B| physics::sim_trace::<
+                <B as AutodiffBackend>::InnerBackend,
+            >(&args, &device))
+        }
+        Command::SimBench {
+            num_envs,
+            steps,
+            warmup,
+            backend,
+        } => match physics::parse_sizes("--num-envs", &num_envs) {
+            Ok(sizes) => {
+                let name = format!("{backend:?}").to_lowercase();
+                with_backend!(backend, |device: B| physics::sim_bench::<
+                    <B as AutodiffBackend>::InnerBackend,
+                >(
+                    &sizes, steps, warmup, &name, &device
+                ))
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

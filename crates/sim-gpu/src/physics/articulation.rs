@@ -4,37 +4,38 @@
 //! 1. Forward kinematics, one depth level of the tree at a time (all links of a level in one
 //!    batch): link rotations, positions, velocities, and the accelerations that the current
 //!    velocities alone produce (the velocity-product, or "bias", terms).
-//! 2. Link Jacobians `J_v` (of the centres of mass) and `J_w`, in the world frame, for all
-//!    links at once. The mass matrix is `M = sum_l m_l J_v^T J_v + J_w^T I_l J_w` and the bias
-//!    force `C = sum_l J_v^T m_l (a_l - g) + J_w^T (I_l alpha_l + w_l x I_l w_l)` (Newton-Euler
-//!    of every link pulled back through its Jacobian).
+//! 2. Link Jacobians in the world frame. With `S` the rows `sqrt(m) J_v` and `sqrt(D) P^T J_w`
+//!    of every link (`P` its principal axes, `D` its principal moments), the mass matrix is
+//!    the Gram matrix `M = S S^T`, and the bias force `C = S w` with `w` the Newton-Euler
+//!    wrench of every link (`m (a - g)`, `I alpha + w x I w`) scaled alike.
 //! 3. Forces of the form `f = f0 - A qdd`: every spring and damper (joint damping, PD drives
 //!    below their torque limit, joint limits, ground contact with friction) is evaluated at
-//!    the end of the step, `x + h v' , v'` with `v' = v + h qdd`, and linearised; the `A`
+//!    the end of the step, `x + h v'`, `v'` with `v' = v + h qdd`, and linearised; the `A`
 //!    terms join the mass matrix. This is implicit Euler in the stiff terms, stable for any
 //!    gain, while gravity and Coriolis forces stay explicit.
-//! 4. `(M + A) qdd = f0 - C` is solved by a batched LDL^T factorisation.
+//! 4. `(M + A) qdd = f0 - C` is solved by the `L^T D L` factorisation of Featherstone
+//!    (Rigid Body Dynamics Algorithms, section 6.5), which touches only the entries that the
+//!    tree couples (a joint and its ancestors), so the legs of a robot add no fill-in.
 //! 5. Semi-implicit Euler: `v' = v + h qdd`, then `q' = q + h v'` (the base orientation by
 //!    the exponential map of its angular velocity).
 //!
 //! Generalised velocities are `[v, w, qd]` for a floating base (the base origin's linear and
 //! angular velocity in the world frame, then the joint speeds) and `[qd]` for a fixed one.
-//! Nothing is read back to the host inside a step.
+//! Vectors are stored one component per `[N, K]` tensor ([`V3`], [`M3`]); nothing is read
+//! back to the host inside a step.
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use super::config::SimConfig;
-use super::model::{BaseKind, JointKind, Model};
-use super::ops::{
-    comp, cross, dot, mat_mul, mat_mul_t, mat_vec, normalize, quat_exp, quat_mul,
-    quat_rotate_inverse, quat_to_mat, skew,
-};
-use super::solve::solve_spd;
+use super::model::{BaseKind, JointKind, Model, principal_axes};
+use super::soa::{M3, V3, normalize, quat_exp, quat_mul, quat_rotate_inverse, row};
 use crate::common::{check_shape, scatter_rows};
 use crate::{Error, Result};
 
 /// A joint limit that stands for "none", finite so that the arithmetic stays finite.
 const NO_LIMIT: f32 = 1e6;
+
+type T<B> = Tensor<B, 2>;
 
 /// The links of one depth of the tree, side by side: links `start..start + count`, moved by
 /// joints `start - 1..start - 1 + count`.
@@ -44,76 +45,106 @@ struct Level<B: Backend> {
     count: usize,
     /// Parent link of each, `[n]`.
     parents: Tensor<B, 1, Int>,
-    /// Joint origin rotation `[1, n, 3, 3]` and translation `[1, n, 3]` in the parent frame.
-    origin_rot: Tensor<B, 4>,
-    origin_xyz: Tensor<B, 3>,
-    /// Joint axis in the joint frame `[1, n, 3]`, its skew matrix `K` and `K^2` `[1, n, 3, 3]`.
-    axis: Tensor<B, 3>,
-    k: Tensor<B, 4>,
-    k2: Tensor<B, 4>,
+    /// Child frame rotation in the parent frame at angle `q`: `e0 + sin q e1 + (1 - cos q) e2`
+    /// (the joint origin's rotation `R` times Rodrigues' `I`, `K`, `K^2`), `[1, n]` each.
+    e0: M3<B>,
+    e1: M3<B>,
+    e2: M3<B>,
+    /// Joint origin `[1, n]` and axis `[1, n]`, both in the parent frame.
+    origin: V3<B>,
+    axis: V3<B>,
     /// 1 for revolute (prismatic) joints, else 0, `[1, n]`.
-    is_rev: Tensor<B, 2>,
-    is_pri: Tensor<B, 2>,
-}
-
-/// Joint-space forces of one sub-step `[N, nj]`.
-struct JointForces<B: Backend> {
-    /// Every joint force (drive, damping, limits) at the start of the step, `f0`.
-    tau: Tensor<B, 2>,
-    /// Their implicit part `A` (added to the mass matrix's diagonal).
-    implicit: Tensor<B, 2>,
-    /// The drive's own torque after the limit, and its implicit part.
-    drive: Tensor<B, 2>,
-    drive_implicit: Tensor<B, 2>,
+    is_rev: T<B>,
+    is_pri: T<B>,
 }
 
 /// Tensors built once from the model.
 #[derive(Debug, Clone)]
 struct Consts<B: Backend> {
     levels: Vec<Level<B>>,
-    /// Link masses `[1, L, 1]`, their square roots `[1, L, 1, 1]`.
-    mass: Tensor<B, 3>,
-    sqrt_mass: Tensor<B, 4>,
-    /// Centres of mass `[1, L, 3]` and inertias about them `[1, L, 3, 3]`, link frame.
-    com: Tensor<B, 3>,
-    inertia: Tensor<B, 4>,
-    /// 1 where joint `k` moves link `l`, `[1, L, nj, 1]`.
-    link_moves: Tensor<B, 4>,
-    /// 1 for revolute (prismatic) joints `[1, 1, nj, 1]`.
-    joint_is_rev: Tensor<B, 4>,
-    joint_is_pri: Tensor<B, 4>,
-    /// Contact points: link `[K]`, centre in the link frame `[1, K, 3]`, radius `[1, K, 1]`,
-    /// which joints move them `[1, K, nj, 1]`, and the one-hot map to links `[K, L]`.
+    /// Link masses and their square roots `[1, L]`.
+    mass: T<B>,
+    sqrt_mass: T<B>,
+    /// Centres of mass in the link frame `[1, L]`.
+    com: V3<B>,
+    /// Principal axes of the link inertias in the link frame, principal moments, their square
+    /// roots, and the inverse square roots (zero for a zero moment), `[1, L]`.
+    principal: M3<B>,
+    moments: V3<B>,
+    sqrt_moments: V3<B>,
+    inv_sqrt_moments: V3<B>,
+    /// Per joint: 1 on the links (contact points) it moves, `[1, L]` (`[1, K]`); the link
+    /// mask times `sqrt(m)`.
+    moves_links: Vec<T<B>>,
+    moves_links_sqrt_mass: Vec<T<B>>,
+    moves_points: Vec<T<B>>,
+    /// Joint kinds.
+    revolute: Vec<bool>,
+    /// Contact points: link `[K]`, centre in the link frame `[1, K]`, radius `[1, K]`, and the
+    /// one-hot map to links `[K, L]`.
     contact_link: Tensor<B, 1, Int>,
-    contact_local: Tensor<B, 3>,
-    contact_radius: Tensor<B, 3>,
-    contact_moves: Tensor<B, 4>,
-    contact_to_link: Tensor<B, 2>,
+    contact_local: V3<B>,
+    contact_radius: T<B>,
+    contact_to_link: T<B>,
     /// Joint parameters `[1, nj]`.
-    armature: Tensor<B, 2>,
-    damping: Tensor<B, 2>,
-    lower: Tensor<B, 2>,
-    upper: Tensor<B, 2>,
-    has_limit: Tensor<B, 2>,
-    velocity_limit: Tensor<B, 2>,
-    /// Gravity `[1, 1, 3]`.
-    gravity: Tensor<B, 3>,
+    armature: T<B>,
+    damping: T<B>,
+    lower: T<B>,
+    upper: T<B>,
+    has_limit: T<B>,
+    velocity_limit: T<B>,
+    /// Gravity.
+    gravity: [f64; 3],
+    /// Parent of every degree of freedom in the tree of degrees of freedom (the base's six
+    /// form a chain), for the sparse factorisation.
+    dof_parent: Vec<Option<usize>>,
 }
 
-/// The kinematics of every link at the current state, world frame.
+/// The kinematics of every link at the current state, world frame, `[N, L]` components.
 #[derive(Debug, Clone)]
 struct Kinematics<B: Backend> {
-    /// Link rotations `[N, L, 3, 3]` and origins `[N, L, 3]`.
-    rot: Tensor<B, 4>,
-    pos: Tensor<B, 3>,
-    /// Angular velocities and origin velocities `[N, L, 3]`.
-    omega: Tensor<B, 3>,
-    vel: Tensor<B, 3>,
-    /// Angular and origin accelerations with zero generalised acceleration `[N, L, 3]`.
-    alpha_bias: Tensor<B, 3>,
-    acc_bias: Tensor<B, 3>,
-    /// World joint axes `[N, nj, 3]` (empty when there are no joints).
-    axis: Option<Tensor<B, 3>>,
+    /// Link rotations and origins.
+    rot: M3<B>,
+    pos: V3<B>,
+    /// Angular velocities and origin velocities.
+    omega: V3<B>,
+    vel: V3<B>,
+    /// Angular and origin accelerations with zero generalised acceleration.
+    alpha_bias: V3<B>,
+    acc_bias: V3<B>,
+    /// World joint axes `[N, nj]` (none when there are no joints).
+    axis: Option<V3<B>>,
+}
+
+/// Per-link quantities derived from the kinematics, `[N, L]` components.
+struct Bodies<B: Backend> {
+    /// Centres of mass, world frame, and their offsets from the link origins.
+    com: V3<B>,
+    com_offset: V3<B>,
+    /// Principal axes (columns) in the world frame.
+    principal: M3<B>,
+    /// Angular velocity in the principal frame.
+    omega_p: V3<B>,
+}
+
+/// Joint-space forces of one sub-step `[N, nj]`.
+struct JointForces<B: Backend> {
+    /// Every joint force (drive, damping, limits) at the start of the step, `f0`.
+    tau: T<B>,
+    /// Their implicit part `A` (added to the mass matrix's diagonal).
+    implicit: T<B>,
+    /// The drive's own torque after the limit, and its implicit part.
+    drive: T<B>,
+    drive_implicit: T<B>,
+}
+
+/// Ground contact of one sub-step: Jacobian rows scaled by `sqrt(A)` per degree of freedom
+/// `[N, 3K]` (x of every point, then y, then z), forces `f0` and `f0 / sqrt(A)`, `sqrt(A)`.
+struct Contacts<B: Backend> {
+    rows: Vec<T<B>>,
+    f0: T<B>,
+    f0_scaled: T<B>,
+    sqrt_a: T<B>,
 }
 
 /// `N` copies of a robot on one device, stepped together.
@@ -127,37 +158,25 @@ pub struct Articulation<B: Backend> {
     num_envs: usize,
     device: B::Device,
     consts: Consts<B>,
-    root_pos: Tensor<B, 2>,
-    root_quat: Tensor<B, 2>,
-    root_lin_vel: Tensor<B, 2>,
-    root_ang_vel: Tensor<B, 2>,
-    joint_pos: Tensor<B, 2>,
-    joint_vel: Tensor<B, 2>,
-    pos_target: Tensor<B, 2>,
-    vel_target: Tensor<B, 2>,
-    effort: Tensor<B, 2>,
-    stiffness: Tensor<B, 2>,
-    drive_damping: Tensor<B, 2>,
-    effort_limit: Tensor<B, 2>,
+    root_pos: T<B>,
+    root_quat: T<B>,
+    root_lin_vel: T<B>,
+    root_ang_vel: T<B>,
+    joint_pos: T<B>,
+    joint_vel: T<B>,
+    pos_target: T<B>,
+    vel_target: T<B>,
+    effort: T<B>,
+    stiffness: T<B>,
+    drive_damping: T<B>,
+    effort_limit: T<B>,
     contact_force: Tensor<B, 3>,
     contact_flag: Tensor<B, 2, Bool>,
-    applied_torque: Tensor<B, 2>,
+    applied_torque: T<B>,
 }
 
-fn tensor<B: Backend, const D: usize>(
-    values: Vec<f32>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn skew_host(a: [f64; 3]) -> [[f64; 3]; 3] {
-    [[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]]
-}
-
-fn flat(m: &[[f64; 3]; 3]) -> impl Iterator<Item = f32> + '_ {
-    m.iter().flatten().map(|&v| v as f32)
+fn flag(b: bool) -> f32 {
+    f32::from(u8::from(b))
 }
 
 impl<B: Backend> Consts<B> {
@@ -172,132 +191,185 @@ impl<B: Backend> Consts<B> {
             let count = depths[start..].iter().take_while(|&&d| d == depth).count();
             let joints = &model.joints[start - 1..start - 1 + count];
             let parents: Vec<i64> = joints.iter().map(|j| j.parent as i64).collect();
-            let k: Vec<[[f64; 3]; 3]> = joints.iter().map(|j| skew_host(j.axis)).collect();
-            let k2: Vec<[[f64; 3]; 3]> = k.iter().map(|k| super::model::mat_mul(k, k)).collect();
-            let kind = |want: JointKind| -> Vec<f32> {
-                joints
-                    .iter()
-                    .map(|j| f32::from(u8::from(j.kind == want)))
-                    .collect()
+            let k: Vec<_> = joints.iter().map(|j| skew(j.axis)).collect();
+            let rot = |j: usize| &joints[j].origin.rotation;
+            let e1: Vec<_> = (0..count)
+                .map(|j| super::model::mat_mul(rot(j), &k[j]))
+                .collect();
+            let e2: Vec<_> = (0..count)
+                .map(|j| super::model::mat_mul(rot(j), &super::model::mat_mul(&k[j], &k[j])))
+                .collect();
+            let e0: Vec<_> = (0..count).map(|j| *rot(j)).collect();
+            let axis: Vec<_> = joints
+                .iter()
+                .map(|j| super::model::mat_vec(&j.origin.rotation, j.axis))
+                .collect();
+            let origin: Vec<_> = joints.iter().map(|j| j.origin.xyz).collect();
+            let kind = |want: JointKind| {
+                row(
+                    joints.iter().map(|j| flag(j.kind == want)).collect(),
+                    device,
+                )
             };
             levels.push(Level {
                 start,
                 count,
                 parents: Tensor::from_data(TensorData::new(parents, [count]), device),
-                origin_rot: tensor(
-                    joints
-                        .iter()
-                        .flat_map(|j| flat(&j.origin.rotation))
-                        .collect(),
-                    [1, count, 3, 3],
-                    device,
-                ),
-                origin_xyz: tensor(
-                    joints
-                        .iter()
-                        .flat_map(|j| j.origin.xyz.map(|v| v as f32))
-                        .collect(),
-                    [1, count, 3],
-                    device,
-                ),
-                axis: tensor(
-                    joints
-                        .iter()
-                        .flat_map(|j| j.axis.map(|v| v as f32))
-                        .collect(),
-                    [1, count, 3],
-                    device,
-                ),
-                k: tensor(k.iter().flat_map(flat).collect(), [1, count, 3, 3], device),
-                k2: tensor(k2.iter().flat_map(flat).collect(), [1, count, 3, 3], device),
-                is_rev: tensor(kind(JointKind::Revolute), [1, count], device),
-                is_pri: tensor(kind(JointKind::Prismatic), [1, count], device),
+                e0: M3::constant(&e0, device),
+                e1: M3::constant(&e1, device),
+                e2: M3::constant(&e2, device),
+                origin: V3::constant(&origin, device),
+                axis: V3::constant(&axis, device),
+                is_rev: kind(JointKind::Revolute),
+                is_pri: kind(JointKind::Prismatic),
             });
             start += count;
         }
+        let (moments, axes): (Vec<_>, Vec<_>) = model
+            .links
+            .iter()
+            .map(|link| principal_axes(&link.inertia))
+            .unzip();
+        let moments: Vec<[f64; 3]> = moments.iter().map(|d| d.map(|v| v.max(0.0))).collect();
         let moves = model.joint_moves_link();
         let points = model.contact_points();
         let kp = points.len();
-        let joint_kind = |want: JointKind| -> Vec<f32> {
-            model
-                .joints
-                .iter()
-                .map(|j| f32::from(u8::from(j.kind == want)))
-                .collect()
-        };
-        let joint_param = |f: &dyn Fn(&super::model::Joint) -> f32| -> Tensor<B, 2> {
-            tensor(model.joints.iter().map(f).collect(), [1, nj], device)
-        };
         let mut to_link = vec![0.0f32; kp * l];
         for (k, p) in points.iter().enumerate() {
             to_link[k * l + p.link] = 1.0;
         }
-        let moves_of = |links: &mut dyn Iterator<Item = usize>| -> Vec<f32> {
-            links
-                .flat_map(|i| moves[i].iter().map(|&m| f32::from(u8::from(m))))
+        let per_joint = |mask: &dyn Fn(usize, usize) -> f32, items: usize| -> Vec<T<B>> {
+            (0..nj)
+                .map(|j| row((0..items).map(|i| mask(j, i)).collect(), device))
                 .collect()
         };
+        let joint_param = |f: &dyn Fn(&super::model::Joint) -> f32| -> T<B> {
+            row(model.joints.iter().map(f).collect(), device)
+        };
+        let offset: usize = if model.base == BaseKind::Floating {
+            6
+        } else {
+            0
+        };
+        let mut dof_parent: Vec<Option<usize>> = (0..offset).map(|i| i.checked_sub(1)).collect();
+        for joint in &model.joints {
+            dof_parent.push(if joint.parent == 0 {
+                offset.checked_sub(1)
+            } else {
+                Some(offset + joint.parent - 1)
+            });
+        }
         Self {
             levels,
-            mass: tensor(
-                model.links.iter().map(|k| k.mass as f32).collect(),
-                [1, l, 1],
-                device,
-            ),
-            sqrt_mass: tensor(
+            mass: row(model.links.iter().map(|k| k.mass as f32).collect(), device),
+            sqrt_mass: row(
                 model.links.iter().map(|k| k.mass.sqrt() as f32).collect(),
-                [1, l, 1, 1],
                 device,
             ),
-            com: tensor(
-                model
-                    .links
+            com: V3::constant(
+                &model.links.iter().map(|k| k.com).collect::<Vec<_>>(),
+                device,
+            ),
+            principal: M3::constant(&axes, device),
+            moments: V3::constant(&moments, device),
+            sqrt_moments: V3::constant(
+                &moments.iter().map(|d| d.map(f64::sqrt)).collect::<Vec<_>>(),
+                device,
+            ),
+            inv_sqrt_moments: V3::constant(
+                &moments
                     .iter()
-                    .flat_map(|k| k.com.map(|v| v as f32))
-                    .collect(),
-                [1, l, 3],
+                    .map(|d| d.map(|v| if v > 0.0 { 1.0 / v.sqrt() } else { 0.0 }))
+                    .collect::<Vec<_>>(),
                 device,
             ),
-            inertia: tensor(
-                model.links.iter().flat_map(|k| flat(&k.inertia)).collect(),
-                [1, l, 3, 3],
-                device,
+            moves_links: per_joint(&|j, i| flag(moves[i][j]), l),
+            moves_links_sqrt_mass: per_joint(
+                &|j, i| flag(moves[i][j]) * model.links[i].mass.sqrt() as f32,
+                l,
             ),
-            link_moves: tensor(moves_of(&mut (0..l)), [1, l, nj, 1], device),
-            joint_is_rev: tensor(joint_kind(JointKind::Revolute), [1, 1, nj, 1], device),
-            joint_is_pri: tensor(joint_kind(JointKind::Prismatic), [1, 1, nj, 1], device),
+            moves_points: per_joint(&|j, k| flag(moves[points[k].link][j]), kp),
+            revolute: model
+                .joints
+                .iter()
+                .map(|j| j.kind == JointKind::Revolute)
+                .collect(),
             contact_link: Tensor::from_data(
                 TensorData::new(points.iter().map(|p| p.link as i64).collect(), [kp]),
                 device,
             ),
-            contact_local: tensor(
-                points
-                    .iter()
-                    .flat_map(|p| p.position.map(|v| v as f32))
-                    .collect(),
-                [1, kp, 3],
+            contact_local: V3::constant(
+                &points.iter().map(|p| p.position).collect::<Vec<_>>(),
                 device,
             ),
-            contact_radius: tensor(
-                points.iter().map(|p| p.radius as f32).collect(),
-                [1, kp, 1],
-                device,
-            ),
-            contact_moves: tensor(
-                moves_of(&mut points.iter().map(|p| p.link)),
-                [1, kp, nj, 1],
-                device,
-            ),
-            contact_to_link: tensor(to_link, [kp, l], device),
+            contact_radius: row(points.iter().map(|p| p.radius as f32).collect(), device),
+            contact_to_link: Tensor::from_data(TensorData::new(to_link, [kp, l]), device),
             armature: joint_param(&|j| j.armature as f32),
             damping: joint_param(&|j| j.damping as f32),
             lower: joint_param(&|j| j.limits.map_or(-NO_LIMIT, |(lo, _)| lo as f32)),
             upper: joint_param(&|j| j.limits.map_or(NO_LIMIT, |(_, hi)| hi as f32)),
-            has_limit: joint_param(&|j| f32::from(u8::from(j.limits.is_some()))),
+            has_limit: joint_param(&|j| flag(j.limits.is_some())),
             velocity_limit: joint_param(&|j| (j.velocity_limit as f32).min(NO_LIMIT)),
-            gravity: tensor(config.gravity.map(|g| g as f32).to_vec(), [1, 1, 3], device),
+            gravity: config.gravity,
+            dof_parent,
         }
     }
+}
+
+fn skew(a: [f64; 3]) -> [[f64; 3]; 3] {
+    [[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]]
+}
+
+/// Solves `H x = b` in place by Featherstone's `L^T D L` factorisation: `h[i][j]` (for `j` an
+/// ancestor of `i`, or `j == i`) are the entries of the symmetric `H` `[N, 1]`, `parent` the
+/// tree of degrees of freedom; returns `x` as `[N, 1]` entries.
+fn solve_ltdl<B: Backend>(
+    mut h: Vec<Vec<Option<T<B>>>>,
+    mut b: Vec<T<B>>,
+    parent: &[Option<usize>],
+) -> Vec<T<B>> {
+    let n = b.len();
+    let Some(zero) = b.first().map(|b| b.zeros_like()) else {
+        return b;
+    };
+    let entry = |h: &Vec<Vec<Option<T<B>>>>, i: usize, j: usize| -> T<B> {
+        h[i][j].clone().unwrap_or_else(|| zero.clone())
+    };
+    // Factorise: H = L^T D L, L unit lower triangular stored below the diagonal.
+    for k in (0..n).rev() {
+        let mut i = parent[k];
+        while let Some(ii) = i {
+            let a = entry(&h, k, ii) / entry(&h, k, k);
+            let mut j = Some(ii);
+            while let Some(jj) = j {
+                h[ii][jj] = Some(entry(&h, ii, jj) - a.clone() * entry(&h, k, jj));
+                j = parent[jj];
+            }
+            h[k][ii] = Some(a);
+            i = parent[ii];
+        }
+    }
+    // L^T y = b, from the leaves up.
+    for i in (0..n).rev() {
+        let mut j = parent[i];
+        while let Some(jj) = j {
+            b[jj] = b[jj].clone() - entry(&h, i, jj) * b[i].clone();
+            j = parent[jj];
+        }
+    }
+    // D z = y.
+    for (i, bi) in b.iter_mut().enumerate() {
+        *bi = bi.clone() / entry(&h, i, i);
+    }
+    // L x = z, from the root down.
+    for i in 0..n {
+        let mut j = parent[i];
+        while let Some(jj) = j {
+            b[i] = b[i].clone() - entry(&h, i, jj) * b[jj].clone();
+            j = parent[jj];
+        }
+    }
+    b
 }
 
 impl<B: Backend> Articulation<B> {
@@ -330,16 +402,14 @@ impl<B: Backend> Articulation<B> {
         let nj = model.num_joints();
         let l = model.links.len();
         let consts = Consts::new(&model, &config, device);
-        let zeros = |k: usize| Tensor::<B, 2>::zeros([n, k], device);
+        let zeros = |k: usize| T::<B>::zeros([n, k], device);
         let effort_limit: Vec<f32> = model
             .joints
             .iter()
             .map(|j| (j.effort_limit as f32).min(NO_LIMIT))
             .collect();
-        let effort_limit = tensor::<B, 2>(effort_limit, [1, nj], device).repeat_dim(0, n);
-        let root_quat =
-            Tensor::<B, 2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0], [1, 4]), device)
-                .repeat_dim(0, n);
+        let effort_limit = row::<B>(effort_limit, device).repeat_dim(0, n);
+        let root_quat = row::<B>(vec![1.0, 0.0, 0.0, 0.0], device).repeat_dim(0, n);
         Ok(Self {
             num_envs,
             device: device.clone(),
@@ -357,7 +427,7 @@ impl<B: Backend> Articulation<B> {
             drive_damping: zeros(nj),
             effort_limit,
             contact_force: Tensor::zeros([n, l, 3], device),
-            contact_flag: Tensor::<B, 2>::zeros([n, l], device).greater_elem(0.0),
+            contact_flag: T::<B>::zeros([n, l], device).greater_elem(0.0),
             applied_torque: zeros(nj),
             model,
             config,
@@ -399,57 +469,64 @@ impl<B: Backend> Articulation<B> {
     fn kinematics(&self) -> Kinematics<B> {
         let n = self.num_envs;
         let c = &self.consts;
-        let zero3 = Tensor::<B, 3>::zeros([n, 1, 3], &self.device);
-        let eye = Tensor::<B, 2>::eye(3, &self.device).reshape([1, 1, 3, 3]);
+        let zero = V3::zeros([n, 1], &self.device);
         let (mut rot, mut pos, mut omega, mut vel) = if self.floating() {
             (
-                quat_to_mat(&self.root_quat),
-                self.root_pos.clone().unsqueeze_dim(1),
-                self.root_ang_vel.clone().unsqueeze_dim(1),
-                self.root_lin_vel.clone().unsqueeze_dim(1),
+                M3::from_quat(&self.root_quat),
+                V3::from_columns(&self.root_pos),
+                V3::from_columns(&self.root_ang_vel),
+                V3::from_columns(&self.root_lin_vel),
             )
         } else {
             (
-                eye.clone().repeat_dim(0, n),
-                zero3.clone(),
-                zero3.clone(),
-                zero3.clone(),
+                M3::identity(n, &self.device),
+                zero.clone(),
+                zero.clone(),
+                zero.clone(),
             )
         };
-        let (mut alpha, mut acc) = (zero3.clone(), zero3);
+        let (mut alpha, mut acc) = (zero.clone(), zero);
         let mut axes = Vec::with_capacity(c.levels.len());
         for lv in &c.levels {
-            let take = |t: &Tensor<B, 3>| t.clone().select(1, lv.parents.clone()); // [N, n, 3]
-            let rot_p = rot.clone().select(1, lv.parents.clone()); // [N, n, 3, 3]
-            let (pos_p, omega_p, vel_p) = (take(&pos), take(&omega), take(&vel));
-            let (alpha_p, acc_p) = (take(&alpha), take(&acc));
+            let rot_p = rot.select(&lv.parents); // [N, n]
+            let (pos_p, omega_p, vel_p) = (
+                pos.select(&lv.parents),
+                omega.select(&lv.parents),
+                vel.select(&lv.parents),
+            );
+            let (alpha_p, acc_p) = (alpha.select(&lv.parents), acc.select(&lv.parents));
             let q = self.joint_pos.clone().narrow(1, lv.start - 1, lv.count); // [N, n]
             let qd = self.joint_vel.clone().narrow(1, lv.start - 1, lv.count); // [N, n]
-            let rot_j = mat_mul(rot_p.clone(), lv.origin_rot.clone()); // [N, n, 3, 3]
-            let axis = mat_vec(rot_j.clone(), lv.axis.clone()); // [N, n, 3]
-            // Rodrigues: R(q) = I + sin q K + (1 - cos q) K^2 (identity for prismatic joints).
-            let angle = (q.clone() * lv.is_rev.clone()).reshape([n, lv.count, 1, 1]);
-            let rq = eye.clone()
-                + lv.k.clone() * angle.clone().sin()
-                + lv.k2.clone() * (angle.cos().neg().add_scalar(1.0));
-            let rot_c = mat_mul(rot_j, rq);
-            let slide = (q * lv.is_pri.clone()).unsqueeze_dim::<3>(2); // [N, n, 1]
-            let r = mat_vec(rot_p, lv.origin_xyz.clone()) + axis.clone() * slide; // [N, n, 3]
-            let w_rel = axis.clone() * (qd.clone() * lv.is_rev.clone()).unsqueeze_dim::<3>(2);
-            let v_rel = axis.clone() * (qd * lv.is_pri.clone()).unsqueeze_dim::<3>(2);
-            let omega_c = omega_p.clone() + w_rel.clone();
-            let vel_c = vel_p + cross(&omega_p, &r) + v_rel.clone();
-            let alpha_c = alpha_p.clone() + cross(&omega_p, &w_rel);
+            // Child frame in the parent frame: R_origin (I + sin q K + (1 - cos q) K^2).
+            let angle = q.clone() * lv.is_rev.clone();
+            let (s, one_minus_c) = (angle.clone().sin(), angle.cos().neg().add_scalar(1.0));
+            let mut local = lv.e0.clone();
+            for r in 0..3 {
+                for col in 0..3 {
+                    local.m[r][col] = s.clone() * lv.e1.m[r][col].clone()
+                        + one_minus_c.clone() * lv.e2.m[r][col].clone()
+                        + lv.e0.m[r][col].clone();
+                }
+            }
+            let rot_c = rot_p.mul(&local);
+            let axis = rot_p.mul_v(&lv.axis); // [N, n]
+            let slide = q * lv.is_pri.clone();
+            let r = rot_p.mul_v(&lv.origin).add(&axis.mul(&slide));
+            let w_rel = axis.mul(&(qd.clone() * lv.is_rev.clone()));
+            let v_rel = axis.mul(&(qd * lv.is_pri.clone()));
+            let omega_c = omega_p.add(&w_rel);
+            let vel_c = vel_p.add(&r.rcross(&omega_p)).add(&v_rel);
+            let alpha_c = alpha_p.add(&w_rel.rcross(&omega_p));
             let acc_c = acc_p
-                + cross(&alpha_p, &r)
-                + cross(&omega_p, &cross(&omega_p, &r))
-                + cross(&omega_p, &v_rel).mul_scalar(2.0);
-            rot = Tensor::cat(vec![rot, rot_c], 1);
-            pos = Tensor::cat(vec![pos, pos_p + r], 1);
-            omega = Tensor::cat(vec![omega, omega_c], 1);
-            vel = Tensor::cat(vec![vel, vel_c], 1);
-            alpha = Tensor::cat(vec![alpha, alpha_c], 1);
-            acc = Tensor::cat(vec![acc, acc_c], 1);
+                .add(&r.rcross(&alpha_p))
+                .add(&r.rcross(&omega_p).rcross(&omega_p))
+                .add(&v_rel.rcross(&omega_p).scale(2.0));
+            rot = M3::cat(vec![rot, rot_c]);
+            pos = V3::cat(vec![pos, pos_p.add(&r)]);
+            omega = V3::cat(vec![omega, omega_c]);
+            vel = V3::cat(vec![vel, vel_c]);
+            alpha = V3::cat(vec![alpha, alpha_c]);
+            acc = V3::cat(vec![acc, acc_c]);
             axes.push(axis);
         }
         Kinematics {
@@ -459,71 +536,123 @@ impl<B: Backend> Articulation<B> {
             vel,
             alpha_bias: alpha,
             acc_bias: acc,
-            axis: (!axes.is_empty()).then(|| Tensor::cat(axes, 1)),
+            axis: (!axes.is_empty()).then(|| V3::cat(axes)),
         }
     }
 
-    /// Linear Jacobians `[N, P, 3, nv]` of world points `x` `[N, P, 3]`, each fixed on a link
-    /// moved by the joints `moves` `[1, P, nj, 1]`.
-    fn point_jacobian(
+    fn bodies(&self, kin: &Kinematics<B>) -> Bodies<B> {
+        let c = &self.consts;
+        let com_offset = kin.rot.mul_v(&c.com);
+        let principal = kin.rot.mul(&c.principal);
+        Bodies {
+            com: kin.pos.add(&com_offset),
+            omega_p: principal.t_mul_v(&kin.omega),
+            com_offset,
+            principal,
+        }
+    }
+
+    /// Linear Jacobian columns of world points `x` `[N, P]`, one per degree of freedom, times
+    /// `weight` `[1, P]` (or `[N, P]`); `moves[j]` masks the points that joint `j` moves
+    /// (already folded into `weight_moves[j]` when given).
+    fn linear_columns(
         &self,
         kin: &Kinematics<B>,
-        x: &Tensor<B, 3>,
-        moves: &Tensor<B, 4>,
-    ) -> Tensor<B, 4> {
-        let [n, p, _] = x.dims();
-        let mut parts = Vec::with_capacity(3);
+        x: &V3<B>,
+        weight: &T<B>,
+        weight_moves: &dyn Fn(usize) -> T<B>,
+    ) -> Vec<V3<B>> {
+        let [n, p] = x.x.dims();
+        let mut cols = Vec::with_capacity(self.model.num_dofs());
         if self.floating() {
+            let w = T::<B>::zeros([n, p], &self.device) + weight.clone();
+            let zero = T::<B>::zeros([n, p], &self.device);
             // v = v_base + w_base x (x - p_base).
-            let r = x.clone() - kin.pos.clone().narrow(1, 0, 1); // [N, P, 3]
-            parts.push(
-                Tensor::<B, 2>::eye(3, &self.device)
-                    .reshape([1, 1, 3, 3])
-                    .expand([n, p, 3, 3]),
-            );
-            parts.push(skew(&r.neg()));
+            cols.push(V3::new(w.clone(), zero.clone(), zero.clone()));
+            cols.push(V3::new(zero.clone(), w.clone(), zero.clone()));
+            cols.push(V3::new(zero.clone(), zero.clone(), w.clone()));
+            let r = x.sub(&kin.pos.narrow(0, 1)).mul(weight);
+            cols.push(V3::new(zero.clone(), r.z.clone().neg(), r.y.clone()));
+            cols.push(V3::new(r.z.clone(), zero.clone(), r.x.clone().neg()));
+            cols.push(V3::new(r.y.clone().neg(), r.x.clone(), zero));
         }
-        if let Some(axis) = &kin.axis {
-            let nj = self.model.num_joints();
-            let axis = axis.clone().unsqueeze_dim::<4>(1); // [N, 1, nj, 3]
-            let origin = kin.pos.clone().narrow(1, 1, nj).unsqueeze_dim::<4>(1); // [N, 1, nj, 3]
-            let arm = x.clone().unsqueeze_dim::<4>(2) - origin; // [N, P, nj, 3]
-            let col = cross(&axis, &arm) * self.consts.joint_is_rev.clone()
-                + axis * self.consts.joint_is_pri.clone();
-            parts.push((col * moves.clone()).swap_dims(2, 3)); // [N, P, 3, nj]
+        if let Some(axes) = &kin.axis {
+            for (j, revolute) in self.consts.revolute.iter().enumerate() {
+                let a = axes.narrow(j, 1); // [N, 1]
+                let mask = weight_moves(j);
+                cols.push(if *revolute {
+                    let arm = x.sub(&kin.pos.narrow(j + 1, 1));
+                    arm.rcross(&a).mul(&mask)
+                } else {
+                    let ones = T::<B>::ones([n, p], &self.device) * mask;
+                    V3::new(
+                        ones.clone() * a.x.clone(),
+                        ones.clone() * a.y.clone(),
+                        ones * a.z.clone(),
+                    )
+                });
+            }
         }
-        Tensor::cat(parts, 3)
+        cols
     }
 
-    /// Angular Jacobians `[N, L, 3, nv]` of the links.
-    fn angular_jacobian(&self, kin: &Kinematics<B>) -> Tensor<B, 4> {
-        let n = self.num_envs;
-        let l = self.model.links.len();
-        let mut parts = Vec::with_capacity(3);
-        if self.floating() {
-            parts.push(Tensor::zeros([n, l, 3, 3], &self.device));
-            parts.push(
-                Tensor::<B, 2>::eye(3, &self.device)
-                    .reshape([1, 1, 3, 3])
-                    .expand([n, l, 3, 3]),
-            );
+    /// The rows `S` `[N, 6L]` of every degree of freedom (`sqrt(m) J_v` then `sqrt(D) P^T
+    /// J_w` of every link), and the scaled Newton-Euler wrenches `w` `[N, 6L]`: `M = S S^T`,
+    /// `C = S w`.
+    fn link_rows(&self, kin: &Kinematics<B>, bodies: &Bodies<B>) -> (Vec<T<B>>, T<B>) {
+        let c = &self.consts;
+        let [n, l] = kin.pos.x.dims();
+        let lin = self.linear_columns(kin, &bodies.com, &c.sqrt_mass, &|j| {
+            c.moves_links_sqrt_mass[j].clone()
+        });
+        let zero = T::<B>::zeros([n, l], &self.device);
+        let mut rows = Vec::with_capacity(lin.len());
+        for (dof, col) in lin.into_iter().enumerate() {
+            // Angular part: P^T J_w scaled by sqrt(D).
+            let ang = if self.floating() && dof < 3 {
+                V3::new(zero.clone(), zero.clone(), zero.clone())
+            } else if self.floating() && dof < 6 {
+                // J_w = e_m: P^T e_m is row m of P.
+                let m = dof - 3;
+                let p = &bodies.principal.m[m];
+                V3::new(p[0].clone(), p[1].clone(), p[2].clone()).hadamard(&c.sqrt_moments)
+            } else {
+                let j = dof + self.model.num_joints() - self.model.num_dofs();
+                match (&kin.axis, c.revolute[j]) {
+                    (Some(axes), true) => bodies
+                        .principal
+                        .t_mul_v(&axes.narrow(j, 1))
+                        .hadamard(&c.sqrt_moments)
+                        .mul(&c.moves_links[j]),
+                    _ => V3::new(zero.clone(), zero.clone(), zero.clone()),
+                }
+            };
+            let [lx, ly, lz] = col.parts();
+            let [ax, ay, az] = ang.parts();
+            rows.push(Tensor::cat(vec![lx, ly, lz, ax, ay, az], 1));
         }
-        if let Some(axis) = &kin.axis {
-            let col = axis.clone().unsqueeze_dim::<4>(1)
-                * self.consts.joint_is_rev.clone()
-                * self.consts.link_moves.clone(); // [N, L, nj, 3]
-            parts.push(col.swap_dims(2, 3));
-        }
-        Tensor::cat(parts, 3)
-    }
-
-    /// Pads a joint-space `[N, nj]` tensor to the generalised velocity's size.
-    fn pad_joint(&self, t: Tensor<B, 2>) -> Tensor<B, 2> {
-        if self.floating() {
-            Tensor::cat(vec![Tensor::zeros([self.num_envs, 6], &self.device), t], 1)
-        } else {
-            t
-        }
+        // Newton-Euler wrench of every link with zero generalised acceleration, scaled to
+        // match the rows: sqrt(m) (a_com - g) and, in the principal frame,
+        // sqrt(D) alpha' + (w' x D w') / sqrt(D).
+        let acc_com = kin
+            .acc_bias
+            .add(&bodies.com_offset.rcross(&kin.alpha_bias))
+            .add(&bodies.com_offset.rcross(&kin.omega).rcross(&kin.omega));
+        let g = c.gravity;
+        let w_lin = V3::new(
+            acc_com.x.sub_scalar(g[0]),
+            acc_com.y.sub_scalar(g[1]),
+            acc_com.z.sub_scalar(g[2]),
+        )
+        .mul(&c.sqrt_mass);
+        let alpha_p = bodies.principal.t_mul_v(&kin.alpha_bias);
+        let spin = bodies.omega_p.hadamard(&c.moments);
+        let w_ang = alpha_p
+            .hadamard(&c.sqrt_moments)
+            .add(&bodies.omega_p.cross(&spin).hadamard(&c.inv_sqrt_moments));
+        let [a, b, cc] = w_lin.parts();
+        let [d, e, f] = w_ang.parts();
+        (rows, Tensor::cat(vec![a, b, cc, d, e, f], 1))
     }
 
     fn substep(&mut self, h: f64) {
@@ -531,90 +660,83 @@ impl<B: Backend> Articulation<B> {
         let l = self.model.links.len();
         let nj = self.model.num_joints();
         let nv = self.model.num_dofs();
-        let c = self.consts.clone();
         let kin = self.kinematics();
+        let bodies = self.bodies(&kin);
+        let (rows, wrench) = self.link_rows(&kin, &bodies);
+        let contacts = (self.consts.contact_to_link.dims()[0] > 0).then(|| self.contacts(&kin, h));
 
-        // Link centres of mass, world inertias, and the Newton-Euler bias wrench of each link.
-        let rc = mat_vec(kin.rot.clone(), c.com.clone()); // [N, L, 3]
-        let com = kin.pos.clone() + rc.clone();
-        let inertia = mat_mul_t(mat_mul(kin.rot.clone(), c.inertia.clone()), kin.rot.clone()); // [N, L, 3, 3]
-        let acc_com = kin.acc_bias.clone()
-            + cross(&kin.alpha_bias, &rc)
-            + cross(&kin.omega, &cross(&kin.omega, &rc));
-        let f_lin = (acc_com - c.gravity.clone()) * c.mass.clone(); // [N, L, 3]
-        let spin = mat_vec(inertia.clone(), kin.omega.clone());
-        let f_ang = mat_vec(inertia.clone(), kin.alpha_bias.clone()) + cross(&kin.omega, &spin);
+        // The entries of M + contact terms that the tree couples, and the bias force.
+        let parent = &self.consts.dof_parent;
+        let mut entries: Vec<Vec<Option<T<B>>>> = vec![vec![None; nv]; nv];
+        let dot = |a: &T<B>, b: &T<B>| (a.clone() * b.clone()).sum_dim(1); // [N, 1]
+        for i in 0..nv {
+            let mut j = Some(i);
+            while let Some(jj) = j {
+                let mut e = dot(&rows[i], &rows[jj]);
+                if let Some(ct) = &contacts {
+                    e = e + dot(&ct.rows[i], &ct.rows[jj]);
+                }
+                entries[i][jj] = Some(e);
+                j = parent[jj];
+            }
+        }
+        let bias: Vec<T<B>> = rows.iter().map(|r| dot(r, &wrench)).collect();
 
-        // Mass matrix and bias force from the link Jacobians.
-        let jv = self.point_jacobian(&kin, &com, &c.link_moves); // [N, L, 3, nv]
-        let jw = self.angular_jacobian(&kin); // [N, L, 3, nv]
-        let jv_m = (jv.clone() * c.sqrt_mass.clone()).reshape([n, l * 3, nv]);
-        let iw = (inertia.unsqueeze_dim::<5>(4) * jw.clone().unsqueeze_dim::<5>(2))
-            .sum_dim(3)
-            .reshape([n, l * 3, nv]); // I J_w
-        let jw_flat = jw.clone().reshape([n, l * 3, nv]);
-        let mut mass =
-            jv_m.clone().swap_dims(1, 2).matmul(jv_m) + jw_flat.swap_dims(1, 2).matmul(iw); // [N, nv, nv]
-        let bias = (jv * f_lin.unsqueeze_dim::<4>(3) + jw * f_ang.unsqueeze_dim::<4>(3))
-            .sum_dims(&[1, 2])
-            .reshape([n, nv]); // [N, nv]
-
-        // Joint forces: damping, drives, limits; `a` is their implicit part.
-        let (tau, a_joint, drive_implicit) = if nj > 0 {
-            let joint_part = |t: Tensor<B, 2>| t.narrow(1, nv - nj, nj);
-            let eye = Tensor::<B, 2>::eye(nv, &self.device).unsqueeze_dim::<3>(0);
-            let diagonal = (mass.clone() * eye).sum_dim(2).reshape([n, nv]); // [N, nv]
-            let f = self.joint_forces(h, joint_part(bias.clone()), joint_part(diagonal));
-            (
-                self.pad_joint(f.tau),
-                self.pad_joint(f.implicit),
-                Some((f.drive, f.drive_implicit)),
-            )
-        } else {
-            (
-                Tensor::zeros([n, nv], &self.device),
-                Tensor::zeros([n, nv], &self.device),
-                None,
-            )
-        };
-        let mut rhs = tau - bias;
-        let eye = Tensor::<B, 2>::eye(nv, &self.device).unsqueeze_dim::<3>(0); // [1, nv, nv]
-        mass = mass + a_joint.unsqueeze_dim::<3>(2) * eye;
-
-        // Ground contact.
-        let contact = (c.contact_to_link.dims()[0] > 0).then(|| self.contact_forces_at(&kin, h));
-        if let Some((jc, f0, a)) = &contact {
-            let k = f0.dims()[1];
-            let jc_flat = jc.clone().reshape([n, k * 3, nv]);
-            let jc_a = (jc.clone() * a.clone().unsqueeze_dim::<4>(3)).reshape([n, k * 3, nv]);
-            mass = mass + jc_a.swap_dims(1, 2).matmul(jc_flat);
-            rhs = rhs
-                + (jc.clone() * f0.clone().unsqueeze_dim::<4>(3))
-                    .sum_dims(&[1, 2])
-                    .reshape([n, nv]);
+        // Joint forces: damping, drives, limits; their implicit part joins the diagonal.
+        let mut rhs: Vec<T<B>> = bias.iter().map(|b| b.clone().neg()).collect();
+        let mut drive_implicit = None;
+        if nj > 0 {
+            let off = nv - nj;
+            let diagonal: Vec<T<B>> = (off..nv)
+                .map(|i| {
+                    entries[i][i]
+                        .clone()
+                        .unwrap_or_else(|| bias[i].zeros_like())
+                })
+                .collect();
+            let f = self.joint_forces(
+                h,
+                Tensor::cat(bias[off..].to_vec(), 1),
+                Tensor::cat(diagonal, 1),
+            );
+            for j in 0..nj {
+                let i = off + j;
+                rhs[i] = rhs[i].clone() + f.tau.clone().narrow(1, j, 1);
+                entries[i][i] = entries[i][i]
+                    .take()
+                    .map(|e| e + f.implicit.clone().narrow(1, j, 1));
+            }
+            drive_implicit = Some((f.drive, f.drive_implicit));
+        }
+        if let Some(ct) = &contacts {
+            for (i, r) in rhs.iter_mut().enumerate() {
+                *r = r.clone() + dot(&ct.rows[i], &ct.f0_scaled);
+            }
         }
 
-        let qdd = solve_spd(mass, rhs); // [N, nv]
+        let qdd_parts = solve_ltdl(entries, rhs, parent);
 
         // What the implicit forces came to, for reporting.
-        if let Some((jc, f0, a)) = contact {
-            let acc = (jc * qdd.clone().reshape([n, 1, 1, nv]))
-                .sum_dim(3)
-                .squeeze_dim::<3>(3); // [N, K, 3]
-            let force = f0 - a.clone() * acc; // [N, K, 3]
-            let k = force.dims()[1];
-            let to_link = c.contact_to_link.clone().transpose(); // [L, K]
+        if let Some(ct) = contacts {
+            let k = ct.f0.dims()[1] / 3;
+            // sqrt(A) J qdd, then f = f0 - sqrt(A) (sqrt(A) J qdd).
+            let mut scaled_acc = ct.rows[0].clone() * qdd_parts[0].clone();
+            for (r, q) in ct.rows.iter().zip(&qdd_parts).skip(1) {
+                scaled_acc = scaled_acc + r.clone() * q.clone();
+            }
+            let force = ct.f0 - ct.sqrt_a.clone() * scaled_acc; // [N, 3K]
             let per_link = force
-                .swap_dims(1, 2)
                 .reshape([n * 3, k])
-                .matmul(c.contact_to_link.clone());
+                .matmul(self.consts.contact_to_link.clone()); // [3N, L]
             self.contact_force = per_link.reshape([n, 3, l]).swap_dims(1, 2);
-            let touching = comp(&a, 2).squeeze_dim::<2>(2).greater_elem(0.0).float(); // [N, K]
-            self.contact_flag = touching.matmul(to_link.transpose()).greater_elem(0.0);
+            let touching = ct.sqrt_a.narrow(1, 2 * k, k).greater_elem(0.0).float(); // [N, K]
+            self.contact_flag = touching
+                .matmul(self.consts.contact_to_link.clone())
+                .greater_elem(0.0);
         }
+        let qdd = Tensor::cat(qdd_parts, 1); // [N, nv]
         if let Some((drive, a_drive)) = drive_implicit {
-            let qdd_j = qdd.clone().narrow(1, nv - nj, nj);
-            self.applied_torque = drive - a_drive * qdd_j;
+            self.applied_torque = drive - a_drive * qdd.clone().narrow(1, nv - nj, nj);
         }
 
         // Semi-implicit Euler.
@@ -629,13 +751,83 @@ impl<B: Backend> Articulation<B> {
         if nj > 0 {
             let mut qd = self.joint_vel.clone() + u_dot.narrow(1, nv - nj, nj);
             if self.config.enforce_velocity_limits {
-                let limit = c.velocity_limit.clone();
+                let limit = self.consts.velocity_limit.clone();
                 qd = qd
                     .min_pair(limit.clone().expand([n, nj]))
                     .max_pair(limit.neg().expand([n, nj]));
             }
             self.joint_pos = self.joint_pos.clone() + qd.clone().mul_scalar(h);
             self.joint_vel = qd;
+        }
+    }
+
+    /// Ground contact at the current state: per contact point a spring-damper along the
+    /// normal (z) and regularised Coulomb friction, both evaluated at the end of the step.
+    fn contacts(&self, kin: &Kinematics<B>, h: f64) -> Contacts<B> {
+        let c = &self.consts;
+        let cc = &self.config.contact;
+        let index = &c.contact_link;
+        let (rot, pos) = (kin.rot.select(index), kin.pos.select(index)); // [N, K]
+        let (omega, vel) = (kin.omega.select(index), kin.vel.select(index));
+        // The lowest point of each contact sphere.
+        let centre = pos.add(&rot.mul_v(&c.contact_local));
+        let x = V3::new(centre.x, centre.y, centre.z - c.contact_radius.clone());
+        let v = vel.add(&x.sub(&pos).rcross(&omega));
+        let depth = x.z.clone().neg().add_scalar(cc.ground_height); // [N, K]
+        // Normal: spring-damper at the end of the step, only while it pushes.
+        let (k, d) = (cc.stiffness, cc.damping);
+        let normal = depth.clone().mul_scalar(k) - v.z.clone().mul_scalar(d + h * k);
+        let active = depth.greater_elem(0.0).float() * normal.clone().greater_elem(0.0).float();
+        let normal = normal * active.clone();
+        // Friction: viscous below the slip speed, Coulomb above, with the coefficient lagged.
+        let slip = (v.x.clone().square() + v.y.clone().square())
+            .sqrt()
+            .clamp_min(cc.slip_velocity);
+        let b = normal.clone().mul_scalar(cc.friction) / slip; // [N, K]
+        // A = h b (tangential), h (d + h k) (normal); f0 / sqrt(A) without dividing by zero.
+        let sqrt_t = b.clone().mul_scalar(h).sqrt();
+        let sqrt_n = active.mul_scalar((h * (d + h * k)).sqrt());
+        let scaled_t = (b.clone() / h).sqrt().neg(); // f0_t / sqrt(A_t) = -sqrt(b / h) v_t
+        let f0 = Tensor::cat(
+            vec![
+                v.x.clone() * b.clone().neg(),
+                v.y.clone() * b.neg(),
+                normal.clone(),
+            ],
+            1,
+        );
+        let f0_scaled = Tensor::cat(
+            vec![
+                v.x.clone() * scaled_t.clone(),
+                v.y.clone() * scaled_t,
+                normal / sqrt_n.clone().clamp_min(1e-12),
+            ],
+            1,
+        );
+        let cols = self.linear_columns(
+            kin,
+            &x,
+            &T::<B>::ones([1, x.x.dims()[1]], &self.device),
+            &|j| c.moves_points[j].clone(),
+        );
+        let rows = cols
+            .into_iter()
+            .map(|col| {
+                Tensor::cat(
+                    vec![
+                        col.x * sqrt_t.clone(),
+                        col.y * sqrt_t.clone(),
+                        col.z * sqrt_n.clone(),
+                    ],
+                    1,
+                )
+            })
+            .collect();
+        Contacts {
+            rows,
+            f0,
+            f0_scaled,
+            sqrt_a: Tensor::cat(vec![sqrt_t.clone(), sqrt_t, sqrt_n], 1),
         }
     }
 
@@ -690,51 +882,6 @@ impl<B: Backend> Articulation<B> {
             drive_implicit: a_drive,
         }
     }
-
-    /// Contact Jacobians `[N, K, 3, nv]`, forces `f0` `[N, K, 3]` and their implicit part `A`
-    /// `[N, K, 3]` (world axes; the ground normal is z).
-    fn contact_forces_at(
-        &self,
-        kin: &Kinematics<B>,
-        h: f64,
-    ) -> (Tensor<B, 4>, Tensor<B, 3>, Tensor<B, 3>) {
-        let c = &self.consts;
-        let cc = &self.config.contact;
-        let index = c.contact_link.clone();
-        let rot = kin.rot.clone().select(1, index.clone()); // [N, K, 3, 3]
-        let pos = kin.pos.clone().select(1, index.clone()); // [N, K, 3]
-        let omega = kin.omega.clone().select(1, index.clone());
-        let vel = kin.vel.clone().select(1, index);
-        // The lowest point of each contact sphere.
-        let down = Tensor::<B, 3>::from_data(
-            TensorData::new(vec![0.0f32, 0.0, -1.0], [1, 1, 3]),
-            &self.device,
-        );
-        let x =
-            pos.clone() + mat_vec(rot, c.contact_local.clone()) + down * c.contact_radius.clone(); // [N, K, 3]
-        let v = vel + cross(&omega, &(x.clone() - pos)); // [N, K, 3]
-        let depth = comp(&x, 2).neg().add_scalar(cc.ground_height); // [N, K, 1]
-        let vn = comp(&v, 2);
-        let vt = v.narrow(2, 0, 2); // [N, K, 2]
-        // Normal: spring-damper at the end of the step, only while it pushes.
-        let (k, d) = (cc.stiffness, cc.damping);
-        let normal = depth.clone().mul_scalar(k) - vn.mul_scalar(d + h * k);
-        let active = depth.greater_elem(0.0).float() * normal.clone().greater_elem(0.0).float();
-        let normal = normal * active.clone();
-        // Friction: viscous below the slip speed, Coulomb above, with the coefficient lagged.
-        let slip = vt
-            .clone()
-            .square()
-            .sum_dim(2)
-            .sqrt()
-            .clamp_min(cc.slip_velocity);
-        let b = normal.clone().mul_scalar(cc.friction) / slip; // [N, K, 1]
-        let f0 = Tensor::cat(vec![vt * b.clone().neg(), normal], 2);
-        let bh = b.mul_scalar(h);
-        let a = Tensor::cat(vec![bh.clone(), bh, active.mul_scalar(h * (d + h * k))], 2);
-        let jc = self.point_jacobian(kin, &x, &c.contact_moves);
-        (jc, f0, a)
-    }
 }
 
 /// State access: reading, setting for chosen environments, and commands.
@@ -760,23 +907,19 @@ impl<B: Backend> Articulation<B> {
     }
 
     /// Root linear velocity `[N, 3]` in the base frame.
-    pub fn root_lin_vel_b(&self) -> Tensor<B, 2> {
-        quat_rotate_inverse(&self.root_quat, self.root_lin_vel.clone())
+    pub fn root_lin_vel_b(&self) -> T<B> {
+        quat_rotate_inverse(&self.root_quat, &self.root_lin_vel)
     }
 
     /// Root angular velocity `[N, 3]` in the base frame.
-    pub fn root_ang_vel_b(&self) -> Tensor<B, 2> {
-        quat_rotate_inverse(&self.root_quat, self.root_ang_vel.clone())
+    pub fn root_ang_vel_b(&self) -> T<B> {
+        quat_rotate_inverse(&self.root_quat, &self.root_ang_vel)
     }
 
     /// The unit gravity direction `[N, 3]` seen from the base frame (`(0, 0, -1)` upright).
-    pub fn projected_gravity_b(&self) -> Tensor<B, 2> {
-        let down = Tensor::<B, 2>::from_data(
-            TensorData::new(vec![0.0f32, 0.0, -1.0], [1, 3]),
-            &self.device,
-        )
-        .repeat_dim(0, self.num_envs);
-        quat_rotate_inverse(&self.root_quat, down)
+    pub fn projected_gravity_b(&self) -> T<B> {
+        let down = row::<B>(vec![0.0, 0.0, -1.0], &self.device).repeat_dim(0, self.num_envs);
+        quat_rotate_inverse(&self.root_quat, &down)
     }
 
     /// Joint positions `[N, nj]` (rad or m).
@@ -809,39 +952,43 @@ impl<B: Backend> Articulation<B> {
     /// Link frame origins `[N, L, 3]` and rotations `[N, L, 3, 3]` (link to world).
     pub fn link_poses(&self) -> (Tensor<B, 3>, Tensor<B, 4>) {
         let kin = self.kinematics();
-        (kin.pos, kin.rot)
+        let rows = kin.rot.m.map(|r| Tensor::stack::<3>(r.to_vec(), 2)); // [N, L, 3] each
+        (stack(&kin.pos), Tensor::stack(rows.to_vec(), 2))
     }
 
     /// Link origin linear velocities and angular velocities `[N, L, 3]`, world frame.
     pub fn link_velocities(&self) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let kin = self.kinematics();
-        (kin.vel, kin.omega)
+        (stack(&kin.vel), stack(&kin.omega))
     }
 
     /// World positions `[N, K, 3]` of the contact points' centres, in the order of
     /// [`Model::contact_points`].
     pub fn contact_point_positions(&self) -> Tensor<B, 3> {
         let kin = self.kinematics();
-        let index = self.consts.contact_link.clone();
-        let rot = kin.rot.select(1, index.clone());
-        kin.pos.select(1, index) + mat_vec(rot, self.consts.contact_local.clone())
+        let index = &self.consts.contact_link;
+        let centre = kin
+            .pos
+            .select(index)
+            .add(&kin.rot.select(index).mul_v(&self.consts.contact_local));
+        stack(&centre)
     }
 
     /// Kinetic and potential energy `[N]` (potential zero at world height 0).
     pub fn energy(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
         let c = &self.consts;
         let kin = self.kinematics();
-        let rc = mat_vec(kin.rot.clone(), c.com.clone());
-        let com = kin.pos + rc.clone();
-        let v_com = kin.vel + cross(&kin.omega, &rc);
-        let inertia = mat_mul_t(mat_mul(kin.rot.clone(), c.inertia.clone()), kin.rot);
-        let spin = mat_vec(inertia, kin.omega.clone());
-        let kinetic = (dot(v_com.clone(), v_com) * c.mass.clone() + dot(kin.omega, spin))
-            .sum_dims(&[1, 2])
-            .mul_scalar(0.5);
-        let potential = (dot(com, c.gravity.clone()) * c.mass.clone())
-            .sum_dims(&[1, 2])
-            .neg();
+        let bodies = self.bodies(&kin);
+        let v_com = kin.vel.add(&bodies.com_offset.rcross(&kin.omega));
+        let kinetic = (v_com.dot(&v_com) * c.mass.clone()
+            + bodies.omega_p.dot(&bodies.omega_p.hadamard(&c.moments)))
+        .sum_dim(1)
+        .mul_scalar(0.5);
+        let g = c.gravity;
+        let height = bodies.com.x.clone().mul_scalar(g[0])
+            + bodies.com.y.clone().mul_scalar(g[1])
+            + bodies.com.z.clone().mul_scalar(g[2]);
+        let potential = (height * c.mass.clone()).sum_dim(1).neg();
         (
             kinetic.reshape([self.num_envs]),
             potential.reshape([self.num_envs]),
@@ -849,16 +996,25 @@ impl<B: Backend> Articulation<B> {
     }
 
     /// Total linear momentum and angular momentum about the world origin `[N, 3]`.
-    pub fn momentum(&self) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    pub fn momentum(&self) -> (T<B>, T<B>) {
         let c = &self.consts;
         let kin = self.kinematics();
-        let rc = mat_vec(kin.rot.clone(), c.com.clone());
-        let com = kin.pos + rc.clone();
-        let p = (kin.vel + cross(&kin.omega, &rc)) * c.mass.clone(); // [N, L, 3]
-        let inertia = mat_mul_t(mat_mul(kin.rot.clone(), c.inertia.clone()), kin.rot);
-        let spin = mat_vec(inertia, kin.omega);
-        let angular = (cross(&com, &p) + spin).sum_dim(1).squeeze_dim(1);
-        (p.sum_dim(1).squeeze_dim(1), angular)
+        let bodies = self.bodies(&kin);
+        let p = kin
+            .vel
+            .add(&bodies.com_offset.rcross(&kin.omega))
+            .mul(&c.mass);
+        let spin = bodies.principal.mul_v(&bodies.omega_p.hadamard(&c.moments));
+        let angular = bodies.com.cross(&p).add(&spin);
+        let total = |v: &V3<B>| {
+            V3::new(
+                v.x.clone().sum_dim(1),
+                v.y.clone().sum_dim(1),
+                v.z.clone().sum_dim(1),
+            )
+            .to_columns()
+        };
+        (total(&p), total(&angular))
     }
 
     fn check(&self, what: &str, t: &Tensor<B, 2>, cols: usize, rows: usize) -> Result<()> {
@@ -1004,4 +1160,9 @@ impl<B: Backend> Articulation<B> {
         self.effort_limit = self.set_command("effort limits", limit)?;
         Ok(())
     }
+}
+
+/// `[N, K, 3]` from the components.
+fn stack<B: Backend>(v: &V3<B>) -> Tensor<B, 3> {
+    Tensor::stack(v.parts().to_vec(), 2)
 }

@@ -9,9 +9,8 @@
 mod articulation;
 mod config;
 mod model;
-mod ops;
 pub mod robots;
-mod solve;
+mod soa;
 mod trace;
 mod urdf;
 #[cfg(test)]

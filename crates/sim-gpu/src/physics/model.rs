@@ -606,3 +606,54 @@ mod tests {
         assert_eq!(m.num_dofs(), 6);
     }
 }
+
+/// Principal moments `d` and axes `q` (columns) of a symmetric 3x3 inertia: `i = q diag(d)
+/// q^T`, by Jacobi rotations.
+pub(crate) fn principal_axes(i: &Mat3) -> (Vec3, Mat3) {
+    let mut a = *i;
+    let mut q = IDENTITY;
+    for _ in 0..50 {
+        // The largest off-diagonal entry.
+        let (mut p, mut r, mut big) = (0, 1, a[0][1].abs());
+        for (pp, rr) in [(0, 2), (1, 2)] {
+            if a[pp][rr].abs() > big {
+                (p, r, big) = (pp, rr, a[pp][rr].abs());
+            }
+        }
+        let scale = a[0][0].abs() + a[1][1].abs() + a[2][2].abs();
+        if big <= 1e-15 * scale.max(1e-300) {
+            break;
+        }
+        // Rotation in the (p, r) plane that zeroes a[p][r].
+        let theta = 0.5 * (2.0 * a[p][r]).atan2(a[r][r] - a[p][p]);
+        let (s, c) = theta.sin_cos();
+        let mut g = IDENTITY;
+        g[p][p] = c;
+        g[r][r] = c;
+        g[p][r] = s;
+        g[r][p] = -s;
+        a = mat_mul(&transpose(&g), &mat_mul(&a, &g));
+        q = mat_mul(&q, &g);
+    }
+    ([a[0][0], a[1][1], a[2][2]], q)
+}
+
+#[cfg(test)]
+mod principal_tests {
+    use super::*;
+
+    #[test]
+    fn principal_axes_rebuild_the_inertia() {
+        let i = [[0.3, 0.05, -0.02], [0.05, 0.2, 0.01], [-0.02, 0.01, 0.1]];
+        let (d, q) = principal_axes(&i);
+        let dq = [[d[0], 0.0, 0.0], [0.0, d[1], 0.0], [0.0, 0.0, d[2]]];
+        let back = mat_mul(&q, &mat_mul(&dq, &transpose(&q)));
+        for r in 0..3 {
+            for c in 0..3 {
+                assert!((back[r][c] - i[r][c]).abs() < 1e-12, "{back:?}");
+            }
+        }
+        let qtq = mat_mul(&transpose(&q), &q);
+        assert!((qtq[0][0] - 1.0).abs() < 1e-12 && qtq[0][1].abs() < 1e-12);
+    }
+}

@@ -1,0 +1,216 @@
+//! `sim-trace` and `sim-bench`: the articulated-body simulator on its own, outside training.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
+use sim_gpu::physics::robots::{QUADRUPED_STANDING_HEIGHT, QUADRUPED_STANDING_POSE, quadruped};
+use sim_gpu::physics::{
+    Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace,
+};
+
+/// Parses a comma-separated list of numbers, naming the flag in the error.
+pub fn parse_list(flag: &str, text: &str) -> anyhow::Result<Vec<f64>> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|v| {
+            let v = v.trim();
+            match v.parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(x),
+                _ => bail!("{flag}: `{v}` is not a finite number (expected comma-separated numbers, e.g. 0.1,-0.2)"),
+            }
+        })
+        .collect()
+}
+
+/// Parses a comma-separated list of positive integers, naming the flag in the error.
+pub fn parse_sizes(flag: &str, text: &str) -> anyhow::Result<Vec<usize>> {
+    text.split(',')
+        .map(|v| match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("{flag}: `{}` is not a positive integer", v.trim()),
+        })
+        .collect()
+}
+
+/// Reads a torque file: one line per step, one number per joint separated by commas or
+/// white space; blank lines and lines starting with `#` are skipped.
+fn read_torques(path: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the torque file {}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let row = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|v| !v.is_empty())
+            .map(|v| match v.parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(x),
+                _ => bail!("{}:{}: `{v}` is not a finite number", path.display(), i + 1),
+            })
+            .collect::<anyhow::Result<Vec<f64>>>()?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Options of `sim-trace`.
+pub struct TraceArgs<'a> {
+    pub urdf: &'a Path,
+    pub fixed_base: bool,
+    pub q0: &'a str,
+    pub qd0: Option<&'a str>,
+    pub root_pos: &'a str,
+    pub root_quat: &'a str,
+    pub dt: f64,
+    pub substeps: usize,
+    pub steps: usize,
+    pub torques: Option<&'a Path>,
+}
+
+/// Simulates one environment and prints one JSON line per step (the initial state first).
+pub fn sim_trace<B: Backend>(args: &TraceArgs, device: &B::Device) -> anyhow::Result<()> {
+    let options = UrdfOptions {
+        base: if args.fixed_base {
+            BaseKind::Fixed
+        } else {
+            BaseKind::Floating
+        },
+        ..UrdfOptions::default()
+    };
+    let model = load_urdf(args.urdf, &options)?;
+    let root_pos = parse_list("--root-pos", args.root_pos)?;
+    let root_quat = parse_list("--root-quat", args.root_quat)?;
+    let (Ok(root_pos), Ok(root_quat)) = (
+        <[f64; 3]>::try_from(root_pos.as_slice()),
+        <[f64; 4]>::try_from(root_quat.as_slice()),
+    ) else {
+        bail!("--root-pos takes 3 numbers and --root-quat 4 (w,x,y,z)");
+    };
+    let request = TraceRequest {
+        model,
+        config: SimConfig {
+            dt: args.dt,
+            substeps: args.substeps,
+            ..SimConfig::default()
+        },
+        q0: parse_list("--q0", args.q0)?,
+        qd0: args.qd0.map(|t| parse_list("--qd0", t)).transpose()?,
+        root_pos,
+        root_quat,
+        steps: args.steps,
+        torques: args.torques.map(read_torques).transpose()?,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    trace::<B>(&request, device, |record| {
+        let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        writeln!(out, "{line}")
+    })?;
+    out.flush().context("write to standard output")?;
+    Ok(())
+}
+
+/// Physics steps per second of the quadruped standing on PD drives whose targets move every
+/// 4 steps (a 50 Hz policy at dt = 0.005 s), for each batch size.
+pub fn sim_bench<B: Backend>(
+    num_envs: &[usize],
+    steps: usize,
+    warmup: usize,
+    backend: &str,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let model = quadruped()?;
+    let nj = model.num_joints();
+    let pose: Vec<f32> = model
+        .joints
+        .iter()
+        .map(|j| {
+            QUADRUPED_STANDING_POSE
+                .iter()
+                .find(|(name, _)| *name == j.name)
+                .map_or(0.0, |(_, q)| *q as f32)
+        })
+        .collect();
+    let mut results = Vec::new();
+    for &n in num_envs {
+        let mut sim = Articulation::<B>::new(model.clone(), SimConfig::default(), n, device)?;
+        let ids: Vec<usize> = (0..n).collect();
+        let tile = |values: &[f32]| -> Tensor<B, 2> {
+            let data: Vec<f32> = (0..n).flat_map(|_| values.iter().copied()).collect();
+            Tensor::from_data(TensorData::new(data, [n, values.len()]), device)
+        };
+        sim.set_joint_state(&ids, tile(&pose), tile(&vec![0.0; nj]))?;
+        let height = QUADRUPED_STANDING_HEIGHT as f32 + 0.02;
+        sim.set_root_state(
+            &ids,
+            tile(&[0.0, 0.0, height]),
+            tile(&[1.0, 0.0, 0.0, 0.0]),
+            tile(&[0.0; 3]),
+            tile(&[0.0; 3]),
+        )?;
+        sim.set_drive_gains(tile(&vec![20.0; nj]), tile(&vec![0.5; nj]))?;
+        let standing = tile(&pose);
+        let run = |k: usize, sim: &mut Articulation<B>| -> anyhow::Result<()> {
+            for step in 0..k {
+                if step % 4 == 0 {
+                    let noise =
+                        Tensor::<B, 2>::random([n, nj], Distribution::Uniform(-0.3, 0.3), device);
+                    sim.set_joint_position_target(standing.clone() + noise)?;
+                }
+                sim.step();
+            }
+            // Wait for the device: read one number back.
+            let z = sim.root_pos().narrow(1, 2, 1).mean().into_data();
+            let z = z
+                .to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("read back: {e:?}"))?;
+            if !z.iter().all(|v| v.is_finite()) {
+                bail!("the simulation diverged (base height {z:?})");
+            }
+            Ok(())
+        };
+        run(warmup, &mut sim)?;
+        let start = Instant::now();
+        run(steps, &mut sim)?;
+        let wall = start.elapsed().as_secs_f64();
+        let rate = (n * steps) as f64 / wall;
+        println!(
+            "quadruped on {backend}: {n:>6} envs x {steps} steps in {wall:.2} s: {:.2} ms per step, {rate:.0} env steps/s",
+            1e3 * wall / steps as f64
+        );
+        results.push(serde_json::json!({
+            "num_envs": n, "steps": steps, "wall_s": wall,
+            "ms_per_step": 1e3 * wall / steps as f64, "env_steps_per_s": rate.round(),
+        }));
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "robot": "quadruped", "backend": backend, "dt": SimConfig::default().dt, "results": results })
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse_and_bad_values_name_the_flag() {
+        assert_eq!(
+            parse_list("--q0", "0.1, -2,3e-1").expect("valid"),
+            [0.1, -2.0, 0.3]
+        );
+        assert!(parse_list("--q0", "").expect("empty").is_empty());
+        let e = parse_list("--qd0", "1,x").expect_err("bad").to_string();
+        assert!(e.contains("--qd0") && e.contains("`x`"), "{e}");
+        let e = parse_list("--q0", "1,nan").expect_err("nan").to_string();
+        assert!(e.contains("`nan`"), "{e}");
+    }
+}
