@@ -28,7 +28,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use super::config::SimConfig;
 use super::model::{BaseKind, JointKind, Model, principal_axes};
-use super::soa::{M3, V3, normalize, quat_exp, quat_mul, quat_rotate_inverse, row};
+use super::soa::{M3, Sym6, V3, normalize, quat_exp, quat_mul, quat_rotate_inverse, row};
 use crate::common::{check_shape, scatter_rows};
 use crate::{Error, Result};
 
@@ -62,24 +62,25 @@ struct Level<B: Backend> {
 #[derive(Debug, Clone)]
 struct Consts<B: Backend> {
     levels: Vec<Level<B>>,
-    /// Link masses and their square roots `[1, L]`.
+    /// Link masses `[1, L]`.
     mass: T<B>,
-    sqrt_mass: T<B>,
     /// Centres of mass in the link frame `[1, L]`.
     com: V3<B>,
-    /// Principal axes of the link inertias in the link frame, principal moments, their square
-    /// roots, and the inverse square roots (zero for a zero moment), `[1, L]`.
+    /// Principal axes of the link inertias in the link frame and the principal moments
+    /// `[1, L]`.
     principal: M3<B>,
     moments: V3<B>,
-    sqrt_moments: V3<B>,
-    inv_sqrt_moments: V3<B>,
-    /// Per joint: 1 on the links (contact points) it moves, `[1, L]` (`[1, K]`); the link
-    /// mask times `sqrt(m)`.
-    moves_links: Vec<T<B>>,
-    moves_links_sqrt_mass: Vec<T<B>>,
-    moves_points: Vec<T<B>>,
-    /// Joint kinds.
-    revolute: Vec<bool>,
+    /// `subtree[i][l]` is 1 when link `i` is in the subtree of link `l` (`[L, L]`), and
+    /// `joint_moves[j][l]` when joint `j` moves link `l` (`[nj, L]`).
+    subtree: T<B>,
+    joint_moves: T<B>,
+    /// 1 for revolute (prismatic) joints `[1, nj]`.
+    joint_is_rev: T<B>,
+    joint_is_pri: T<B>,
+    /// For every distance `d >= 1` up the tree: the joints that have a joint ancestor that far
+    /// up, and those ancestors (index tensors and host lists).
+    ancestor_pairs: Vec<(Tensor<B, 1, Int>, Tensor<B, 1, Int>)>,
+    ancestor_pair_list: Vec<Vec<(usize, usize)>>,
     /// Contact points: link `[K]`, centre in the link frame `[1, K]`, radius `[1, K]`, and the
     /// one-hot map to links `[K, L]`.
     contact_link: Tensor<B, 1, Int>,
@@ -138,13 +139,17 @@ struct JointForces<B: Backend> {
     drive_implicit: T<B>,
 }
 
-/// Ground contact of one sub-step: Jacobian rows scaled by `sqrt(A)` per degree of freedom
-/// `[N, 3K]` (x of every point, then y, then z), forces `f0` and `f0 / sqrt(A)`, `sqrt(A)`.
+/// Ground contact of one sub-step, per contact point `[N, K]`: the wrench of `f0` about the
+/// reference point, the implicit part as a spatial inertia, the arm from the reference point,
+/// `f0` itself and the implicit coefficients (tangential, normal).
 struct Contacts<B: Backend> {
-    rows: Vec<T<B>>,
-    f0: T<B>,
-    f0_scaled: T<B>,
-    sqrt_a: T<B>,
+    torque: V3<B>,
+    force: V3<B>,
+    inertia: Sym6<B>,
+    arm: V3<B>,
+    f0: V3<B>,
+    a_tangent: T<B>,
+    a_normal: T<B>,
 }
 
 /// `N` copies of a robot on one device, stepped together.
@@ -238,11 +243,6 @@ impl<B: Backend> Consts<B> {
         for (k, p) in points.iter().enumerate() {
             to_link[k * l + p.link] = 1.0;
         }
-        let per_joint = |mask: &dyn Fn(usize, usize) -> f32, items: usize| -> Vec<T<B>> {
-            (0..nj)
-                .map(|j| row((0..items).map(|i| mask(j, i)).collect(), device))
-                .collect()
-        };
         let joint_param = |f: &dyn Fn(&super::model::Joint) -> f32| -> T<B> {
             row(model.joints.iter().map(f).collect(), device)
         };
@@ -259,41 +259,76 @@ impl<B: Backend> Consts<B> {
                 Some(offset + joint.parent - 1)
             });
         }
+        // Subtree and joint-moves masks.
+        let mut subtree = vec![0.0f32; l * l];
+        for (i, row_i) in moves.iter().enumerate() {
+            // Every link is in its own subtree and the root's.
+            subtree[i * l + i] = 1.0;
+            subtree[i * l] = 1.0;
+            // Link i is in the subtree of link j + 1 when joint j moves it.
+            for (j, m) in row_i.iter().enumerate() {
+                if *m {
+                    subtree[i * l + j + 1] = 1.0;
+                }
+            }
+        }
+        let mut joint_moves = vec![0.0f32; nj * l];
+        for (i, row_i) in moves.iter().enumerate() {
+            for (j, m) in row_i.iter().enumerate() {
+                joint_moves[j * l + i] = flag(*m);
+            }
+        }
+        // Joint ancestors at every distance.
+        let joint_parent = |j: usize| {
+            let p = model.joints[j].parent;
+            (p > 0).then(|| p - 1)
+        };
+        let mut ancestor_pair_list: Vec<Vec<(usize, usize)>> = Vec::new();
+        let mut frontier: Vec<(usize, usize)> = (0..nj).map(|j| (j, j)).collect();
+        loop {
+            frontier = frontier
+                .into_iter()
+                .filter_map(|(child, at)| joint_parent(at).map(|p| (child, p)))
+                .collect();
+            if frontier.is_empty() {
+                break;
+            }
+            ancestor_pair_list.push(frontier.clone());
+        }
+        let int_index = |v: Vec<i64>| {
+            let k = v.len();
+            Tensor::<B, 1, Int>::from_data(TensorData::new(v, [k]), device)
+        };
+        let ancestor_pairs = ancestor_pair_list
+            .iter()
+            .map(|pairs| {
+                (
+                    int_index(pairs.iter().map(|p| p.0 as i64).collect()),
+                    int_index(pairs.iter().map(|p| p.1 as i64).collect()),
+                )
+            })
+            .collect();
+        let joint_kind = |want: JointKind| {
+            row(
+                model.joints.iter().map(|j| flag(j.kind == want)).collect(),
+                device,
+            )
+        };
         Self {
             levels,
             mass: row(model.links.iter().map(|k| k.mass as f32).collect(), device),
-            sqrt_mass: row(
-                model.links.iter().map(|k| k.mass.sqrt() as f32).collect(),
-                device,
-            ),
             com: V3::constant(
                 &model.links.iter().map(|k| k.com).collect::<Vec<_>>(),
                 device,
             ),
             principal: M3::constant(&axes, device),
             moments: V3::constant(&moments, device),
-            sqrt_moments: V3::constant(
-                &moments.iter().map(|d| d.map(f64::sqrt)).collect::<Vec<_>>(),
-                device,
-            ),
-            inv_sqrt_moments: V3::constant(
-                &moments
-                    .iter()
-                    .map(|d| d.map(|v| if v > 0.0 { 1.0 / v.sqrt() } else { 0.0 }))
-                    .collect::<Vec<_>>(),
-                device,
-            ),
-            moves_links: per_joint(&|j, i| flag(moves[i][j]), l),
-            moves_links_sqrt_mass: per_joint(
-                &|j, i| flag(moves[i][j]) * model.links[i].mass.sqrt() as f32,
-                l,
-            ),
-            moves_points: per_joint(&|j, k| flag(moves[points[k].link][j]), kp),
-            revolute: model
-                .joints
-                .iter()
-                .map(|j| j.kind == JointKind::Revolute)
-                .collect(),
+            subtree: Tensor::from_data(TensorData::new(subtree, [l, l]), device),
+            joint_moves: Tensor::from_data(TensorData::new(joint_moves, [nj, l]), device),
+            joint_is_rev: joint_kind(JointKind::Revolute),
+            joint_is_pri: joint_kind(JointKind::Prismatic),
+            ancestor_pairs,
+            ancestor_pair_list,
             contact_link: Tensor::from_data(
                 TensorData::new(points.iter().map(|p| p.link as i64).collect(), [kp]),
                 device,
@@ -552,107 +587,91 @@ impl<B: Backend> Articulation<B> {
         }
     }
 
-    /// Linear Jacobian columns of world points `x` `[N, P]`, one per degree of freedom, times
-    /// `weight` `[1, P]` (or `[N, P]`); `moves[j]` masks the points that joint `j` moves
-    /// (already folded into `weight_moves[j]` when given).
-    fn linear_columns(
-        &self,
-        kin: &Kinematics<B>,
-        x: &V3<B>,
-        weight: &T<B>,
-        weight_moves: &dyn Fn(usize) -> T<B>,
-    ) -> Vec<V3<B>> {
-        let [n, p] = x.x.dims();
-        let mut cols = Vec::with_capacity(self.model.num_dofs());
-        if self.floating() {
-            let w = T::<B>::zeros([n, p], &self.device) + weight.clone();
-            let zero = T::<B>::zeros([n, p], &self.device);
-            // v = v_base + w_base x (x - p_base).
-            cols.push(V3::new(w.clone(), zero.clone(), zero.clone()));
-            cols.push(V3::new(zero.clone(), w.clone(), zero.clone()));
-            cols.push(V3::new(zero.clone(), zero.clone(), w.clone()));
-            let r = x.sub(&kin.pos.narrow(0, 1)).mul(weight);
-            cols.push(V3::new(zero.clone(), r.z.clone().neg(), r.y.clone()));
-            cols.push(V3::new(r.z.clone(), zero.clone(), r.x.clone().neg()));
-            cols.push(V3::new(r.y.clone().neg(), r.x.clone(), zero));
-        }
-        if let Some(axes) = &kin.axis {
-            for (j, revolute) in self.consts.revolute.iter().enumerate() {
-                let a = axes.narrow(j, 1); // [N, 1]
-                let mask = weight_moves(j);
-                cols.push(if *revolute {
-                    let arm = x.sub(&kin.pos.narrow(j + 1, 1));
-                    arm.rcross(&a).mul(&mask)
-                } else {
-                    let ones = T::<B>::ones([n, p], &self.device) * mask;
-                    V3::new(
-                        ones.clone() * a.x.clone(),
-                        ones.clone() * a.y.clone(),
-                        ones * a.z.clone(),
-                    )
-                });
-            }
-        }
-        cols
+    /// Motion subspaces of the joints about the reference point `p_ref` `[N, 1]`: angular
+    /// and linear parts `[N, nj]` (`(a, r x a)` for a revolute joint with world axis `a`
+    /// through `r`, `(0, a)` for a prismatic one).
+    fn joint_subspaces(&self, kin: &Kinematics<B>, p_ref: &V3<B>) -> Option<(V3<B>, V3<B>)> {
+        let c = &self.consts;
+        let axis = kin.axis.as_ref()?;
+        let nj = self.model.num_joints();
+        let arm = kin.pos.narrow(1, nj).sub(p_ref);
+        let angular = axis.mul(&c.joint_is_rev);
+        let linear = arm
+            .cross(axis)
+            .mul(&c.joint_is_rev)
+            .add(&axis.mul(&c.joint_is_pri));
+        Some((angular, linear))
     }
 
-    /// The rows `S` `[N, 6L]` of every degree of freedom (`sqrt(m) J_v` then `sqrt(D) P^T
-    /// J_w` of every link), and the scaled Newton-Euler wrenches `w` `[N, 6L]`: `M = S S^T`,
-    /// `C = S w`.
-    fn link_rows(&self, kin: &Kinematics<B>, bodies: &Bodies<B>) -> (Vec<T<B>>, T<B>) {
+    /// The reference point of the spatial quantities `[N, 1]`: the base origin (the world
+    /// origin for a fixed base), so that coordinates stay small where the robot is.
+    fn reference(&self, kin: &Kinematics<B>) -> V3<B> {
+        kin.pos.narrow(0, 1)
+    }
+
+    /// Spatial inertias `[N, L]` of the links about `p_ref`, and their Newton-Euler wrenches
+    /// with zero generalised acceleration (gravity included), `(torque, force)`.
+    fn link_inertias(
+        &self,
+        kin: &Kinematics<B>,
+        bodies: &Bodies<B>,
+        p_ref: &V3<B>,
+    ) -> (Sym6<B>, V3<B>, V3<B>) {
         let c = &self.consts;
-        let [n, l] = kin.pos.x.dims();
-        let lin = self.linear_columns(kin, &bodies.com, &c.sqrt_mass, &|j| {
-            c.moves_links_sqrt_mass[j].clone()
-        });
-        let zero = T::<B>::zeros([n, l], &self.device);
-        let mut rows = Vec::with_capacity(lin.len());
-        for (dof, col) in lin.into_iter().enumerate() {
-            // Angular part: P^T J_w scaled by sqrt(D).
-            let ang = if self.floating() && dof < 3 {
-                V3::new(zero.clone(), zero.clone(), zero.clone())
-            } else if self.floating() && dof < 6 {
-                // J_w = e_m: P^T e_m is row m of P.
-                let m = dof - 3;
-                let p = &bodies.principal.m[m];
-                V3::new(p[0].clone(), p[1].clone(), p[2].clone()).hadamard(&c.sqrt_moments)
-            } else {
-                let j = dof + self.model.num_joints() - self.model.num_dofs();
-                match (&kin.axis, c.revolute[j]) {
-                    (Some(axes), true) => bodies
-                        .principal
-                        .t_mul_v(&axes.narrow(j, 1))
-                        .hadamard(&c.sqrt_moments)
-                        .mul(&c.moves_links[j]),
-                    _ => V3::new(zero.clone(), zero.clone(), zero.clone()),
+        let p = &bodies.principal;
+        let d = [&c.moments.x, &c.moments.y, &c.moments.z];
+        // World inertia about the centre of mass: P D P^T.
+        let inertia = |a: usize, b: usize| {
+            let term = |k: usize| p.m[a][k].clone() * p.m[b][k].clone() * d[k].clone();
+            term(0) + term(1) + term(2)
+        };
+        let r = bodies.com.sub(p_ref);
+        let rr = r.dot(&r);
+        let rv = r.parts();
+        let m = &c.mass;
+        let zero = rr.zeros_like();
+        let spatial = Sym6::from_fn(|i, j| match (i, j) {
+            // A = I_c + m (|r|^2 1 - r r^T)
+            (i, j) if i < 3 => {
+                let mut e = inertia(i, j) - rv[i].clone() * rv[j].clone() * m.clone();
+                if i == j {
+                    e = e + rr.clone() * m.clone();
                 }
-            };
-            let [lx, ly, lz] = col.parts();
-            let [ax, ay, az] = ang.parts();
-            rows.push(Tensor::cat(vec![lx, ly, lz, ax, ay, az], 1));
-        }
-        // Newton-Euler wrench of every link with zero generalised acceleration, scaled to
-        // match the rows: sqrt(m) (a_com - g) and, in the principal frame,
-        // sqrt(D) alpha' + (w' x D w') / sqrt(D).
+                e
+            }
+            // B^T = (m r~)^T = -m r~: row 3 + i, column j.
+            (i, j) if j < 3 => match (i - 3, j) {
+                (0, 1) => rv[2].clone() * m.clone(),
+                (0, 2) => rv[1].clone().neg() * m.clone(),
+                (1, 0) => rv[2].clone().neg() * m.clone(),
+                (1, 2) => rv[0].clone() * m.clone(),
+                (2, 0) => rv[1].clone() * m.clone(),
+                (2, 1) => rv[0].clone().neg() * m.clone(),
+                _ => zero.clone(),
+            },
+            // C = m 1
+            (i, j) if i == j => zero.clone() + m.clone(),
+            _ => zero.clone(),
+        });
+        // Wrench: f = m (a_com - g), torque about p_ref = I_c alpha + w x I_c w + r x f.
         let acc_com = kin
             .acc_bias
             .add(&bodies.com_offset.rcross(&kin.alpha_bias))
             .add(&bodies.com_offset.rcross(&kin.omega).rcross(&kin.omega));
         let g = c.gravity;
-        let w_lin = V3::new(
+        let force = V3::new(
             acc_com.x.sub_scalar(g[0]),
             acc_com.y.sub_scalar(g[1]),
             acc_com.z.sub_scalar(g[2]),
         )
-        .mul(&c.sqrt_mass);
-        let alpha_p = bodies.principal.t_mul_v(&kin.alpha_bias);
+        .mul(m);
+        let alpha_p = p.t_mul_v(&kin.alpha_bias);
         let spin = bodies.omega_p.hadamard(&c.moments);
-        let w_ang = alpha_p
-            .hadamard(&c.sqrt_moments)
-            .add(&bodies.omega_p.cross(&spin).hadamard(&c.inv_sqrt_moments));
-        let [a, b, cc] = w_lin.parts();
-        let [d, e, f] = w_ang.parts();
-        (rows, Tensor::cat(vec![a, b, cc, d, e, f], 1))
+        let torque_p = alpha_p
+            .hadamard(&c.moments)
+            .add(&bodies.omega_p.cross(&spin));
+        let torque = p.mul_v(&torque_p).add(&r.cross(&force));
+        (spatial, torque, force)
     }
 
     fn substep(&mut self, h: f64) {
@@ -660,83 +679,141 @@ impl<B: Backend> Articulation<B> {
         let l = self.model.links.len();
         let nj = self.model.num_joints();
         let nv = self.model.num_dofs();
+        let off = nv - nj;
+        let c = self.consts.clone();
         let kin = self.kinematics();
         let bodies = self.bodies(&kin);
-        let (rows, wrench) = self.link_rows(&kin, &bodies);
-        let contacts = (self.consts.contact_to_link.dims()[0] > 0).then(|| self.contacts(&kin, h));
+        let p_ref = self.reference(&kin);
+        let (mut inertia, mut torque, mut force) = self.link_inertias(&kin, &bodies, &p_ref);
 
-        // The entries of M + contact terms that the tree couples, and the bias force.
-        let parent = &self.consts.dof_parent;
+        // Ground contact enters as extra spatial inertia (its implicit part) and a wrench on
+        // the links it touches.
+        let contacts = (c.contact_to_link.dims()[0] > 0).then(|| self.contacts(&kin, &p_ref, h));
+        if let Some(ct) = &contacts {
+            let to_link = |t: T<B>| t.matmul(c.contact_to_link.clone()); // [N, K] -> [N, L]
+            inertia = inertia.add(&ct.inertia.map(to_link));
+            torque = torque.sub(&V3::new(
+                to_link(ct.torque.x.clone()),
+                to_link(ct.torque.y.clone()),
+                to_link(ct.torque.z.clone()),
+            ));
+            force = force.sub(&V3::new(
+                to_link(ct.force.x.clone()),
+                to_link(ct.force.y.clone()),
+                to_link(ct.force.z.clone()),
+            ));
+        }
+        // Composite inertias and wrenches of every subtree.
+        let subtree = |t: T<B>| t.matmul(c.subtree.clone()); // [N, L]
+        let composite = inertia.map(subtree);
+        let torque = V3::new(subtree(torque.x), subtree(torque.y), subtree(torque.z));
+        let force = V3::new(subtree(force.x), subtree(force.y), subtree(force.z));
+
+        // Entries of H = M + A that the tree couples, and the right-hand side f0 - C.
         let mut entries: Vec<Vec<Option<T<B>>>> = vec![vec![None; nv]; nv];
-        let dot = |a: &T<B>, b: &T<B>| (a.clone() * b.clone()).sum_dim(1); // [N, 1]
-        for i in 0..nv {
-            let mut j = Some(i);
-            while let Some(jj) = j {
-                let mut e = dot(&rows[i], &rows[jj]);
-                if let Some(ct) = &contacts {
-                    e = e + dot(&ct.rows[i], &ct.rows[jj]);
+        let mut rhs: Vec<T<B>> = Vec::with_capacity(nv);
+        if self.floating() {
+            // Base dofs [v, w] map to the spatial rows [3.., 0..3].
+            let spatial = |dof: usize| if dof < 3 { dof + 3 } else { dof - 3 };
+            for (i, row_i) in entries.iter_mut().enumerate().take(6) {
+                for (j, e) in row_i.iter_mut().enumerate().take(i + 1) {
+                    *e = Some(composite.get(spatial(i), spatial(j)).narrow(1, 0, 1));
                 }
-                entries[i][jj] = Some(e);
-                j = parent[jj];
+            }
+            for k in 0..3 {
+                rhs.push(force.parts()[k].clone().narrow(1, 0, 1).neg());
+            }
+            for k in 0..3 {
+                rhs.push(torque.parts()[k].clone().narrow(1, 0, 1).neg());
             }
         }
-        let bias: Vec<T<B>> = rows.iter().map(|r| dot(r, &wrench)).collect();
-
-        // Joint forces: damping, drives, limits; their implicit part joins the diagonal.
-        let mut rhs: Vec<T<B>> = bias.iter().map(|b| b.clone().neg()).collect();
         let mut drive_implicit = None;
-        if nj > 0 {
-            let off = nv - nj;
-            let diagonal: Vec<T<B>> = (off..nv)
-                .map(|i| {
-                    entries[i][i]
-                        .clone()
-                        .unwrap_or_else(|| bias[i].zeros_like())
-                })
-                .collect();
-            let f = self.joint_forces(
-                h,
-                Tensor::cat(bias[off..].to_vec(), 1),
-                Tensor::cat(diagonal, 1),
-            );
+        let subspaces = self.joint_subspaces(&kin, &p_ref);
+        if let Some((s_w, s_v)) = &subspaces {
+            // F_i = I^c_i S_i for the subtree of every joint.
+            let joint_links = |t: T<B>| t.narrow(1, 1, nj);
+            let joint_inertia = composite.map(joint_links);
+            let (f_w, f_v) = joint_inertia.mul_v(s_w, s_v);
+            let dot6 = |aw: &V3<B>, av: &V3<B>, bw: &V3<B>, bv: &V3<B>| aw.dot(bw) + av.dot(bv);
+            let diagonal = dot6(s_w, s_v, &f_w, &f_v); // [N, nj]
+            let wrench_w = torque.narrow(1, nj);
+            let wrench_v = force.narrow(1, nj);
+            let bias = dot6(s_w, s_v, &wrench_w, &wrench_v); // [N, nj]
+            for (d, pairs) in c.ancestor_pairs.iter().enumerate() {
+                let (child, anc) = pairs;
+                let values = dot6(
+                    &f_w.select(child),
+                    &f_v.select(child),
+                    &s_w.select(anc),
+                    &s_v.select(anc),
+                );
+                for (col, (i, j)) in c.ancestor_pair_list[d].iter().enumerate() {
+                    entries[off + i][off + j] = Some(values.clone().narrow(1, col, 1));
+                }
+            }
+            if self.floating() {
+                let (fw, fv) = (f_w.parts(), f_v.parts());
+                for j in 0..nj {
+                    for k in 0..3 {
+                        entries[off + j][k] = Some(fv[k].clone().narrow(1, j, 1));
+                        entries[off + j][3 + k] = Some(fw[k].clone().narrow(1, j, 1));
+                    }
+                }
+            }
+            let f = self.joint_forces(h, bias.clone(), diagonal.clone());
+            let h_diag = diagonal + f.implicit;
             for j in 0..nj {
-                let i = off + j;
-                rhs[i] = rhs[i].clone() + f.tau.clone().narrow(1, j, 1);
-                entries[i][i] = entries[i][i]
-                    .take()
-                    .map(|e| e + f.implicit.clone().narrow(1, j, 1));
+                entries[off + j][off + j] = Some(h_diag.clone().narrow(1, j, 1));
+            }
+            let r = f.tau - bias;
+            for j in 0..nj {
+                rhs.push(r.clone().narrow(1, j, 1));
             }
             drive_implicit = Some((f.drive, f.drive_implicit));
         }
-        if let Some(ct) = &contacts {
-            for (i, r) in rhs.iter_mut().enumerate() {
-                *r = r.clone() + dot(&ct.rows[i], &ct.f0_scaled);
-            }
-        }
 
-        let qdd_parts = solve_ltdl(entries, rhs, parent);
-
-        // What the implicit forces came to, for reporting.
-        if let Some(ct) = contacts {
-            let k = ct.f0.dims()[1] / 3;
-            // sqrt(A) J qdd, then f = f0 - sqrt(A) (sqrt(A) J qdd).
-            let mut scaled_acc = ct.rows[0].clone() * qdd_parts[0].clone();
-            for (r, q) in ct.rows.iter().zip(&qdd_parts).skip(1) {
-                scaled_acc = scaled_acc + r.clone() * q.clone();
-            }
-            let force = ct.f0 - ct.sqrt_a.clone() * scaled_acc; // [N, 3K]
-            let per_link = force
-                .reshape([n * 3, k])
-                .matmul(self.consts.contact_to_link.clone()); // [3N, L]
-            self.contact_force = per_link.reshape([n, 3, l]).swap_dims(1, 2);
-            let touching = ct.sqrt_a.narrow(1, 2 * k, k).greater_elem(0.0).float(); // [N, K]
-            self.contact_flag = touching
-                .matmul(self.consts.contact_to_link.clone())
-                .greater_elem(0.0);
-        }
+        let qdd_parts = solve_ltdl(entries, rhs, &c.dof_parent);
         let qdd = Tensor::cat(qdd_parts, 1); // [N, nv]
+
+        // What the implicit contact forces came to, for reporting: f0 - A J qdd.
+        if let Some(ct) = contacts {
+            // Spatial acceleration of every link from qdd alone.
+            let mut acc_w = V3::zeros([n, l], &self.device);
+            let mut acc_v = V3::zeros([n, l], &self.device);
+            if let Some((s_w, s_v)) = &subspaces {
+                let qdd_j = qdd.clone().narrow(1, off, nj);
+                let spread = |t: T<B>| (t * qdd_j.clone()).matmul(c.joint_moves.clone()); // [N, L]
+                acc_w = V3::new(
+                    spread(s_w.x.clone()),
+                    spread(s_w.y.clone()),
+                    spread(s_w.z.clone()),
+                );
+                acc_v = V3::new(
+                    spread(s_v.x.clone()),
+                    spread(s_v.y.clone()),
+                    spread(s_v.z.clone()),
+                );
+            }
+            if self.floating() {
+                let base = |k: usize| qdd.clone().narrow(1, k, 1);
+                acc_v = acc_v.add(&V3::new(base(0), base(1), base(2)));
+                acc_w = acc_w.add(&V3::new(base(3), base(4), base(5)));
+            }
+            let index = &c.contact_link;
+            let (aw, av) = (acc_w.select(index), acc_v.select(index));
+            let point_acc = av.add(&ct.arm.rcross(&aw)); // a_ref + alpha x rho
+            let f = V3::new(
+                ct.f0.x.clone() - point_acc.x * ct.a_tangent.clone(),
+                ct.f0.y.clone() - point_acc.y * ct.a_tangent.clone(),
+                ct.f0.z.clone() - point_acc.z * ct.a_normal.clone(),
+            );
+            let to_link = |t: T<B>| t.matmul(c.contact_to_link.clone()); // [N, L]
+            self.contact_force = Tensor::stack(vec![to_link(f.x), to_link(f.y), to_link(f.z)], 2);
+            let touching = ct.a_normal.greater_elem(0.0).float(); // [N, K]
+            self.contact_flag = to_link(touching).greater_elem(0.0);
+        }
         if let Some((drive, a_drive)) = drive_implicit {
-            self.applied_torque = drive - a_drive * qdd.clone().narrow(1, nv - nj, nj);
+            self.applied_torque = drive - a_drive * qdd.clone().narrow(1, off, nj);
         }
 
         // Semi-implicit Euler.
@@ -749,9 +826,9 @@ impl<B: Backend> Articulation<B> {
             self.root_quat = normalize(quat_mul(&turn, &self.root_quat));
         }
         if nj > 0 {
-            let mut qd = self.joint_vel.clone() + u_dot.narrow(1, nv - nj, nj);
+            let mut qd = self.joint_vel.clone() + u_dot.narrow(1, off, nj);
             if self.config.enforce_velocity_limits {
-                let limit = self.consts.velocity_limit.clone();
+                let limit = c.velocity_limit.clone();
                 qd = qd
                     .min_pair(limit.clone().expand([n, nj]))
                     .max_pair(limit.neg().expand([n, nj]));
@@ -763,7 +840,7 @@ impl<B: Backend> Articulation<B> {
 
     /// Ground contact at the current state: per contact point a spring-damper along the
     /// normal (z) and regularised Coulomb friction, both evaluated at the end of the step.
-    fn contacts(&self, kin: &Kinematics<B>, h: f64) -> Contacts<B> {
+    fn contacts(&self, kin: &Kinematics<B>, p_ref: &V3<B>, h: f64) -> Contacts<B> {
         let c = &self.consts;
         let cc = &self.config.contact;
         let index = &c.contact_link;
@@ -784,50 +861,43 @@ impl<B: Backend> Articulation<B> {
             .sqrt()
             .clamp_min(cc.slip_velocity);
         let b = normal.clone().mul_scalar(cc.friction) / slip; // [N, K]
-        // A = h b (tangential), h (d + h k) (normal); f0 / sqrt(A) without dividing by zero.
-        let sqrt_t = b.clone().mul_scalar(h).sqrt();
-        let sqrt_n = active.mul_scalar((h * (d + h * k)).sqrt());
-        let scaled_t = (b.clone() / h).sqrt().neg(); // f0_t / sqrt(A_t) = -sqrt(b / h) v_t
-        let f0 = Tensor::cat(
-            vec![
-                v.x.clone() * b.clone().neg(),
-                v.y.clone() * b.neg(),
-                normal.clone(),
-            ],
-            1,
+        let f0 = V3::new(
+            v.x.clone() * b.clone().neg(),
+            v.y.clone() * b.clone().neg(),
+            normal,
         );
-        let f0_scaled = Tensor::cat(
-            vec![
-                v.x.clone() * scaled_t.clone(),
-                v.y.clone() * scaled_t,
-                normal / sqrt_n.clone().clamp_min(1e-12),
-            ],
-            1,
-        );
-        let cols = self.linear_columns(
-            kin,
-            &x,
-            &T::<B>::ones([1, x.x.dims()[1]], &self.device),
-            &|j| c.moves_points[j].clone(),
-        );
-        let rows = cols
-            .into_iter()
-            .map(|col| {
-                Tensor::cat(
-                    vec![
-                        col.x * sqrt_t.clone(),
-                        col.y * sqrt_t.clone(),
-                        col.z * sqrt_n.clone(),
-                    ],
-                    1,
-                )
-            })
-            .collect();
+        // Implicit part A = diag(h b, h b, h (d + h k)) as a spatial inertia of the point
+        // about p_ref: [[rho~ A rho~^T, rho~ A], [A rho~^T, A]].
+        let (at, an) = (b.mul_scalar(h), active.mul_scalar(h * (d + h * k)));
+        let rho = x.sub(p_ref);
+        let (rx, ry, rz) = (rho.x.clone(), rho.y.clone(), rho.z.clone());
+        let zero = rx.zeros_like();
+        let inertia = Sym6::from_fn(|i, j| match (i, j) {
+            (0, 0) => rz.clone() * rz.clone() * at.clone() + ry.clone() * ry.clone() * an.clone(),
+            (1, 1) => rz.clone() * rz.clone() * at.clone() + rx.clone() * rx.clone() * an.clone(),
+            (2, 2) => (rx.clone() * rx.clone() + ry.clone() * ry.clone()) * at.clone(),
+            (1, 0) => (rx.clone() * ry.clone() * an.clone()).neg(),
+            (2, 0) => (rx.clone() * rz.clone() * at.clone()).neg(),
+            (2, 1) => (ry.clone() * rz.clone() * at.clone()).neg(),
+            // (A rho~^T)[a][b] = A_a rho~[b][a], rows 3.. (linear), columns 0..3.
+            (3, 1) => rz.clone() * at.clone(),
+            (3, 2) => ry.clone().neg() * at.clone(),
+            (4, 0) => rz.clone().neg() * at.clone(),
+            (4, 2) => rx.clone() * at.clone(),
+            (5, 0) => ry.clone() * an.clone(),
+            (5, 1) => rx.clone().neg() * an.clone(),
+            (3, 3) | (4, 4) => at.clone(),
+            (5, 5) => an.clone(),
+            _ => zero.clone(),
+        });
         Contacts {
-            rows,
+            torque: rho.cross(&f0),
+            force: f0.clone(),
+            inertia,
+            arm: rho,
             f0,
-            f0_scaled,
-            sqrt_a: Tensor::cat(vec![sqrt_t.clone(), sqrt_t, sqrt_n], 1),
+            a_tangent: at,
+            a_normal: an,
         }
     }
 

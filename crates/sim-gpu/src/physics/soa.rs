@@ -379,3 +379,64 @@ mod tests {
         );
     }
 }
+
+/// Symmetric 6x6 matrices, one entry per `[N, K]` tensor (the 21 of the lower triangle):
+/// spatial inertias `[[A, B], [B^T, C]]` about a reference point, angular part first.
+#[derive(Debug, Clone)]
+pub(crate) struct Sym6<B: Backend> {
+    e: Vec<T<B>>,
+}
+
+impl<B: Backend> Sym6<B> {
+    fn index(i: usize, j: usize) -> usize {
+        let (i, j) = if i >= j { (i, j) } else { (j, i) };
+        i * (i + 1) / 2 + j
+    }
+
+    /// Builds the matrix from a function of the lower-triangle entries `(i, j)`, `i >= j`.
+    pub fn from_fn(mut f: impl FnMut(usize, usize) -> T<B>) -> Self {
+        let mut e = Vec::with_capacity(21);
+        for i in 0..6 {
+            for j in 0..=i {
+                e.push(f(i, j));
+            }
+        }
+        Self { e }
+    }
+
+    /// Entry `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> T<B> {
+        self.e[Self::index(i, j)].clone()
+    }
+
+    /// Entry-wise `f`.
+    pub fn map(&self, f: impl Fn(T<B>) -> T<B>) -> Self {
+        Self {
+            e: self.e.iter().map(|t| f(t.clone())).collect(),
+        }
+    }
+
+    pub fn add(&self, o: &Self) -> Self {
+        Self {
+            e: self
+                .e
+                .iter()
+                .zip(&o.e)
+                .map(|(a, b)| a.clone() + b.clone())
+                .collect(),
+        }
+    }
+
+    /// `self v` for six-vectors given as `(angular, linear)`.
+    pub fn mul_v(&self, w: &V3<B>, v: &V3<B>) -> (V3<B>, V3<B>) {
+        let s = [&w.x, &w.y, &w.z, &v.x, &v.y, &v.z];
+        let r = |i: usize| {
+            let mut acc = self.get(i, 0) * s[0].clone();
+            for (j, sj) in s.iter().enumerate().skip(1) {
+                acc = acc + self.get(i, j) * (*sj).clone();
+            }
+            acc
+        };
+        (V3::new(r(0), r(1), r(2)), V3::new(r(3), r(4), r(5)))
+    }
+}
