@@ -86,7 +86,11 @@ pub fn parse_urdf(text: &str, source: &str, options: &UrdfOptions) -> Result<Mod
     };
     let robot = urdf_rs::read_from_string(text).map_err(|e| err(format!("invalid URDF: {e}")))?;
     let (links, joints) = convert(&robot, options).map_err(err)?;
-    Model::new(&robot.name, options.base, links, joints)
+    // Name the file in the model's own checks too.
+    Model::new(&robot.name, options.base, links, joints).map_err(|e| match e {
+        Error::Model { model, what } => err(format!("robot `{model}`: {what}")),
+        other => other,
+    })
 }
 
 /// A mass lumped into a link: mass, centre of mass and inertia about it, in the link frame.
