@@ -193,7 +193,7 @@ enum Command {
         #[arg(long, allow_hyphen_values = true, default_value = "1,0,0,0")]
         root_quat: String,
         /// Time step (s).
-        #[arg(long, default_value_t = 0.005)]
+        #[arg(long, default_value_t = 0.005, allow_hyphen_values = true)]
         dt: f64,
         /// Integration sub-steps per step.
         #[arg(long, default_value_t = 1)]
@@ -215,8 +215,8 @@ enum Command {
         #[arg(long, default_value = "1024,4096")]
         num_envs: String,
         /// Timed steps per size.
-        #[arg(long, default_value_t = 100)]
-        steps: usize,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: u64,
         /// Untimed steps first.
         #[arg(long, default_value_t = 10)]
         warmup: usize,
@@ -608,7 +608,11 @@ fn run(cli: Cli) -> ExitCode {
                 with_backend!(backend, |device: B| physics::sim_bench::<
                     <B as AutodiffBackend>::InnerBackend,
                 >(
-                    &sizes, steps, warmup, &name, &device
+                    &sizes,
+                    usize::try_from(steps).unwrap_or(usize::MAX),
+                    warmup,
+                    &name,
+                    &device
                 ))
             }
             Err(e) => Err(e),

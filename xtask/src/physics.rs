@@ -11,6 +11,22 @@ use sim_gpu::physics::{
     Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace,
 };
 
+/// A usage error naming the flag (exit status 2, like the other commands' usage errors).
+fn usage(flag: &str, message: String) -> anyhow::Error {
+    rl_runner::Error::Input {
+        origin: flag.to_string(),
+        message,
+    }
+    .into()
+}
+
+/// Parses a number that float32 can hold.
+fn number(v: &str) -> Option<f64> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && (*x as f32).is_finite())
+}
+
 /// Parses a comma-separated list of numbers, naming the flag in the error.
 pub fn parse_list(flag: &str, text: &str) -> anyhow::Result<Vec<f64>> {
     if text.trim().is_empty() {
@@ -19,10 +35,14 @@ pub fn parse_list(flag: &str, text: &str) -> anyhow::Result<Vec<f64>> {
     text.split(',')
         .map(|v| {
             let v = v.trim();
-            match v.parse::<f64>() {
-                Ok(x) if x.is_finite() => Ok(x),
-                _ => bail!("{flag}: `{v}` is not a finite number (expected comma-separated numbers, e.g. 0.1,-0.2)"),
-            }
+            number(v).ok_or_else(|| {
+                usage(
+                    flag,
+                    format!(
+                        "`{v}` is not a finite number within float32 range (expected comma-separated numbers, e.g. 0.1,-0.2)"
+                    ),
+                )
+            })
         })
         .collect()
 }
@@ -32,7 +52,10 @@ pub fn parse_sizes(flag: &str, text: &str) -> anyhow::Result<Vec<usize>> {
     text.split(',')
         .map(|v| match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => bail!("{flag}: `{}` is not a positive integer", v.trim()),
+            _ => Err(usage(
+                flag,
+                format!("`{}` is not a positive integer", v.trim()),
+            )),
         })
         .collect()
 }
@@ -51,9 +74,13 @@ fn read_torques(path: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
         let row = line
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|v| !v.is_empty())
-            .map(|v| match v.parse::<f64>() {
-                Ok(x) if x.is_finite() => Ok(x),
-                _ => bail!("{}:{}: `{v}` is not a finite number", path.display(), i + 1),
+            .map(|v| {
+                number(v).ok_or_else(|| {
+                    usage(
+                        &format!("{}:{}", path.display(), i + 1),
+                        format!("`{v}` is not a finite number within float32 range"),
+                    )
+                })
             })
             .collect::<anyhow::Result<Vec<f64>>>()?;
         rows.push(row);
@@ -88,12 +115,24 @@ pub fn sim_trace<B: Backend>(args: &TraceArgs, device: &B::Device) -> anyhow::Re
     let model = load_urdf(args.urdf, &options)?;
     let root_pos = parse_list("--root-pos", args.root_pos)?;
     let root_quat = parse_list("--root-quat", args.root_quat)?;
-    let (Ok(root_pos), Ok(root_quat)) = (
-        <[f64; 3]>::try_from(root_pos.as_slice()),
-        <[f64; 4]>::try_from(root_quat.as_slice()),
-    ) else {
-        bail!("--root-pos takes 3 numbers and --root-quat 4 (w,x,y,z)");
+    let Ok(root_pos) = <[f64; 3]>::try_from(root_pos.as_slice()) else {
+        return Err(usage(
+            "--root-pos",
+            format!("takes 3 numbers x,y,z, got {}", root_pos.len()),
+        ));
     };
+    let Ok(root_quat) = <[f64; 4]>::try_from(root_quat.as_slice()) else {
+        return Err(usage(
+            "--root-quat",
+            format!("takes 4 numbers w,x,y,z, got {}", root_quat.len()),
+        ));
+    };
+    if root_quat.iter().map(|v| v * v).sum::<f64>().sqrt() < 1e-6 {
+        return Err(usage(
+            "--root-quat",
+            "must be a nonzero quaternion w,x,y,z (it is normalised)".into(),
+        ));
+    }
     let request = TraceRequest {
         model,
         config: SimConfig {
@@ -110,6 +149,21 @@ pub fn sim_trace<B: Backend>(args: &TraceArgs, device: &B::Device) -> anyhow::Re
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     trace::<B>(&request, device, |record| {
+        // A NaN would print as `null`: stop with an error naming the time instead.
+        let values = record
+            .q
+            .iter()
+            .chain(&record.qd)
+            .chain(std::iter::once(&record.energy));
+        if values
+            .chain(record.root_pos.iter().flatten())
+            .any(|v| !v.is_finite())
+        {
+            return Err(std::io::Error::other(format!(
+                "the state is not finite at t = {} s: the simulation diverged (try a smaller --dt)",
+                record.t
+            )));
+        }
         let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
         writeln!(out, "{line}")
     })?;
