@@ -4,10 +4,12 @@
 //! 1. Forward kinematics, one depth level of the tree at a time (all links of a level in one
 //!    batch): link rotations, positions, velocities, and the accelerations that the current
 //!    velocities alone produce (the velocity-product, or "bias", terms).
-//! 2. Link Jacobians in the world frame. With `S` the rows `sqrt(m) J_v` and `sqrt(D) P^T J_w`
-//!    of every link (`P` its principal axes, `D` its principal moments), the mass matrix is
-//!    the Gram matrix `M = S S^T`, and the bias force `C = S w` with `w` the Newton-Euler
-//!    wrench of every link (`m (a - g)`, `I alpha + w x I w`) scaled alike.
+//! 2. The mass matrix by the composite-rigid-body algorithm in the world frame: the spatial
+//!    inertia of every link about the base origin, summed over each subtree (one matrix
+//!    product with a constant 0/1 subtree matrix per entry), then `H_ij = S_j^T I^c_i S_i`
+//!    for every joint `j` on the path of joint `i` (`S` the joints' motion subspaces). The
+//!    bias force by Newton-Euler: every link's wrench with zero generalised acceleration
+//!    (`m (a - g)`, `I alpha + w x I w`), summed over subtrees alike and projected on `S`.
 //! 3. Forces of the form `f = f0 - A qdd`: every spring and damper (joint damping, PD drives
 //!    below their torque limit, joint limits, ground contact with friction) is evaluated at
 //!    the end of the step, `x + h v'`, `v'` with `v' = v + h qdd`, and linearised; the `A`
@@ -21,7 +23,7 @@
 //!
 //! Generalised velocities are `[v, w, qd]` for a floating base (the base origin's linear and
 //! angular velocity in the world frame, then the joint speeds) and `[qd]` for a fixed one.
-//! Vectors are stored one component per `[N, K]` tensor ([`V3`], [`M3`]); nothing is read
+//! Vectors are stored one component per `[N, K]` tensor (`V3`, `M3`, `Sym6`); nothing is read
 //! back to the host inside a step.
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
