@@ -27,6 +27,7 @@ mod cartpole_discrete;
 mod classic;
 mod common;
 mod error;
+pub mod legged;
 mod math;
 mod mountain_car_continuous;
 mod pendulum;
