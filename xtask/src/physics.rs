@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
-use sim_gpu::physics::robots::{QUADRUPED_STANDING_HEIGHT, QUADRUPED_STANDING_POSE, quadruped};
+use sim_gpu::physics::robots::{
+    QUADRUPED_STANDING_HEIGHT, quadruped, quadruped_standing_joint_pos,
+};
 use sim_gpu::physics::{
     Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace,
 };
@@ -182,15 +184,9 @@ pub fn sim_bench<B: Backend>(
 ) -> anyhow::Result<()> {
     let model = quadruped()?;
     let nj = model.num_joints();
-    let pose: Vec<f32> = model
-        .joints
-        .iter()
-        .map(|j| {
-            QUADRUPED_STANDING_POSE
-                .iter()
-                .find(|(name, _)| *name == j.name)
-                .map_or(0.0, |(_, q)| *q as f32)
-        })
+    let pose: Vec<f32> = quadruped_standing_joint_pos(&model)?
+        .into_iter()
+        .map(|q| q as f32)
         .collect();
     let mut results = Vec::new();
     for &n in num_envs {

@@ -465,7 +465,8 @@ pub(crate) fn transpose(m: &Mat3) -> Mat3 {
     out
 }
 
-fn det(m: &Mat3) -> f64 {
+/// The determinant of `m`.
+pub(crate) fn det(m: &Mat3) -> f64 {
     m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
         - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])

@@ -6,7 +6,7 @@
 //! - [`free_box`]: a 0.4 x 0.3 x 0.2 m, 2 kg box on a floating base, for drop tests.
 
 use super::{Model, UrdfOptions, parse_urdf};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The text of `robots/quadruped.urdf`.
 pub const QUADRUPED_URDF: &str = include_str!("../../robots/quadruped.urdf");
@@ -47,6 +47,27 @@ pub const QUADRUPED_STANDING_POSE: [(&str, f64); 12] = [
     ("RL_calf_joint", -1.5),
     ("RR_calf_joint", -1.5),
 ];
+
+/// [`QUADRUPED_STANDING_POSE`] in `model`'s joint order.
+///
+/// # Errors
+/// [`Error::Model`] naming the first joint of `model` that the pose does not list.
+pub fn quadruped_standing_joint_pos(model: &Model) -> Result<Vec<f64>> {
+    model
+        .joints
+        .iter()
+        .map(|j| {
+            QUADRUPED_STANDING_POSE
+                .iter()
+                .find(|(name, _)| *name == j.name)
+                .map(|&(_, q)| q)
+                .ok_or_else(|| Error::Model {
+                    model: model.name.clone(),
+                    what: format!("joint `{}` has no standing position", j.name),
+                })
+        })
+        .collect()
+}
 
 /// Height (m) of the base frame, level, at which the front feet just touch the ground in
 /// [`QUADRUPED_STANDING_POSE`]: `0.21 (cos 0.8 + cos 0.7) + 0.02` (thigh and calf of 0.21 m,
@@ -97,17 +118,7 @@ mod tests {
     }
 
     fn standing_angles(model: &Model) -> Vec<f64> {
-        model
-            .joints
-            .iter()
-            .map(|j| {
-                QUADRUPED_STANDING_POSE
-                    .iter()
-                    .find(|(name, _)| *name == j.name)
-                    .map(|&(_, q)| q)
-                    .unwrap_or_else(|| panic!("no standing angle for {}", j.name))
-            })
-            .collect()
+        quadruped_standing_joint_pos(model).expect("every joint has a standing angle")
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::model::{
-    BaseKind, Collision, Joint, JointKind, Link, Mat3, Model, Pose, Shape, Vec3, add, mat_mul,
+    BaseKind, Collision, Joint, JointKind, Link, Mat3, Model, Pose, Shape, Vec3, add, det, mat_mul,
     transpose,
 };
 use crate::{Error, Result};
@@ -519,12 +519,6 @@ fn shape(geometry: &urdf_rs::Geometry, options: &UrdfOptions) -> Checked<Option<
         ));
     }
     Ok(Some(shape))
-}
-
-fn det(m: &Mat3) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use burn::backend::{Flex, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::Deserialize;
 
-use super::robots::{QUADRUPED_STANDING_HEIGHT, QUADRUPED_STANDING_POSE, free_box, quadruped};
+use super::robots::{QUADRUPED_STANDING_HEIGHT, free_box, quadruped, quadruped_standing_joint_pos};
 use super::{Articulation, BaseKind, Model, SimConfig, UrdfOptions, parse_urdf};
 
 type B = Flex;
@@ -131,17 +131,7 @@ fn trajectories_converge_to_mujoco_rk4() {
 
 /// Joint positions of the standing pose in the model's joint order.
 fn standing(model: &Model) -> Vec<f64> {
-    model
-        .joints
-        .iter()
-        .map(|j| {
-            QUADRUPED_STANDING_POSE
-                .iter()
-                .find(|(name, _)| *name == j.name)
-                .map(|(_, q)| *q)
-                .expect("every joint has a standing position")
-        })
-        .collect()
+    quadruped_standing_joint_pos(model).expect("every joint has a standing position")
 }
 
 fn norm(v: &[f32]) -> f64 {
@@ -387,18 +377,17 @@ fn dropped_box_comes_to_rest_without_sinking_or_jitter() {
     );
 }
 
-/// The quadruped standing on its PD drives (legged_gym's gains for this size of robot) at
-/// the recommended step, 0.005 s with no sub-steps, after being dropped from 3 cm.
-fn quadruped_standing<Bk: Backend>(steps: usize, num_envs: usize) -> Articulation<Bk> {
+/// The quadruped standing on its PD drives (legged_gym's gains for this size of robot)
+/// after being dropped from 3 cm, `steps` steps of `config`.
+fn quadruped_standing<Bk: Backend>(
+    config: SimConfig,
+    steps: usize,
+    num_envs: usize,
+) -> Articulation<Bk> {
     let model = quadruped().expect("quadruped");
     let nj = model.num_joints();
-    let mut sim = Articulation::<Bk>::new(
-        model.clone(),
-        SimConfig::default(),
-        num_envs,
-        &Default::default(),
-    )
-    .expect("sim");
+    let mut sim =
+        Articulation::<Bk>::new(model.clone(), config, num_envs, &Default::default()).expect("sim");
     let q0 = standing(&model);
     let ids: Vec<usize> = (0..num_envs).collect();
     sim.set_joint_state(&ids, rows(&q0, num_envs), rows(&vec![0.0; nj], num_envs))
@@ -427,7 +416,7 @@ fn quadruped_standing<Bk: Backend>(steps: usize, num_envs: usize) -> Articulatio
 
 #[test]
 fn quadruped_stands_on_its_feet() {
-    let sim = quadruped_standing::<B>(1200, 1);
+    let sim = quadruped_standing::<B>(SimConfig::default(), 1200, 1);
     let model = sim.model().clone();
     let pos = host(sim.root_pos());
     let (v, w) = (host(sim.root_lin_vel_w()), host(sim.root_ang_vel_w()));
@@ -544,8 +533,8 @@ fn joint_limits_hold_against_full_torque() {
 
 #[test]
 fn flex_and_ndarray_agree() {
-    let a = quadruped_standing::<Flex>(200, 2);
-    let b = quadruped_standing::<NdArray>(200, 2);
+    let a = quadruped_standing::<Flex>(SimConfig::default(), 200, 2);
+    let b = quadruped_standing::<NdArray>(SimConfig::default(), 200, 2);
     let dq = diff(&host(a.joint_pos()), &host(b.joint_pos()));
     let dp = diff(&host(a.root_pos()), &host(b.root_pos()));
     let dv = diff(&host(a.joint_vel()), &host(b.joint_vel()));
@@ -558,33 +547,11 @@ fn flex_and_ndarray_agree() {
 
 /// The quadruped standing on PD drives at a step `dt`: base height and speed after 3 s.
 fn stand_at(dt: f64) -> (f32, f64) {
-    let model = quadruped().expect("quadruped");
-    let nj = model.num_joints();
     let config = SimConfig {
         dt,
         ..SimConfig::default()
     };
-    let mut sim =
-        Articulation::<B>::new(model.clone(), config, 1, &Default::default()).expect("sim");
-    let q0 = standing(&model);
-    sim.set_joint_state(&[0], rows(&q0, 1), rows(&vec![0.0; nj], 1))
-        .expect("joints");
-    let z = QUADRUPED_STANDING_HEIGHT + 0.03;
-    sim.set_root_state(
-        &[0],
-        rows(&[0.0, 0.0, z], 1),
-        rows(&[1.0, 0.0, 0.0, 0.0], 1),
-        rows(&[0.0; 3], 1),
-        rows(&[0.0; 3], 1),
-    )
-    .expect("root");
-    sim.set_drive_gains(rows(&vec![20.0; nj], 1), rows(&vec![0.5; nj], 1))
-        .expect("gains");
-    sim.set_joint_position_target(rows(&q0, 1))
-        .expect("targets");
-    for _ in 0..(3.0 / dt).round() as usize {
-        sim.step();
-    }
+    let sim = quadruped_standing::<B>(config, (3.0 / dt).round() as usize, 1);
     (host(sim.root_pos())[2], norm(&host(sim.root_lin_vel_w())))
 }
 
