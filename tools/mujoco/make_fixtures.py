@@ -486,22 +486,7 @@ def generate() -> None:
                 assert lo_hi[0] < q[:, k].min() and q[:, k].max() < lo_hi[1], f"{case}: leaves the limits"
 
         names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, i) for i in range(m.njnt)]
-        data = {
-            "urdf": spec["urdf"],
-            "mujoco_version": mujoco.__version__,
-            "integrator": "RK4",
-            "dt_integrate": DT_INTEGRATE,
-            "dt_record": DT_RECORD,
-            "gravity": list(GRAVITY),
-            "joint_names": names,
-            "q0": spec["q0"],
-            "qd0": spec["qd0"],
-            "convergence_vs_half_step": {"q": round_sig(dq, 3), "qd": round_sig(dqd, 3)},
-            "t": [round(x, 9) for x in t],
-            "energy": [round_sig(x) for x in e],
-            "q": [[round_sig(x) for x in row] for row in q],
-            "qd": [[round_sig(x) for x in row] for row in qd],
-        }
+        data = fixture_data(spec, names, "RK4", DT_INTEGRATE, DT_RECORD, dq, dqd, t, e, q, qd, SIG_DIGITS)
         path = FIXTURES / f"mujoco_{case}.json"
         write_fixture(path, data)
         print(f"{case}: wrote {path.relative_to(REPO)} ({len(t)} records, {path.stat().st_size} bytes)")
@@ -509,10 +494,30 @@ def generate() -> None:
         generate_euler(case, spec, urdf, names, t, q)
 
 
-def generate_euler(case: str, spec: dict, urdf: dict, names: list, t_rk4: np.ndarray, q_rk4: np.ndarray) -> None:
-    """MuJoCo's Euler integrator at EULER_DT, recorded at every step for EULER_DURATION."""
+def fixture_data(spec, names, integrator, dt_integrate, dt_record, dq, dqd, t, e, q, qd, digits) -> dict:
+    """The JSON object of one fixture: the case, the integration, and the rounded records."""
     import mujoco
 
+    return {
+        "urdf": spec["urdf"],
+        "mujoco_version": mujoco.__version__,
+        "integrator": integrator,
+        "dt_integrate": dt_integrate,
+        "dt_record": dt_record,
+        "gravity": list(GRAVITY),
+        "joint_names": names,
+        "q0": spec["q0"],
+        "qd0": spec["qd0"],
+        "convergence_vs_half_step": {"q": round_sig(dq, 3), "qd": round_sig(dqd, 3)},
+        "t": [round(x, 9) for x in t],
+        "energy": [round_sig(x, digits) for x in e],
+        "q": [[round_sig(x, digits) for x in row] for row in q],
+        "qd": [[round_sig(x, digits) for x in row] for row in qd],
+    }
+
+
+def generate_euler(case: str, spec: dict, urdf: dict, names: list, t_rk4: np.ndarray, q_rk4: np.ndarray) -> None:
+    """MuJoCo's Euler integrator at EULER_DT, recorded at every step for EULER_DURATION."""
     m = load_model(spec["urdf"], integrator="Euler")
     check_model(m, urdf, case)
     check_euler_settings(m, case)
@@ -554,22 +559,7 @@ def generate_euler(case: str, spec: dict, urdf: dict, names: list, t_rk4: np.nda
         f"vs half step |dq| {dq:.2e} |dqd| {dqd:.2e}; vs the RK4 reference max |dq| {vs_rk4:.2e}"
     )
 
-    data = {
-        "urdf": spec["urdf"],
-        "mujoco_version": mujoco.__version__,
-        "integrator": "Euler",
-        "dt_integrate": EULER_DT,
-        "dt_record": EULER_DT,
-        "gravity": list(GRAVITY),
-        "joint_names": names,
-        "q0": spec["q0"],
-        "qd0": spec["qd0"],
-        "convergence_vs_half_step": {"q": round_sig(dq, 3), "qd": round_sig(dqd, 3)},
-        "t": [round(x, 9) for x in t],
-        "energy": [round_sig(x, EULER_SIG_DIGITS) for x in e],
-        "q": [[round_sig(x, EULER_SIG_DIGITS) for x in row] for row in q],
-        "qd": [[round_sig(x, EULER_SIG_DIGITS) for x in row] for row in qd],
-    }
+    data = fixture_data(spec, names, "Euler", EULER_DT, EULER_DT, dq, dqd, t, e, q, qd, EULER_SIG_DIGITS)
     path = FIXTURES / f"mujoco_euler_{case}.json"
     write_fixture(path, data)
     print(f"{case} [Euler]: wrote {path.relative_to(REPO)} ({len(t)} records, {path.stat().st_size} bytes)")
