@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
-use crate::{EnvSnapshot, Error, Result};
+use crate::{EnvSnapshot, Error, Result, Scene};
 
 /// The action space of an environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,6 +242,15 @@ pub trait VecEnv<B: Backend> {
     /// snapshot is of another task or number of environments, or has missing or ill-shaped
     /// entries.
     fn load_state(&mut self, snapshot: &EnvSnapshot) -> Result<()>;
+
+    /// The shapes of environment `env_id` now, for rendering, or `None` for a task that has
+    /// nothing to draw (the default).
+    ///
+    /// Reads tensors back from the device: call it when recording, not in training.
+    fn scene(&self, env_id: usize) -> Result<Option<Scene>> {
+        let _ = env_id;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,10 @@
 /// Errors raised by environments and the shared types.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An environment-specific failure (a simulator setting the environment could not
+    /// apply), with the environment's message.
+    #[error("environment: {0}")]
+    Env(String),
     /// A tensor passed to an environment or algorithm has the wrong shape.
     #[error("{what}: expected shape {expected:?}, got {got:?}")]
     Shape {

@@ -7,16 +7,19 @@
 //! - [`Algorithm`]: what the on-policy runner needs from a learning algorithm.
 //! - [`EnvRng`] and [`HostRng`]: seeded, serialisable random streams, so that the same seed
 //!   gives the same run on every backend.
+//! - [`Scene`]: the shapes of one environment at one instant, for rendering.
 //! - [`Error`]: the error type of this crate.
 
 mod algorithm;
 mod env;
 mod error;
+mod scene;
 mod seeding;
 mod snapshot;
 
 pub use algorithm::{Algorithm, UpdateStats};
 pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
 pub use error::{Error, Result};
+pub use scene::{Scene, SceneShape};
 pub use seeding::{EnvRng, HostRng};
 pub use snapshot::{EnvSnapshot, HostTensor};

@@ -180,6 +180,10 @@ pub struct Articulation<B: Backend> {
     contact_force: Tensor<B, 3>,
     contact_flag: Tensor<B, 2, Bool>,
     applied_torque: T<B>,
+    /// Link masses, `[1, L]` (the model's) or `[N, L]` once set per environment.
+    link_mass: T<B>,
+    /// Friction coefficient of every environment's contacts `[N, 1]`.
+    friction: T<B>,
 }
 
 fn flag(b: bool) -> f32 {
@@ -447,6 +451,7 @@ impl<B: Backend> Articulation<B> {
             .collect();
         let effort_limit = row::<B>(effort_limit, device).repeat_dim(0, n);
         let root_quat = row::<B>(vec![1.0, 0.0, 0.0, 0.0], device).repeat_dim(0, n);
+        let link_mass = consts.mass.clone();
         Ok(Self {
             num_envs,
             device: device.clone(),
@@ -466,6 +471,8 @@ impl<B: Backend> Articulation<B> {
             contact_force: Tensor::zeros([n, l, 3], device),
             contact_flag: T::<B>::zeros([n, l], device).greater_elem(0.0),
             applied_torque: zeros(nj),
+            link_mass,
+            friction: zeros(1).add_scalar(config.contact.friction),
             model,
             config,
         })
@@ -630,7 +637,7 @@ impl<B: Backend> Articulation<B> {
         let r = bodies.com.sub(p_ref);
         let rr = r.dot(&r);
         let rv = r.parts();
-        let m = &c.mass;
+        let m = &self.link_mass;
         let zero = rr.zeros_like();
         let spatial = Sym6::from_fn(|i, j| match (i, j) {
             // A = I_c + m (|r|^2 1 - r r^T)
@@ -862,7 +869,7 @@ impl<B: Backend> Articulation<B> {
         let slip = (v.x.clone().square() + v.y.clone().square())
             .sqrt()
             .clamp_min(cc.slip_velocity);
-        let b = normal.clone().mul_scalar(cc.friction) / slip; // [N, K]
+        let b = normal.clone() * self.friction.clone() / slip; // [N, K]
         let f0 = V3::new(
             v.x.clone() * b.clone().neg(),
             v.y.clone() * b.clone().neg(),
@@ -1052,7 +1059,7 @@ impl<B: Backend> Articulation<B> {
         let kin = self.kinematics();
         let bodies = self.bodies(&kin);
         let v_com = kin.vel.add(&bodies.com_offset.rcross(&kin.omega));
-        let kinetic = (v_com.dot(&v_com) * c.mass.clone()
+        let kinetic = (v_com.dot(&v_com) * self.link_mass.clone()
             + bodies.omega_p.dot(&bodies.omega_p.hadamard(&c.moments)))
         .sum_dim(1)
         .mul_scalar(0.5);
@@ -1060,7 +1067,7 @@ impl<B: Backend> Articulation<B> {
         let height = bodies.com.x.clone().mul_scalar(g[0])
             + bodies.com.y.clone().mul_scalar(g[1])
             + bodies.com.z.clone().mul_scalar(g[2]);
-        let potential = (height * c.mass.clone()).sum_dim(1).neg();
+        let potential = (height * self.link_mass.clone()).sum_dim(1).neg();
         (
             kinetic.reshape([self.num_envs]),
             potential.reshape([self.num_envs]),
@@ -1075,7 +1082,7 @@ impl<B: Backend> Articulation<B> {
         let p = kin
             .vel
             .add(&bodies.com_offset.rcross(&kin.omega))
-            .mul(&c.mass);
+            .mul(&self.link_mass);
         let spin = bodies.principal.mul_v(&bodies.omega_p.hadamard(&c.moments));
         let angular = bodies.com.cross(&p).add(&spin);
         let total = |v: &V3<B>| {
@@ -1222,6 +1229,44 @@ impl<B: Backend> Articulation<B> {
         self.drive_damping = self.set_command("drive damping", damping)?;
         self.stiffness = stiffness;
         Ok(())
+    }
+
+    /// Friction coefficients `[N]` of every environment's ground contact (the config's
+    /// `contact.friction` by default), for friction randomisation.
+    ///
+    /// The values are not checked (that would read the device back): pass coefficients
+    /// drawn from a range checked on the host.
+    ///
+    /// # Errors
+    /// A shape that does not fit.
+    pub fn set_friction(&mut self, friction: Tensor<B, 1>) -> Result<()> {
+        let friction = friction.unsqueeze_dim::<2>(1);
+        self.check("friction coefficients", &friction, 1, self.num_envs)?;
+        self.friction = friction.to_device(&self.device);
+        Ok(())
+    }
+
+    /// Friction coefficients `[N]` of the environments' ground contact.
+    pub fn friction(&self) -> Tensor<B, 1> {
+        self.friction.clone().squeeze_dim::<1>(1)
+    }
+
+    /// Link masses `[N, L]` of every environment (the model's by default), for mass
+    /// randomisation; centres of mass and rotational inertias stay the model's (as
+    /// legged_gym and IsaacLab add mass to the base).
+    ///
+    /// # Errors
+    /// A shape that does not fit.
+    pub fn set_link_masses(&mut self, mass: Tensor<B, 2>) -> Result<()> {
+        self.check("link masses", &mass, self.model.links.len(), self.num_envs)?;
+        self.link_mass = mass.to_device(&self.device);
+        Ok(())
+    }
+
+    /// Link masses `[N, L]`.
+    pub fn link_masses(&self) -> Tensor<B, 2> {
+        let [n, l] = [self.num_envs, self.model.links.len()];
+        self.link_mass.clone().expand([n, l])
     }
 
     /// Torque limits of the drives `[N, nj]` (the model's effort limits by default).
