@@ -129,7 +129,8 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Run the deterministic (mean-action) policy of a checkpoint and print one JSON line
-    /// with `mean_return` and `mean_episode_length`.
+    /// with `mean_return`, `mean_episode_length` and `terms` (the mean of each of the task's
+    /// per-episode terms, such as a legged task's `lin_vel_error`).
     Play {
         /// A checkpoint file or a run directory (its newest checkpoint).
         #[arg(long)]
@@ -143,6 +144,10 @@ enum Command {
         /// Seed of the evaluation episodes (default: the run's).
         #[arg(long)]
         seed: Option<u64>,
+        /// Also write environment 0's first episode to this animated GIF (side and top
+        /// views, real time); for tasks with bodies to draw.
+        #[arg(long, value_name = "FILE")]
+        render: Option<PathBuf>,
         /// Backend to run on.
         #[arg(long, value_enum, default_value_t = default_backend())]
         backend: Backend,
@@ -415,9 +420,13 @@ fn play<B: AutodiffBackend>(
     episodes: usize,
     num_envs: Option<usize>,
     seed: Option<u64>,
+    options: &rl_runner::PlayOptions,
     device: &B::Device,
 ) -> anyhow::Result<()> {
-    let result = rl_runner::play::<B>(checkpoint, episodes, num_envs, seed, device)?;
+    let result = rl_runner::play::<B>(checkpoint, episodes, num_envs, seed, options, device)?;
+    if let Some(gif) = &result.render {
+        eprintln!("wrote {gif}");
+    }
     println!(
         "{}",
         serde_json::to_string(&result).context("serialise the result")?
@@ -551,14 +560,22 @@ fn run(cli: Cli) -> ExitCode {
             episodes,
             num_envs,
             seed,
+            render,
             backend,
-        } => with_backend!(backend, |device: B| play::<B>(
-            &checkpoint,
-            episodes,
-            num_envs,
-            seed,
-            &device
-        )),
+        } => {
+            let options = rl_runner::PlayOptions {
+                render,
+                ..Default::default()
+            };
+            with_backend!(backend, |device: B| play::<B>(
+                &checkpoint,
+                episodes,
+                num_envs,
+                seed,
+                &options,
+                &device
+            ))
+        }
         Command::Rollout {
             task,
             state,

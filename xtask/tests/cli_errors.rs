@@ -1,5 +1,7 @@
 //! `cargo xtask train` with a bad config, backend or `--set` fails during config validation,
 //! before any training: exit status 2 and one `error:` line naming the file and the field.
+//! Likewise `cargo xtask play --render` of a task with nothing to draw or into a missing
+//! directory, before playing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -170,4 +172,39 @@ fn missing_config_file_exits_2_naming_it() {
     let config = dir.0.join("nowhere.toml");
     let error = usage_error(&train(&dir.0, &config, &[]));
     assert!(error.contains(&config.display().to_string()), "{error}");
+}
+
+#[test]
+fn play_render_of_a_task_without_bodies_or_into_a_missing_directory_exits_2() {
+    let dir = TempDir::new("render");
+    let config = dir.0.join("cartpole.toml");
+    std::fs::write(&config, BASE).expect("write the config");
+    let out = train(&dir.0, &config, &["--run-name", "r"]);
+    assert!(
+        out.status.success(),
+        "train: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = dir.0.join("logs").join("cli_errors").join("r");
+    let play = |gif: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("play")
+            .arg("--checkpoint")
+            .arg(&run_dir)
+            .args(["--episodes", "1", "--num-envs", "2", "--render"])
+            .arg(gif)
+            .output()
+            .expect("run xtask")
+    };
+    let gif = dir.0.join("cartpole.gif");
+    let error = usage_error(&play(&gif));
+    assert!(
+        error.contains("task `cartpole` has nothing to render"),
+        "{error}"
+    );
+    assert!(!gif.exists());
+
+    let nowhere = dir.0.join("missing").join("cartpole.gif");
+    let error = usage_error(&play(&nowhere));
+    assert!(error.contains(&nowhere.display().to_string()), "{error}");
 }

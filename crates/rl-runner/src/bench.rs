@@ -210,7 +210,7 @@ fn bench_sim<B: Backend>(
     device: &B::Device,
 ) -> Result<SimReport, Error> {
     let n = cfg.env.num_envs;
-    let mut env = sim_gpu::make_env::<B>(&cfg.env.task, n, cfg.seed, device)?;
+    let mut env = sim_gpu::make_env::<B>(&cfg.env.task, n, cfg.seed, &cfg.env.settings, device)?;
     let (dim, low, high) = match &env.spec().action_space {
         ActionSpace::Box { low, high } => (
             low.len(),

@@ -27,14 +27,18 @@ impl AlgorithmConfig {
     pub const CLASSES: &'static [&'static str] = &["ppo"];
 }
 
-/// `[env]`: which task and how many copies.
+/// `[env]`: which task, how many copies, and the task's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnvConfig {
-    /// Task name in the `sim-gpu` registry (`cartpole`, `pendulum`).
+    /// Task name in the `sim-gpu` registry (`cartpole`, `quadruped_flat`).
     pub task: String,
     /// Number of environments stepped in parallel.
     pub num_envs: usize,
+    /// Every other key of the table: the task's settings (for a legged task, the sections
+    /// of `sim_gpu::legged::LeggedConfig`: `[env.rewards]`, `[env.commands]`, ...). The task
+    /// checks them when it is built; the classic-control tasks take none.
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
 /// `[runner]`: the training loop.
@@ -192,7 +196,35 @@ impl TrainConfig {
                 ),
             });
         }
+        self.validate_task_settings()?;
         self.validate_values()
+    }
+
+    /// Checks the task's settings (the rest of `[env]`) as the task will read them.
+    fn validate_task_settings(&self) -> Result<(), Error> {
+        let task = self.env.task.as_str();
+        let invalid = |field: String, message: String| Error::Invalid {
+            origin: String::new(),
+            field,
+            message,
+        };
+        if sim_gpu::LEGGED_TASKS.contains(&task) {
+            sim_gpu::legged_config(task, &self.env.settings).map_err(|e| match e {
+                sim_gpu::Error::TaskConfig { field, what, .. } => {
+                    invalid(format!("env.{field}"), what)
+                }
+                other => invalid("env".into(), other.to_string()),
+            })?;
+        } else if let Some(key) = self.env.settings.keys().next() {
+            return Err(invalid(
+                format!("env.{key}"),
+                format!(
+                    "unknown field `{key}`, expected `task` or `num_envs` (task `{task}` has no \
+                     other settings)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// [`TrainConfig::validate`] except that the task need not be registered (for
@@ -309,11 +341,15 @@ fn field_names<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
     serde_aux::serde_introspection::serde_introspect::<T>()
 }
 
+/// The keys of `[env]` itself; the rest of the table is the task's settings.
+const ENV_KEYS: [&str; 2] = ["task", "num_envs"];
+
 /// The keys a top-level table accepts, or `None` when `section` is not a table (`seed`)
 /// or not a field at all.
 fn section_keys(section: &str) -> Option<Vec<&'static str>> {
     let keys = match section {
-        "env" => field_names::<EnvConfig>().to_vec(),
+        // `EnvConfig` flattens the task's settings in, which hides its fields from serde.
+        "env" => ENV_KEYS.to_vec(),
         "algorithm" => {
             // `class` picks the variant; the rest are the class's fields (PPO, the only one).
             let mut keys = vec!["class"];
@@ -382,7 +418,8 @@ fn apply_overrides(
                     keys[0], keys[0]
                 )));
             };
-            if !valid.contains(&keys[1]) {
+            // `[env]` also holds the task's settings, which the task checks (by name).
+            if !valid.contains(&keys[1]) && keys[0] != "env" {
                 return Err(bad(format!(
                     "key `{}.{}` does not exist (config {origin}); valid keys of [{}]: {}",
                     keys[0],
@@ -546,7 +583,9 @@ impl Source<'_> {
                 message: format!("invalid `{field}` (config {}): {message}", self.origin),
             };
         }
-        let origin = match self.position(&path, false) {
+        // An unknown key is pointed at itself, a bad value at the value.
+        let at_key = message.starts_with("unknown field");
+        let origin = match self.position(&path, at_key) {
             Some((line, column)) => format!("{}:{line}:{column}", self.origin),
             None => self.origin.to_string(),
         };
@@ -770,7 +809,11 @@ max_iterations = 5
 
     #[test]
     fn field_names_are_read_from_the_structs() {
-        assert_eq!(field_names::<EnvConfig>(), ["task", "num_envs"]);
+        let env: EnvConfig =
+            toml::from_str("task = \"pendulum\"\nnum_envs = 3\nx = 1\n").expect("env");
+        assert_eq!((env.task.as_str(), env.num_envs), ("pendulum", 3));
+        assert_eq!(env.settings.keys().collect::<Vec<_>>(), ["x"]);
+        assert_eq!(section_keys("env").expect("a table"), ENV_KEYS);
         assert_eq!(
             field_names::<TrainConfig>(),
             ["seed", "env", "algorithm", "policy", "runner", "logger"]

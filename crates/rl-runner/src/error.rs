@@ -64,6 +64,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A recording could not be rendered or its GIF written.
+    #[error("render `{}`: {message}", path.display())]
+    Render {
+        /// The GIF file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The environment failed. (The wrapped errors show their own message only: with it in
     /// this one too, `anyhow`'s `{:#}`, which appends the source, would print it twice.)
     #[error(transparent)]
@@ -119,7 +127,11 @@ impl Error {
                 | Error::Invalid { .. }
                 | Error::Override { .. }
                 | Error::Input { .. }
-                | Error::Env(sim_gpu::Error::UnknownTask { .. } | sim_gpu::Error::NoEnvs { .. })
+                | Error::Env(
+                    sim_gpu::Error::UnknownTask { .. }
+                        | sim_gpu::Error::NoEnvs { .. }
+                        | sim_gpu::Error::TaskConfig { .. }
+                )
         )
     }
 }

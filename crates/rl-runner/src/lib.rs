@@ -6,6 +6,7 @@
 //! - [`OnPolicyRunner`]: rsl_rl's loop (collect, GAE, update, log, checkpoint) and resume.
 //! - [`Checkpoint`]: checksummed checkpoint files written atomically.
 //! - [`train`] and [`play`]: what `cargo xtask train` and `cargo xtask play` run.
+//! - [`write_gif`]: an animated GIF of a recorded episode (`play --render`).
 //! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
 //!   with given actions, one JSON line per step.
 
@@ -14,6 +15,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod play;
+mod render;
 mod rollout;
 mod runner;
 mod stats;
@@ -29,7 +31,8 @@ pub use checkpoint::{
 };
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
 pub use error::Error;
-pub use play::{PlayResult, play};
+pub use play::{PlayOptions, PlayResult, play};
+pub use render::{RenderOptions, write_gif};
 pub use rl_logger::ConsoleMode;
 pub use rollout::{RolloutRequest, StepLine, rollout};
 pub use runner::{OnPolicyRunner, TrainSummary};

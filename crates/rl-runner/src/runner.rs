@@ -119,6 +119,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             &cfg.env.task,
             cfg.env.num_envs,
             env_seed,
+            &cfg.env.settings,
             device,
         )?)
     }

@@ -62,7 +62,7 @@ fn every_shipped_config_loads_and_names_a_registered_task() {
         .iter()
         .filter_map(|p| p.file_stem()?.to_str().map(str::to_string))
         .collect();
-    for task in sim_gpu::CLASSIC_TASKS {
+    for task in sim_gpu::TASKS {
         assert!(
             names.iter().any(|n| n == task),
             "no config for `{task}`: {names:?}"

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
-use rl_runner::{Checkpoint, ConsoleMode, TrainRequest, checkpoint_path, train};
+use rl_runner::{Checkpoint, ConsoleMode, PlayOptions, TrainRequest, checkpoint_path, train};
 
 type B = Autodiff<NdArray>;
 
@@ -132,12 +132,29 @@ fn play_reports_mean_return_of_a_checkpoint() {
     };
     let device = Default::default();
     let summary = train::<B>(&request, &device, |_| {}).expect("train");
-    let result = rl_runner::play::<B>(&summary.run_dir, 10, Some(4), None, &device).expect("play");
+    let options = PlayOptions::default();
+    let result =
+        rl_runner::play::<B>(&summary.run_dir, 10, Some(4), None, &options, &device).expect("play");
     assert_eq!(result.episodes, 10);
     // Cart-pole's return equals its length, between 1 and 500.
     assert_eq!(result.mean_return, result.mean_episode_length);
     assert!((1.0..=500.0).contains(&result.mean_return), "{result:?}");
+    // Cart-pole reports no per-episode terms, and wrote no GIF.
+    assert!(result.terms.is_empty(), "{result:?}");
+    assert_eq!(result.render, None);
 
-    let missing = rl_runner::play::<B>(&tmp.path().join("nope"), 10, None, None, &device);
+    // Cart-pole has no bodies to draw: `--render` fails before playing, naming the task.
+    let gif = tmp.path().join("cartpole.gif");
+    let render = PlayOptions {
+        render: Some(gif.clone()),
+        ..PlayOptions::default()
+    };
+    let err = rl_runner::play::<B>(&summary.run_dir, 10, Some(4), None, &render, &device)
+        .expect_err("nothing to render");
+    assert!(err.to_string().contains("task `cartpole`"), "{err}");
+    assert!(err.is_usage(), "{err}");
+    assert!(!gif.exists());
+
+    let missing = rl_runner::play::<B>(&tmp.path().join("nope"), 10, None, None, &options, &device);
     assert!(missing.is_err());
 }

@@ -427,8 +427,8 @@ mod tests {
     #[test]
     fn loading_a_snapshot_that_does_not_fit_is_an_error() {
         let device = Default::default();
-        for &task in crate::TASKS {
-            let other = crate::TASKS
+        for &task in crate::CLASSIC_TASKS {
+            let other = crate::CLASSIC_TASKS
                 .iter()
                 .find(|&&t| t != task)
                 .expect("several tasks");

@@ -47,6 +47,16 @@ pub enum Error {
         /// What is wrong, naming the element.
         what: String,
     },
+    /// A task's configuration (the `[env]` table of a training config) is invalid.
+    #[error("task `{task}`: env.{field}: {what}")]
+    TaskConfig {
+        /// The task being built.
+        task: String,
+        /// The field, as a dotted path under `env`.
+        field: String,
+        /// What is wrong.
+        what: String,
+    },
     /// A simulation setting or a state given to the simulator is invalid.
     #[error("physics: {0}")]
     Physics(String),

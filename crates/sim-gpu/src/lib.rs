@@ -44,4 +44,4 @@ pub use common::Transition;
 pub use error::{Error, Result};
 pub use mountain_car_continuous::MountainCarContinuous;
 pub use pendulum::Pendulum;
-pub use registry::{CLASSIC_TASKS, TASKS, make_classic, make_env};
+pub use registry::{CLASSIC_TASKS, LEGGED_TASKS, TASKS, legged_config, make_classic, make_env};

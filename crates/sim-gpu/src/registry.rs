@@ -3,12 +3,23 @@
 use burn::tensor::backend::Backend;
 use rl_core::VecEnv;
 
+use crate::legged::{LeggedConfig, LeggedEnv};
 use crate::{
     Acrobot, CartPole, CartPoleDiscrete, ClassicEnv, Error, MountainCarContinuous, Pendulum, Result,
 };
 
 /// Names of the registered tasks, as accepted by [`make_env`].
-pub const TASKS: &[&str] = CLASSIC_TASKS;
+pub const TASKS: &[&str] = &[
+    "cartpole",
+    "cartpole_discrete",
+    "pendulum",
+    "acrobot",
+    "mountain_car_continuous",
+    "quadruped_flat",
+];
+
+/// Names of the legged locomotion tasks, configured by a [`LeggedConfig`].
+pub const LEGGED_TASKS: &[&str] = &["quadruped_flat"];
 
 /// Names of the classic-control tasks, as accepted by [`make_classic`].
 pub const CLASSIC_TASKS: &[&str] = &[
@@ -19,17 +30,60 @@ pub const CLASSIC_TASKS: &[&str] = &[
     "mountain_car_continuous",
 ];
 
-/// Builds `num_envs` environments of `task` on `device`, with reset noise seeded by `seed`.
+/// Builds `num_envs` environments of `task` on `device`, with their randomness seeded by
+/// `seed`. `settings` are the task's settings (the rest of a training config's `[env]`
+/// table): a legged task reads them as its [`LeggedConfig`] (every field optional); the
+/// classic-control tasks take none.
 ///
-/// Errors when the task is not one of [`TASKS`] or when `num_envs` is zero.
+/// Errors when the task is not one of [`TASKS`], when `num_envs` is zero, or when a setting
+/// is unknown or invalid ([`Error::TaskConfig`] names it).
 pub fn make_env<B: Backend>(
     task: &str,
     num_envs: usize,
     seed: u64,
+    settings: &toml::Table,
     device: &B::Device,
 ) -> Result<Box<dyn VecEnv<B>>> {
+    if !TASKS.contains(&task) {
+        return Err(Error::UnknownTask {
+            task: task.to_string(),
+            valid: TASKS.join(", "),
+        });
+    }
+    if LEGGED_TASKS.contains(&task) {
+        let cfg = legged_config(task, settings)?;
+        return Ok(Box::new(LeggedEnv::<B>::new(
+            task, cfg, num_envs, seed, device,
+        )?));
+    }
+    if let Some(key) = settings.keys().next() {
+        return Err(Error::TaskConfig {
+            task: task.to_string(),
+            field: key.clone(),
+            what: "this task has no settings beyond `task` and `num_envs`".into(),
+        });
+    }
     let env: Box<dyn VecEnv<B>> = make_classic::<B>(task, num_envs, seed, device)?;
     Ok(env)
+}
+
+/// The [`LeggedConfig`] of the legged task `task` from its settings (the defaults where a
+/// field is not given).
+///
+/// # Errors
+/// [`Error::TaskConfig`] for an unknown field, a value of the wrong type or out of range.
+pub fn legged_config(task: &str, settings: &toml::Table) -> Result<LeggedConfig> {
+    let value = toml::Value::Table(settings.clone());
+    let cfg: LeggedConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        Error::TaskConfig {
+            task: task.to_string(),
+            field: path,
+            what: e.into_inner().message().trim().to_string(),
+        }
+    })?;
+    cfg.validate(task)?;
+    Ok(cfg)
 }
 
 /// Builds `num_envs` environments of the classic-control `task`, with access to their
@@ -78,10 +132,12 @@ mod tests {
             ("mountain_car_continuous", 2, 2, 0),
         ];
         let names: Vec<&str> = expected.iter().map(|e| e.0).collect();
-        assert_eq!(TASKS, names.as_slice());
-        assert_eq!(CLASSIC_TASKS, TASKS);
+        assert_eq!(CLASSIC_TASKS, names.as_slice());
+        let all: Vec<&str> = CLASSIC_TASKS.iter().chain(LEGGED_TASKS).copied().collect();
+        assert_eq!(TASKS, all.as_slice());
         for (task, obs_dim, state_dim, choices) in expected {
-            let mut env = make_env::<B>(task, 3, 0, &device).expect("registered task");
+            let mut env =
+                make_env::<B>(task, 3, 0, &toml::Table::new(), &device).expect("registered task");
             assert_eq!(env.spec().task, task);
             assert_eq!(env.num_envs(), 3);
             assert_eq!(
@@ -112,21 +168,60 @@ mod tests {
 
     #[test]
     fn unknown_task_names_the_valid_ones() {
-        let err = make_env::<B>("cartpol", 4, 0, &Default::default())
+        let err = make_env::<B>("cartpol", 4, 0, &toml::Table::new(), &Default::default())
             .err()
             .expect("unknown task");
         assert!(matches!(err, Error::UnknownTask { .. }));
         let msg = err.to_string();
         assert!(msg.contains("`cartpol`"), "{msg}");
         assert!(
-            msg.contains("cartpole, cartpole_discrete, pendulum, acrobot, mountain_car_continuous"),
+            msg.contains(
+                "cartpole, cartpole_discrete, pendulum, acrobot, mountain_car_continuous, \
+                 quadruped_flat"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn settings_reach_the_legged_task_and_are_checked() {
+        let device = Default::default();
+        let settings: toml::Table =
+            toml::from_str("decimation = 2\n[actions]\nscale = 0.5\n").expect("toml");
+        let env = make_env::<B>("quadruped_flat", 2, 0, &settings, &device).expect("builds");
+        // 0.005 s physics steps, 2 per policy step
+        assert!((env.spec().step_dt - 0.01).abs() < 1e-7);
+        assert_eq!(env.spec().num_actions(), 12);
+        let cfg = legged_config("quadruped_flat", &settings).expect("valid");
+        assert_eq!(cfg.actions.scale, 0.5);
+
+        let typo: toml::Table = toml::from_str("[actions]\nscael = 0.5\n").expect("toml");
+        let msg = make_env::<B>("quadruped_flat", 2, 0, &typo, &device)
+            .err()
+            .expect("unknown field")
+            .to_string();
+        assert!(msg.contains("env.actions.scael"), "{msg}");
+
+        let bad: toml::Table = toml::from_str("decimation = 0\n").expect("toml");
+        let msg = make_env::<B>("quadruped_flat", 2, 0, &bad, &device)
+            .err()
+            .expect("invalid value")
+            .to_string();
+        assert!(msg.contains("env.decimation"), "{msg}");
+
+        let msg = make_env::<B>("cartpole", 2, 0, &settings, &device)
+            .err()
+            .expect("classic tasks take no settings")
+            .to_string();
+        assert!(
+            msg.contains("cartpole") && msg.contains("env.actions"),
             "{msg}"
         );
     }
 
     #[test]
     fn zero_environments_is_an_error() {
-        let err = make_env::<B>("pendulum", 0, 0, &Default::default())
+        let err = make_env::<B>("pendulum", 0, 0, &toml::Table::new(), &Default::default())
             .err()
             .expect("no environments");
         assert!(

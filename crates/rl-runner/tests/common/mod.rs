@@ -28,8 +28,14 @@ pub fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
     let ckpt = Checkpoint::read(path).expect("checkpoint");
     let cfg = TrainConfig::parse(&ckpt.header.config, "stored", &[]).expect("config");
     let device = Default::default();
-    let env = sim_gpu::make_env::<B::InnerBackend>(&cfg.env.task, cfg.env.num_envs, 0, &device)
-        .expect("env");
+    let env = sim_gpu::make_env::<B::InnerBackend>(
+        &cfg.env.task,
+        cfg.env.num_envs,
+        0,
+        &cfg.env.settings,
+        &device,
+    )
+    .expect("env");
     let mut ppo = Ppo::<B>::new(
         cfg.ppo().clone(),
         cfg.policy.clone(),

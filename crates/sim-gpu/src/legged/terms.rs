@@ -94,6 +94,10 @@ pub struct TermContext<B: Backend> {
     pub tracking_sigma: f64,
     /// Foot force (N) above which `feet_contact_forces` penalises, see [`MAX_CONTACT_FORCE`].
     pub max_contact_force: f64,
+    /// Ground friction coefficient of every environment `[N]` (privileged).
+    pub friction: Tensor<B, 1>,
+    /// Mass added to every environment's base `[N]` (kg, privileged).
+    pub added_mass: Tensor<B, 1>,
 }
 
 /// A reward term: the unweighted reward `[N]` of every environment.
@@ -502,6 +506,8 @@ mod tests {
             terminated: Tensor::from_bool(TensorData::new(vec![false; N], [N]), &dev()),
             tracking_sigma: TRACKING_SIGMA,
             max_contact_force: MAX_CONTACT_FORCE,
+            friction: Tensor::ones([N], &dev()),
+            added_mass: Tensor::zeros([N], &dev()),
         }
     }
 
