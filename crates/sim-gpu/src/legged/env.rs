@@ -24,7 +24,8 @@ use super::terms::{
     FOOT_CONTACT_FORCE, RewardFn, TermContext, TerminationFn, feet_contact, reward_term,
     soft_dof_pos_limits, termination_term, update_feet_air_time,
 };
-use crate::common::check_shape;
+use crate::common::{check_shape, column};
+use crate::physics::soa::row;
 use crate::physics::{Articulation, BaseKind, Model, Pose, Shape, UrdfOptions, robots};
 use crate::{Error, Result};
 
@@ -193,12 +194,6 @@ impl<B: Backend> std::fmt::Debug for LeggedEnv<B> {
     }
 }
 
-/// `[1, K]` from host values.
-fn row<B: Backend>(v: Vec<f32>, device: &B::Device) -> Tensor<B, 2> {
-    let k = v.len();
-    Tensor::from_data(TensorData::new(v, [1, k]), device)
-}
-
 /// An index tensor `[K]` from host values.
 fn index<B: Backend>(v: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = v.iter().map(|&i| i as i64).collect();
@@ -219,11 +214,6 @@ fn choose<B: Backend>(
 ) -> Tensor<B, 2> {
     let k = old.dims()[1];
     old.mask_where(rows_mask(mask, k), new)
-}
-
-/// Column `j` of `[N, K]` as `[N]`.
-fn column<B: Backend>(t: &Tensor<B, 2>, j: usize) -> Tensor<B, 1> {
-    t.clone().narrow(1, j, 1).squeeze_dim::<1>(1)
 }
 
 /// The yaw `[N]` of unit quaternions `[N, 4]` `(w, x, y, z)`.

@@ -12,6 +12,8 @@
 
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
+use crate::common::column;
+
 /// Width of the tracking rewards' Gaussian, `exp(-err^2 / sigma)` (legged_gym `tracking_sigma`).
 pub const TRACKING_SIGMA: f64 = 0.25;
 
@@ -247,11 +249,6 @@ pub fn update_feet_air_time<B: Backend>(
 /// Sum of squares over the columns of `[N, K]`: `[N]`.
 fn sum_sq<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 1> {
     x.square().sum_dim(1).squeeze_dim::<1>(1)
-}
-
-/// Column `i` of `[N, K]`: `[N]`.
-fn column<B: Backend>(x: &Tensor<B, 2>, i: usize) -> Tensor<B, 1> {
-    x.clone().narrow(1, i, 1).squeeze_dim::<1>(1)
 }
 
 /// The first two columns (x, y) of `[N, 3]`: `[N, 2]`.

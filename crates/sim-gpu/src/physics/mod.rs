@@ -10,7 +10,7 @@ mod articulation;
 mod config;
 mod model;
 pub mod robots;
-mod soa;
+pub(crate) mod soa;
 mod trace;
 mod urdf;
 #[cfg(test)]
