@@ -1,5 +1,7 @@
 //! Proximal Policy Optimization (rsl_rl 5.x's update, read top to bottom).
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
@@ -101,16 +103,23 @@ impl<B: AutodiffBackend> Ppo<B> {
         }
         let actor_input = spec.obs_dim(&policy_cfg.obs_groups.policy)?;
         let critic_input = spec.obs_dim(&policy_cfg.obs_groups.critic)?;
-        // Weight initialisation draws from the backend's generator: seed it so that the same
-        // seed gives the same network.
-        B::seed(device, seed);
-        let mut model = ActorCritic::<B>::new(
-            &policy_cfg,
-            actor_input,
-            critic_input,
-            &spec.action_space,
-            device,
-        );
+        // Weight initialisation draws from the backend's process-wide generator: seed it so
+        // that the same seed gives the same network. Burn initialises parameters lazily, on
+        // first use, so the draws are made here, under a lock: runs built on parallel threads
+        // of one process (a sweep, a test binary) must not draw from each other's seeds.
+        let mut model = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+            B::seed(device, seed);
+            let model = ActorCritic::<B>::new(
+                &policy_cfg,
+                actor_input,
+                critic_input,
+                &spec.action_space,
+                device,
+            );
+            model.visit(&mut Materialize);
+            model
+        };
         if let Some(std) = policy_cfg.scheduled_std(0) {
             model = model.set_std(std);
         }
@@ -339,6 +348,18 @@ pub fn clip_coefficient<B: Backend>(sum_of_squares: Tensor<B, 1>, max_norm: f32)
         .recip()
         .mul_scalar(max_norm)
         .clamp_max(1.0)
+}
+
+/// Held while a network is seeded and its weights drawn (see [`Ppo::new`]).
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Draws the weights of lazily initialised parameters now, in visiting order.
+struct Materialize;
+
+impl<B: Backend> ModuleVisitor<B> for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
 }
 
 /// The shapes of a module's float parameters, in visiting order.
@@ -780,6 +801,55 @@ mod tests {
             ..Default::default()
         };
         Ppo::new(cfg, policy, &spec(4), 3, 0, &Default::default()).expect("valid")
+    }
+
+    /// Every float parameter of a module, flattened in visiting order.
+    fn parameter_values<M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
+        struct Values(Vec<Vec<f32>>);
+        impl ModuleVisitor<B> for Values {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let data = param.val().into_data().convert::<f32>();
+                self.0.push(data.to_vec().expect("f32"));
+            }
+        }
+        let mut values = Values(Vec::new());
+        module.visit(&mut values);
+        values.0
+    }
+
+    #[test]
+    fn the_seed_alone_decides_the_weights_on_any_thread() {
+        let device = Default::default();
+        let build = |seed| {
+            let policy = PolicyConfig {
+                actor_hidden_dims: vec![16],
+                critic_hidden_dims: vec![16],
+                ..Default::default()
+            };
+            Ppo::<B>::new(PpoConfig::default(), policy, &spec(4), 3, seed, &device).expect("valid")
+        };
+        let want = [
+            parameter_values(&build(5).model),
+            parameter_values(&build(6).model),
+        ];
+        assert_ne!(want[0], want[1]);
+        // Networks built on parallel threads, as in a sweep or a test binary, seed and draw
+        // from the same process-wide generator: each must still get its seed's weights.
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let (build, want) = (&build, &want);
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let seed = (thread + i) % 2;
+                        let got = parameter_values(&build(5 + seed as u64).model);
+                        assert!(
+                            got == want[seed],
+                            "thread {thread}, network {i}: other weights"
+                        );
+                    }
+                });
+            }
+        });
     }
 
     /// L2 norm of the gradients of a sub-module's parameters.
