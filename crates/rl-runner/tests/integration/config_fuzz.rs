@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use rl_runner::TrainConfig;
 
 /// A valid config to mutate (the shipped cart-pole config).
-const BASE: &str = include_str!("../../../configs/cartpole.toml");
+const BASE: &str = include_str!("../../../../configs/cartpole.toml");
 
 /// Checks one load: no panic (the property), and errors are one line naming the origin.
 fn load(text: &str, overrides: &[String]) {

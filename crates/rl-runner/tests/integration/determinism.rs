@@ -1,6 +1,6 @@
-//! The same seed on the same backend gives the same run. (Its own test binary: weight
-//! initialisation draws from the backend's process-wide generator, which tests running
-//! in parallel threads of one binary would share.)
+//! The same seed on the same backend gives the same run, while other tests of this binary
+//! train on parallel threads and draw from the backend's process-wide generator too (the
+//! weights are drawn under a lock when the network is built: `Ppo::new`).
 //!
 //! Note: two runs in one process can differ in the last bits. ndarray's SIMD reductions
 //! depend on the alignment of their buffers, which differs between the first and the second

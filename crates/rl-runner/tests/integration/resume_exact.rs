@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::AutodiffBackend;
-use common::checkpoint_weights;
 use rl_runner::{Checkpoint, ConsoleMode, TrainRequest, checkpoint_path, train};
 use serde_json::Value;
 
-mod common;
+use crate::common::checkpoint_weights;
 
 /// Continuous cart-pole with a learned std, the adaptive learning rate and both
 /// observation normalisers: every piece of state the update carries.

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData};
-use common::checkpoint_weights;
 use rl_core::{EnvSnapshot, EnvSpec, Observations, StepOutput, VecEnv};
 use rl_logger::{ConsoleMode, Logger};
 use rl_runner::{
@@ -16,7 +15,7 @@ use rl_runner::{
     resolve_checkpoint, train,
 };
 
-mod common;
+use crate::common::checkpoint_weights;
 
 type B = Autodiff<NdArray>;
 type I = NdArray;
