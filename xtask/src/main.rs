@@ -129,16 +129,25 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Run the deterministic (mean-action) policy of a checkpoint and print one JSON line
-    /// with `mean_return`, `mean_episode_length` and `terms` (the mean of each of the task's
+    /// with `mean_return` (and its `return_std`, `return_ci95`), `mean_episode_length`,
+    /// `terminated_fraction`, `episodes` and `terms` (the mean of each of the task's
     /// per-episode terms, such as a legged task's `lin_vel_error`).
+    ///
+    /// What is counted: min(--num-envs, --episodes) environments or fewer, all reset
+    /// together, each contributing its first k whole episodes (k = ceil(episodes /
+    /// num-envs)), whether they end early or late; --episodes is rounded up to a multiple of
+    /// the environments evaluated. Not the first N episodes to finish, which are the short
+    /// ones (docs/play.md).
     Play {
         /// A checkpoint file or a run directory (its newest checkpoint).
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Episodes to evaluate.
+        /// Episodes to evaluate (at least; rounded up so that every environment evaluated
+        /// contributes the same number).
         #[arg(long, default_value_t = 100)]
         episodes: usize,
-        /// Parallel environments (default: the run's).
+        /// Most environments stepped in parallel (default: the run's); fewer are used when
+        /// --episodes is smaller.
         #[arg(long)]
         num_envs: Option<usize>,
         /// Seed of the evaluation episodes (default: the run's).

@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Tensor};
-use rl_core::ActionSpace;
+use rl_core::{ActionSpace, Algorithm};
 use rl_logger::{IterationRecord, Logger, MetricWriter, tags};
 use rl_modules::Mlp;
 use serde::Serialize;
 
+use crate::play::{EvalPlan, Evaluation, evaluate, evaluation_env};
 use crate::{Error, OnPolicyRunner, TrainConfig};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
@@ -128,8 +129,13 @@ pub struct SolveReport {
     pub wall_s: f64,
     /// `env_steps / wall_s`.
     pub env_steps_per_s: f64,
-    /// `Train/mean_reward` at the end.
+    /// `Train/mean_reward` at the end: rsl_rl's window of the last 100 episodes of the
+    /// stochastic policy to finish, the criterion `reached` uses (kept comparable with
+    /// rsl_rl's; see docs/play.md for what it over- and under-counts).
     pub final_mean_reward: Option<f64>,
+    /// The final policy's deterministic action evaluated as `play` does, one whole episode
+    /// on each of the config's environments, all started together (not timed).
+    pub evaluation: Evaluation,
 }
 
 /// Resident memory of the process.
@@ -351,7 +357,15 @@ fn bench_solve<B: AutodiffBackend>(
     cfg.runner.stop_at_mean_reward = Some(threshold);
     cfg.runner.max_iterations = request.solve_max_iterations;
     cfg.runner.save_interval = cfg.runner.max_iterations.max(1);
-    let (_, summary, _) = run_training::<B>(cfg, device)?;
+    let (runner, summary, _) = run_training::<B>(cfg.clone(), device)?;
+    let plan = EvalPlan::new(cfg.env.num_envs, cfg.env.num_envs);
+    let mut env = evaluation_env::<Inner<B>>(&cfg, plan.num_envs, cfg.seed, device)?;
+    let (evaluation, _) = evaluate(
+        env.as_mut(),
+        plan,
+        |obs| Ok(runner.algorithm().act_inference(obs)?),
+        None,
+    )?;
     Ok(SolveReport {
         threshold,
         reached: summary.mean_reward.is_some_and(|r| r >= threshold),
@@ -360,6 +374,7 @@ fn bench_solve<B: AutodiffBackend>(
         wall_s: summary.wall_s,
         env_steps_per_s: summary.total_steps as f64 / summary.wall_s.max(1e-12),
         final_mean_reward: summary.mean_reward,
+        evaluation,
     })
 }
 
@@ -458,6 +473,13 @@ mod tests {
         assert!(!solve.reached, "an unreachable threshold was reached");
         assert_eq!(solve.iterations, 2);
         assert_eq!(solve.env_steps, 2 * 8 * 4);
+        // The final policy is evaluated on one whole episode of each environment.
+        assert_eq!(
+            (solve.evaluation.episodes, solve.evaluation.num_envs),
+            (8, 8)
+        );
+        let length = solve.evaluation.mean_episode_length;
+        assert!((1.0..=500.0).contains(&length), "{:?}", solve.evaluation);
         // Unreachable without a threshold
         let mut no_threshold = request.clone();
         no_threshold.threshold = None;

@@ -31,7 +31,7 @@ pub use checkpoint::{
 };
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
 pub use error::Error;
-pub use play::{PlayOptions, PlayResult, play};
+pub use play::{EvalPlan, Evaluation, PlayOptions, PlayResult, play};
 pub use render::{RenderOptions, write_gif};
 pub use rl_logger::ConsoleMode;
 pub use rollout::{RolloutRequest, StepLine, rollout};

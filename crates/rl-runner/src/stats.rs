@@ -74,11 +74,15 @@ impl EpisodeStats {
     }
 }
 
-/// Per-step episode data kept on the device until it is read back: `[3 + K, N]` rows
-/// `done, return, length, term_1..term_K` (terms in the `BTreeMap`'s key order).
+/// Rows of [`episode_rows`] before the terms: `done, terminated, return, length`.
+const HEAD_ROWS: usize = 4;
+
+/// Per-step episode data kept on the device until it is read back: `[4 + K, N]` rows
+/// `done, terminated, return, length, term_1..term_K` (terms in the `BTreeMap`'s key order).
 pub(crate) fn episode_rows<B: Backend>(step: &StepOutput<B>) -> Tensor<B, 2> {
     let mut rows = vec![
         step.dones().float(),
+        step.terminated.clone().float(),
         step.episode.returns.clone(),
         step.episode.lengths.clone(),
     ];
@@ -124,7 +128,12 @@ pub(crate) fn guard_rows<B: Backend>(step: &StepOutput<B>) -> (Vec<String>, Tens
 }
 
 /// One episode that finished during a stretch of steps.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FinishedEpisode {
+    /// The environment it ran in.
+    pub(crate) env: usize,
+    /// It ended in a terminal state (a fall, a success) rather than by the time limit.
+    pub(crate) terminated: bool,
     pub(crate) episode_return: f64,
     pub(crate) length: f64,
     pub(crate) terms: Vec<(String, f64)>,
@@ -178,13 +187,13 @@ pub(crate) fn read_steps<B: Backend>(
         return Ok(readout);
     };
     let [k, n] = first.dims();
-    let g = guard_names.len().min(k.saturating_sub(3));
-    let terms = k - 3 - g;
-    let data = read_floats(Tensor::cat(rows, 0), what)?; // [T * (3 + K + G), N]
+    let g = guard_names.len().min(k.saturating_sub(HEAD_ROWS));
+    let terms = k.saturating_sub(HEAD_ROWS + g);
+    let data = read_floats(Tensor::cat(rows, 0), what)?; // [T * (4 + K + G), N]
     for (t, step) in data.chunks(k * n).enumerate() {
         if readout.non_finite.is_none() {
             for (q, name) in guard_names.iter().take(g).enumerate() {
-                let row = &step[(3 + terms + q) * n..(4 + terms + q) * n];
+                let row = &step[(HEAD_ROWS + terms + q) * n..(HEAD_ROWS + 1 + terms + q) * n];
                 if let Some(env) = row.iter().position(|&c| c != 0.0) {
                     readout.non_finite = Some(NonFiniteAt {
                         step: t,
@@ -202,11 +211,13 @@ pub(crate) fn read_steps<B: Backend>(
                     .iter()
                     .take(terms)
                     .enumerate()
-                    .map(|(j, name)| (name.clone(), f64::from(step[(3 + j) * n + env])))
+                    .map(|(j, name)| (name.clone(), f64::from(step[(HEAD_ROWS + j) * n + env])))
                     .collect();
                 readout.episodes.push(FinishedEpisode {
-                    episode_return: f64::from(step[n + env]),
-                    length: f64::from(step[2 * n + env]),
+                    env,
+                    terminated: step[n + env] > 0.5,
+                    episode_return: f64::from(step[2 * n + env]),
+                    length: f64::from(step[3 * n + env]),
                     terms,
                 });
             }

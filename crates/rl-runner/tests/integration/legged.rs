@@ -123,10 +123,12 @@ fn the_quadruped_trains_logs_its_terms_resumes_exactly_and_plays() {
     };
     let result =
         rl_runner::play::<B>(&whole.run_dir, 8, Some(4), None, &options, &device).expect("play");
-    assert_eq!(result.episodes, 8);
+    let eval = &result.evaluation;
+    assert_eq!((eval.episodes, eval.num_envs), (8, 4));
     // Whole episodes: play does not start the counters at random points.
-    assert_eq!(result.mean_episode_length, 10.0);
-    let error = result.terms["lin_vel_error"];
+    assert_eq!(eval.mean_episode_length, 10.0);
+    assert_eq!(eval.terminated_fraction, 0.0);
+    let error = eval.terms["lin_vel_error"];
     assert!(error.is_finite() && error >= 0.0, "{result:?}");
     let bytes = std::fs::read(&gif).expect("gif written");
     assert!(bytes.starts_with(b"GIF89a"));

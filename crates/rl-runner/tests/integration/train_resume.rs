@@ -135,12 +135,25 @@ fn play_reports_mean_return_of_a_checkpoint() {
     let options = PlayOptions::default();
     let result =
         rl_runner::play::<B>(&summary.run_dir, 10, Some(4), None, &options, &device).expect("play");
-    assert_eq!(result.episodes, 10);
+    // 10 episodes on 4 environments: 3 whole episodes of each.
+    let eval = &result.evaluation;
+    assert_eq!(
+        (eval.episodes, eval.num_envs, eval.episodes_per_env),
+        (12, 4, 3)
+    );
     // Cart-pole's return equals its length, between 1 and 500.
-    assert_eq!(result.mean_return, result.mean_episode_length);
-    assert!((1.0..=500.0).contains(&result.mean_return), "{result:?}");
+    assert_eq!(eval.mean_return, eval.mean_episode_length);
+    assert!((1.0..=500.0).contains(&eval.mean_return), "{result:?}");
+    assert!(
+        eval.return_std >= 0.0 && eval.return_ci95 >= 0.0,
+        "{result:?}"
+    );
+    assert!(
+        (0.0..=1.0).contains(&eval.terminated_fraction),
+        "{result:?}"
+    );
     // Cart-pole reports no per-episode terms, and wrote no GIF.
-    assert!(result.terms.is_empty(), "{result:?}");
+    assert!(eval.terms.is_empty(), "{result:?}");
     assert_eq!(result.render, None);
 
     // Cart-pole has no bodies to draw: `--render` fails before playing, naming the task.
