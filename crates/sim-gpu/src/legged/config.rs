@@ -380,8 +380,9 @@ impl Default for ResetEvents {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntervalEvents {
-    /// Seconds between pushes of an environment, drawn from this range after each push
-    /// (legged_gym `push_interval_s` 15).
+    /// Seconds between pushes of an environment, drawn from this range at the start of
+    /// each episode and after each push (IsaacLab's interval events, which restart with the
+    /// episode; legged_gym pushes every environment at once every `push_interval_s` = 15).
     pub push_interval_s: [f64; 2],
     /// A push sets the base's planar velocity to `U(-v, v)` per axis (m/s; legged_gym
     /// `max_push_vel_xy`); 0 disables pushes.

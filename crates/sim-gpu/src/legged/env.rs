@@ -597,13 +597,6 @@ impl<B: Backend> LeggedEnv<B> {
         if self.cfg.random_episode_start {
             self.state.episode_length = start;
         }
-        let (lo, hi) = (
-            self.cfg.events.interval.push_interval_s[0],
-            self.cfg.events.interval.push_interval_s[1],
-        );
-        self.state.push_time = self
-            .rng
-            .uniform::<B>(&[lo as f32], &[hi as f32], &self.device);
     }
 
     /// Reset events for the environments in `mask` `[N]`, from the random draw `u`.
@@ -648,6 +641,11 @@ impl<B: Backend> LeggedEnv<B> {
         s.returns = choose(mask, s.returns.clone(), zero(&s.returns));
         s.reward_sums = choose(mask, s.reward_sums.clone(), zero(&s.reward_sums));
         s.error_sums = choose(mask, s.error_sums.clone(), zero(&s.error_sums));
+        // Interval events restart with the episode, as IsaacLab's do (`is_global_time =
+        // False`): every episode meets its first push a fresh interval after its start,
+        // whatever the episode before it did, so episodes are alike however many came before.
+        let next_push = u.clone().narrow(1, self.draw.push + 2, 1);
+        s.push_time = choose(mask, s.push_time.clone(), next_push);
     }
 
     /// New commands for the environments in `mask` `[N]`, from the random draw `u`.
@@ -1422,6 +1420,37 @@ mod tests {
         );
         assert!(vx.iter().cloned().fold(f64::MIN, f64::max) > 0.3);
         assert!(vx.iter().cloned().fold(f64::MAX, f64::min) < -0.3);
+    }
+
+    #[test]
+    fn the_push_timer_restarts_with_every_episode() {
+        let mut cfg = calm();
+        cfg.events.interval.push_velocity = 0.5;
+        cfg.events.interval.push_interval_s = [1.0, 1.0];
+        cfg.episode_length_s = 0.06; // 3 policy steps of 0.02 s
+        cfg.random_episode_start = false;
+        let mut e = env(cfg, 4);
+        e.reset();
+        assert_eq!(e.spec.max_episode_length, 3);
+        let timer = |e: &LeggedEnv<B>| vals(e.state.push_time.clone());
+        assert!(timer(&e).iter().all(|&t| (t - 1.0).abs() < 1e-6));
+        for _ in 0..2 {
+            e.step(zeros(&e)).expect("step");
+        }
+        assert!(
+            timer(&e).iter().all(|&t| (t - 0.96).abs() < 1e-6),
+            "{:?}",
+            timer(&e)
+        );
+        // The third step times every episode out: the next one starts a whole interval
+        // from its first push, not 0.94 s.
+        let out = e.step(zeros(&e)).expect("step");
+        assert!(flags(out.time_outs).iter().all(|&t| t));
+        assert!(
+            timer(&e).iter().all(|&t| (t - 1.0).abs() < 1e-6),
+            "{:?}",
+            timer(&e)
+        );
     }
 
     #[test]
