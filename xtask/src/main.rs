@@ -413,6 +413,14 @@ fn bench_table(r: &rl_runner::BenchReport) -> String {
             s.wall_s,
             s.env_steps_per_s
         ));
+        let e = &s.evaluation;
+        rows.push(format!(
+            "  final policy, deterministic  return {:.1} +- {:.1} (95%) over {} episodes, {:.0}% terminated",
+            e.mean_return,
+            e.return_ci95,
+            e.episodes,
+            100.0 * e.terminated_fraction
+        ));
     }
     let mb = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0} MiB"));
     rows.push(format!(

@@ -84,6 +84,9 @@ fn bench_prints_a_table_and_writes_consistent_json() {
     // A threshold below every possible return is reached after the first iteration with
     // finished episodes
     assert_eq!(printed["solve"]["reached"], true, "{last}");
+    // ... and its final policy evaluated on one episode of each environment, in both.
+    assert_eq!(printed["solve"]["evaluation"]["episodes"], 8, "{last}");
+    assert!(stdout.contains("final policy, deterministic"), "{stdout}");
     assert_eq!(printed["matmul"]["size"], 64);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -411,7 +411,11 @@ mod tests {
         }
 
         fn length(i: usize, j: usize) -> usize {
-            if (i + j).is_multiple_of(2) { SHORT } else { LONG }
+            if (i + j).is_multiple_of(2) {
+                SHORT
+            } else {
+                LONG
+            }
         }
 
         fn floats(&self, values: Vec<f32>) -> Tensor<B, 1> {
