@@ -6,8 +6,8 @@
 //! (a legged robot's falls, acrobot's quick successes), not a sample of the policy's
 //! episodes. An evaluation therefore fixes its set before it starts ([`EvalPlan`]): `E`
 //! environments, all reset together, each contributing its first `k` episodes, counted
-//! whenever they end. Every counted episode is then an independent draw of the policy's
-//! episode, whatever its length.
+//! whenever they end. Every counted episode is then a fair draw of the policy's episode,
+//! whatever its length.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -246,13 +246,13 @@ pub(crate) fn evaluate<B: Backend>(
     let mut term_names: Vec<String> = Vec::new();
     let mut obs = env.reset();
     let mut scenes: Vec<Scene> = Vec::new();
-    let mut recording = false;
-    if let Some(task) = record {
+    // The task's name while environment 0's first episode is being recorded.
+    let mut recording = record;
+    if let Some(task) = recording {
         scenes.push(scene_of_env_0(&*env, task)?);
-        recording = true;
     }
     let mut steps = 0;
-    while (counted.len() < wanted || recording) && steps < max_steps {
+    while (counted.len() < wanted || recording.is_some()) && steps < max_steps {
         let mut rows = Vec::with_capacity(chunk);
         for _ in 0..chunk {
             let actions = policy(&obs)?;
@@ -261,13 +261,13 @@ pub(crate) fn evaluate<B: Backend>(
                 term_names = step.episode.terms.keys().cloned().collect();
             }
             rows.push(episode_rows(&step));
-            if let (true, Some(task)) = (recording, record) {
+            if let Some(task) = recording {
                 // After env 0's episode ends, its scene is the next episode's start.
                 if env_0_done(&step)? {
-                    recording = false;
+                    recording = None;
                 } else {
                     scenes.push(scene_of_env_0(&*env, task)?);
-                    recording = scenes.len() <= max_len;
+                    recording = recording.filter(|_| scenes.len() <= max_len);
                 }
             }
             obs = step.observations;

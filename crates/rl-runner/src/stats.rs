@@ -74,15 +74,17 @@ impl EpisodeStats {
     }
 }
 
-/// Rows of [`episode_rows`] before the terms: `done, terminated, return, length`.
+/// Rows of [`episode_rows`] before the terms: `terminated, time_out, return, length`.
 const HEAD_ROWS: usize = 4;
 
 /// Per-step episode data kept on the device until it is read back: `[4 + K, N]` rows
-/// `done, terminated, return, length, term_1..term_K` (terms in the `BTreeMap`'s key order).
+/// `terminated, time_out, return, length, term_1..term_K` (terms in the `BTreeMap`'s key
+/// order). An episode ended where either flag is set; the host reads `done` from the two
+/// rather than the device computing it.
 pub(crate) fn episode_rows<B: Backend>(step: &StepOutput<B>) -> Tensor<B, 2> {
     let mut rows = vec![
-        step.dones().float(),
         step.terminated.clone().float(),
+        step.time_outs.clone().float(),
         step.episode.returns.clone(),
         step.episode.lengths.clone(),
     ];
@@ -206,7 +208,8 @@ pub(crate) fn read_steps<B: Backend>(
             }
         }
         for env in 0..n {
-            if step[env] > 0.5 {
+            let terminated = step[env] > 0.5;
+            if terminated || step[n + env] > 0.5 {
                 let terms = term_names
                     .iter()
                     .take(terms)
@@ -215,7 +218,7 @@ pub(crate) fn read_steps<B: Backend>(
                     .collect();
                 readout.episodes.push(FinishedEpisode {
                     env,
-                    terminated: step[n + env] > 0.5,
+                    terminated,
                     episode_return: f64::from(step[2 * n + env]),
                     length: f64::from(step[3 * n + env]),
                     terms,
