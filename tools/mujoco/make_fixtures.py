@@ -1,4 +1,4 @@
-"""MuJoCo reference trajectories for sim-gpu's reduced-coordinate rigid-body dynamics.
+"""MuJoCo reference trajectories for sim-physics's reduced-coordinate rigid-body dynamics.
 
 Usage (from the repository root; CI does not run this, the JSON files are committed):
 
@@ -6,17 +6,17 @@ Usage (from the repository root; CI does not run this, the JSON files are commit
     /tmp/mj-venv/bin/python tools/mujoco/make_fixtures.py
     /tmp/mj-venv/bin/python tools/mujoco/make_fixtures.py compare FIXTURE.json TRACE.jsonl
 
-Generate mode (no arguments) loads the URDF models of crates/sim-gpu/robots/ with MuJoCo's
+Generate mode (no arguments) loads the URDF models of crates/sim-physics/robots/ with MuJoCo's
 own URDF importer, checks that what MuJoCo compiled is exactly what the file says (masses,
 centres of mass, full inertia tensors, joint frames, axes, damping, joint order, the zero
 pose and the sign of the joint angles, against an independent forward-kinematics
 transcription of the URDF written below), lets the models fall freely under gravity
 (0, 0, -9.81) from given initial states with MuJoCo's RK4 integrator at a fine step, and
-writes crates/sim-gpu/tests/fixtures/mujoco_<case>.json per case. It also checks that the
+writes crates/sim-physics/tests/fixtures/mujoco_<case>.json per case. It also checks that the
 fine step is converged (against a run at half the step) and that the mechanical energy is
 conserved (or, with joint damping, that E(t) + the energy dissipated by damping is).
 
-For the same cases it also writes crates/sim-gpu/tests/fixtures/mujoco_euler_<case>.json:
+For the same cases it also writes crates/sim-physics/tests/fixtures/mujoco_euler_<case>.json:
 MuJoCo's default integrator mjINT_EULER (semi-implicit Euler, joint damping implicit:
 (M + h B) a = -c - B v, v' = v + h a, q' = q + h v') at h = 1e-3 s, recorded at every step
 for 1 s, 9 significant digits. A simulator with this update should match these to float
@@ -59,8 +59,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-ROBOTS = "crates/sim-gpu/robots"
-FIXTURES = REPO / "crates/sim-gpu/tests/fixtures"
+ROBOTS = "crates/sim-physics/robots"
+FIXTURES = REPO / "crates/sim-physics/tests/fixtures"
 
 GRAVITY = (0.0, 0.0, -9.81)
 DT_INTEGRATE = 1e-4

@@ -6,12 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
-use sim_gpu::physics::robots::{
-    QUADRUPED_STANDING_HEIGHT, quadruped, quadruped_standing_joint_pos,
-};
-use sim_gpu::physics::{
-    Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace,
-};
+use sim_physics::robots::{QUADRUPED_STANDING_HEIGHT, quadruped, quadruped_standing_joint_pos};
+use sim_physics::{Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace};
 
 /// A usage error naming the flag (exit status 2, like the other commands' usage errors).
 fn usage(flag: &str, message: String) -> anyhow::Error {

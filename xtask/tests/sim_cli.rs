@@ -10,15 +10,15 @@ use serde_json::Value;
 
 const DOUBLE_PENDULUM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../crates/sim-gpu/robots/double_pendulum.urdf"
+    "/../crates/sim-physics/robots/double_pendulum.urdf"
 );
 const BOX: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../crates/sim-gpu/robots/box.urdf"
+    "/../crates/sim-physics/robots/box.urdf"
 );
 const MUJOCO_EULER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../crates/sim-gpu/tests/fixtures/mujoco_euler_double_pendulum.json"
+    "/../crates/sim-physics/tests/fixtures/mujoco_euler_double_pendulum.json"
 );
 
 /// Gravity of the simulator (m/s^2, along -z).

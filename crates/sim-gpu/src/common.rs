@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 use rl_core::{EnvRng, EnvSnapshot, EnvSpec, EpisodeInfo, HostTensor, Observations, StepOutput};
+use sim_physics::scatter_rows;
 
 use crate::{Error, Result};
 
@@ -112,41 +113,10 @@ pub(crate) fn check_shape(
     }
 }
 
-/// The mask `[N]` of chosen environments and their rows spread over the batch `[N, K]`.
-pub(crate) type Scattered<B> = (Tensor<B, 1, Bool>, Tensor<B, 2>);
-
-/// Spreads the rows `[M, K]` given for the environments `ids` over a batch of `n`: returns
-/// the mask `[N]` of the chosen environments and a `[N, K]` tensor whose row `ids[i]` is
-/// `rows[i]` (the others zero), or `None` when `ids` is empty. The mask and index are built
-/// on the host and written to the device, never read back.
-///
-/// # Errors
-/// An id out of range or given twice.
-pub(crate) fn scatter_rows<B: Backend>(
-    ids: &[usize],
-    rows: Tensor<B, 2>,
-    n: usize,
-) -> Result<Option<Scattered<B>>> {
-    let mut chosen = vec![false; n];
-    for &id in ids {
-        match chosen.get_mut(id) {
-            None => return Err(Error::EnvId { id, num_envs: n }),
-            Some(true) => return Err(Error::DuplicateEnvId { id }),
-            Some(flag) => *flag = true,
-        }
-    }
-    if ids.is_empty() {
-        return Ok(None);
-    }
-    let device = rows.device();
-    let k = rows.dims()[1];
-    let index: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [ids.len()]), &device);
-    let mask = Tensor::<B, 1, Bool>::from_data(TensorData::new(chosen, [n]), &device);
-    // Row ids[i] of `scattered` is rows[i]; the other rows are zero.
-    let scattered =
-        Tensor::<B, 2>::zeros([n, k], &device).select_assign(0, index, rows, IndexingUpdateOp::Add);
-    Ok(Some((mask, scattered)))
+/// A `[1, K]` constant from host values.
+pub(crate) fn row<B: Backend>(values: Vec<f32>, device: &B::Device) -> Tensor<B, 2> {
+    let k = values.len();
+    Tensor::from_data(TensorData::new(values, [1, k]), device)
 }
 
 /// The column `j` of a `[N, K]` tensor, as `[N]`.
@@ -389,11 +359,11 @@ mod tests {
         let two = || rows_to_tensor(&[vec![0.0; 4], vec![0.0; 4]]);
         assert!(matches!(
             env.set_state(Some(&[3]), one()),
-            Err(Error::EnvId { id: 3, num_envs: 3 })
+            Err(Error::Sim(sim_physics::Error::EnvId { id: 3, num_envs: 3 }))
         ));
         assert!(matches!(
             env.set_state(Some(&[1, 1]), two()),
-            Err(Error::DuplicateEnvId { id: 1 })
+            Err(Error::Sim(sim_physics::Error::DuplicateEnvId { id: 1 }))
         ));
         assert!(env.set_state(Some(&[0, 1]), one()).is_err());
         assert!(env.set_state(None, two()).is_err());

@@ -31,7 +31,6 @@ pub mod legged;
 mod math;
 mod mountain_car_continuous;
 mod pendulum;
-pub mod physics;
 mod registry;
 #[cfg(test)]
 mod testing;

@@ -31,7 +31,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use super::config::SimConfig;
 use super::model::{BaseKind, JointKind, Model, principal_axes};
 use super::soa::{M3, Sym6, V3, normalize, quat_exp, quat_mul, quat_rotate_inverse, row};
-use crate::common::{check_shape, scatter_rows};
+use crate::batch::{check_shape, scatter_rows};
 use crate::{Error, Result};
 
 /// A joint limit that stands for "none", finite so that the arithmetic stays finite.
@@ -419,7 +419,7 @@ impl<B: Backend> Articulation<B> {
     /// commands, and the torque limits are the model's effort limits.
     ///
     /// # Errors
-    /// [`Error::NoEnvs`] for zero environments, [`Error::Physics`] for an invalid config or
+    /// [`Error::Model`] for zero environments, [`Error::Physics`] for an invalid config or
     /// a model without degrees of freedom.
     pub fn new(
         model: Model,
@@ -429,8 +429,9 @@ impl<B: Backend> Articulation<B> {
     ) -> Result<Self> {
         config.validate()?;
         if num_envs == 0 {
-            return Err(Error::NoEnvs {
-                task: model.name.clone(),
+            return Err(Error::Model {
+                model: model.name.clone(),
+                what: "num_envs must be at least 1, got 0".into(),
             });
         }
         if model.num_dofs() == 0 {

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
-    /// Length of one [`crate::physics::Articulation::step`] (s). legged_gym and IsaacLab use
+    /// Length of one [`crate::Articulation::step`] (s). legged_gym and IsaacLab use
     /// 0.005 s with the policy acting every 4 steps.
     pub dt: f64,
     /// Integration sub-steps per step, each `dt / substeps` long; actuators are evaluated

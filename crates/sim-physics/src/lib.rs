@@ -1,13 +1,22 @@
 //! Articulated rigid-body physics, batched over environments as Burn tensor ops.
 //!
+//! The simulator knows robots, not tasks: it depends on Burn and the URDF parser only, and
+//! `sim-gpu` builds its legged environments on top of it.
+//!
 //! - [`Model`]: a kinematic tree of links and revolute or prismatic joints on a fixed or
 //!   floating base, with collision shapes; [`load_urdf`] reads one from a URDF file.
 //! - [`Articulation`]: `N` copies of a model stepped together: reduced coordinates, the mass
 //!   matrix from link Jacobians and a batched LDL^T solve, joint damping, PD drives, limits
 //!   and soft ground contact treated implicitly, semi-implicit Euler integration.
+//! - [`robots`]: the robots that ship with the crate; [`trace`]: a recorded trajectory for
+//!   comparisons with MuJoCo.
+//! - [`scatter_rows`]: writes chosen environments' rows into a batch (also used by the tasks).
+//! - [`Error`]: the error type of this crate.
 
 mod articulation;
+mod batch;
 mod config;
+mod error;
 mod model;
 pub mod robots;
 pub(crate) mod soa;
@@ -17,7 +26,9 @@ mod urdf;
 mod validation;
 
 pub use articulation::Articulation;
+pub use batch::{Scattered, scatter_rows};
 pub use config::{ContactConfig, SimConfig};
+pub use error::{Error, Result};
 pub use model::{
     BaseKind, Collision, ContactPoint, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape,
     Vec3,

@@ -1,7 +1,7 @@
 //! The robot model: a kinematic tree of rigid links joined by revolute or prismatic joints,
 //! on a fixed or floating base, with collision shapes for ground contact.
 //!
-//! A [`Model`] lives on the host in `f64`; [`crate::physics::Articulation`] turns it into
+//! A [`Model`] lives on the host in `f64`; [`crate::Articulation`] turns it into
 //! tensors once. Links are kept in breadth-first order (every parent before its children,
 //! links of one depth side by side), and joint `k` is the joint of link `k + 1`, so joints
 //! are breadth-first too (IsaacLab's order: every leg's hip, then every leg's thigh, ...).

@@ -1,4 +1,4 @@
-//! The robots that ship with sim-gpu.
+//! The robots that ship with sim-physics.
 //!
 //! - [`quadruped`]: `cross_quad`, a 12-joint quadruped of the size and mass of a Unitree
 //!   A1 / Go1 (12.52 kg; thigh and calf 0.21 m), designed for this project; the numbers and
@@ -9,10 +9,10 @@ use super::{Model, UrdfOptions, parse_urdf};
 use crate::{Error, Result};
 
 /// The text of `robots/quadruped.urdf`.
-pub const QUADRUPED_URDF: &str = include_str!("../../robots/quadruped.urdf");
+pub const QUADRUPED_URDF: &str = include_str!("../robots/quadruped.urdf");
 
 /// The text of `robots/box.urdf`.
-pub const BOX_URDF: &str = include_str!("../../robots/box.urdf");
+pub const BOX_URDF: &str = include_str!("../robots/box.urdf");
 
 /// The quadruped on a floating base, no armature.
 ///
@@ -85,7 +85,7 @@ pub fn free_box() -> Result<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::physics::{BaseKind, JointKind, Mat3, Pose, Shape, Vec3};
+    use crate::{BaseKind, JointKind, Mat3, Pose, Shape, Vec3};
 
     /// Rotation by `angle` about the unit `axis` (Rodrigues).
     fn rotation(axis: Vec3, angle: f64) -> Mat3 {
@@ -103,7 +103,7 @@ mod tests {
     fn forward_kinematics(model: &Model, base: Vec3, q: &[f64]) -> Vec<Pose> {
         let mut poses = vec![Pose {
             xyz: base,
-            rotation: crate::physics::IDENTITY,
+            rotation: crate::IDENTITY,
         }];
         for (k, joint) in model.joints.iter().enumerate() {
             assert_eq!(joint.kind, JointKind::Revolute);

@@ -524,7 +524,7 @@ fn shape(geometry: &urdf_rs::Geometry, options: &UrdfOptions) -> Checked<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::physics::model::mat_vec;
+    use crate::model::mat_vec;
 
     const INERTIA_1: &str = r#"<inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/>"#;
 

@@ -147,7 +147,7 @@ fn diff(a: &[f32], b: &[f32]) -> f64 {
 
 /// Largest |E - E0| over 2 s of the undamped double pendulum, and its largest kinetic energy.
 fn energy_error(dt: f64) -> (f64, f64) {
-    let model = fixed_model("crates/sim-gpu/robots/double_pendulum.urdf");
+    let model = fixed_model("crates/sim-physics/robots/double_pendulum.urdf");
     assert!(model.joints.iter().all(|j| j.damping == 0.0));
     let config = SimConfig {
         dt,

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::terms;
-use crate::physics::SimConfig;
 use crate::{Error, Result};
+use sim_physics::SimConfig;
 
 /// A legged velocity-tracking task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ impl Default for RobotConfig {
     fn default() -> Self {
         Self {
             urdf: None,
-            init_height: crate::physics::robots::QUADRUPED_STANDING_HEIGHT + 0.02,
+            init_height: sim_physics::robots::QUADRUPED_STANDING_HEIGHT + 0.02,
             default_joint_pos: BTreeMap::new(),
             // The feet are lumped into the calves.
             feet: vec!["*_calf".into()],

@@ -24,10 +24,9 @@ use super::terms::{
     FOOT_CONTACT_FORCE, RewardFn, TermContext, TerminationFn, feet_contact, reward_term,
     soft_dof_pos_limits, termination_term, update_feet_air_time,
 };
-use crate::common::{check_shape, column};
-use crate::physics::soa::row;
-use crate::physics::{Articulation, BaseKind, Model, Pose, Shape, UrdfOptions, robots};
+use crate::common::{check_shape, column, row};
 use crate::{Error, Result};
+use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, UrdfOptions, robots};
 
 /// Name of the random streams in a snapshot.
 const RNG: &str = "rng";
@@ -280,7 +279,7 @@ impl<B: Backend> LeggedEnv<B> {
         let n = num_envs;
         let model = match &cfg.robot.urdf {
             None => robots::quadruped()?,
-            Some(path) => crate::physics::load_urdf(
+            Some(path) => sim_physics::load_urdf(
                 path,
                 &UrdfOptions {
                     base: BaseKind::Floating,
@@ -798,7 +797,7 @@ fn default_joint_pos(model: &Model, cfg: &LeggedConfig, task: &str) -> Result<Ve
                 "a robot loaded from a URDF needs its default joint positions",
             ));
         }
-        return robots::quadruped_standing_joint_pos(model);
+        return Ok(robots::quadruped_standing_joint_pos(model)?);
     }
     let mut q = vec![None; model.num_joints()];
     for (pattern, &value) in patterns {

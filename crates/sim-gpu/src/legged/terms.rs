@@ -41,7 +41,7 @@ pub const FEET_AIR_TIME_TARGET: f64 = 0.5;
 ///
 /// `N` environments, `J` joints, `L` links, `F` feet. Velocities are those of the base in
 /// its own frame; contact forces are per link in the world frame (as
-/// [`crate::physics::Articulation::contact_forces`] gives them).
+/// [`sim_physics::Articulation::contact_forces`] gives them).
 #[derive(Clone, Debug)]
 pub struct TermContext<B: Backend> {
     /// Base linear velocity `[N, 3]`, base frame (m/s).
