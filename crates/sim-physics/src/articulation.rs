@@ -1098,7 +1098,7 @@ impl<B: Backend> Articulation<B> {
     }
 
     fn check(&self, what: &str, t: &Tensor<B, 2>, cols: usize, rows: usize) -> Result<()> {
-        Ok(check_shape(what, t.dims(), [rows, cols])?)
+        check_shape(what, t.dims(), [rows, cols])
     }
 
     /// Sets the root state of the environments `env_ids` (rows `[M, ..]` in that order):
