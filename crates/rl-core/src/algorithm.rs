@@ -9,43 +9,76 @@ use crate::{Observations, StepOutput};
 /// Scalars an update reports, keyed by their TensorBoard tag (for example `Loss/value`).
 pub type UpdateStats = BTreeMap<String, f64>;
 
+/// Why an algorithm failed, as the runner sees it: a NaN or infinity (which the runner
+/// reports with the last good checkpoint), or anything else, in the algorithm's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum AlgorithmError {
+    /// A quantity of the rollout or the update was NaN or infinite.
+    #[error("iteration {iteration}: non-finite values in {quantity}")]
+    NonFinite {
+        /// The iteration (counted from 0) whose rollout or update produced it.
+        iteration: usize,
+        /// What was not finite, for example `Loss/value`.
+        quantity: String,
+    },
+    /// Any other failure of the algorithm (its own error type, boxed).
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Matrix FLOPs an algorithm spends per sample, for the benchmark's GFLOP/s figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ComputeCost {
+    /// Forward passes of one environment step during the rollout.
+    pub rollout_flop_per_sample: f64,
+    /// Forward and backward passes spent on one stored sample by a whole update (every
+    /// epoch).
+    pub update_flop_per_sample: f64,
+}
+
 /// An on-policy learning algorithm.
 ///
 /// Rollouts run on the inner (non-autodiff) backend `B::InnerBackend`; only [`update`]
 /// records gradients. The runner drives it as:
 /// `act -> env.step -> process_env_step` for `num_steps_per_env` steps, then
-/// `compute_returns`, then `update`.
+/// `compute_returns`, then `update`. The runner knows algorithms only through this trait
+/// (they are built by name in `rl-runner`'s algorithm registry).
 ///
 /// [`update`]: Algorithm::update
 pub trait Algorithm<B: AutodiffBackend> {
-    /// The algorithm's error type.
-    type Error: std::error::Error + Send + Sync + 'static;
-
     /// Samples actions `[N, A]` for the current observations and remembers what the
     /// update will need (values, log-probabilities, distribution parameters).
     fn act(
         &mut self,
         obs: &Observations<B::InnerBackend>,
-    ) -> Result<Tensor<B::InnerBackend, 2>, Self::Error>;
+    ) -> Result<Tensor<B::InnerBackend, 2>, AlgorithmError>;
 
     /// Stores the transition that `act` started, given what the environment returned.
-    fn process_env_step(&mut self, step: &StepOutput<B::InnerBackend>) -> Result<(), Self::Error>;
+    fn process_env_step(
+        &mut self,
+        step: &StepOutput<B::InnerBackend>,
+    ) -> Result<(), AlgorithmError>;
 
     /// Computes returns and advantages of the stored rollout, bootstrapping from the
     /// observations after its last step.
     fn compute_returns(
         &mut self,
         last_obs: &Observations<B::InnerBackend>,
-    ) -> Result<(), Self::Error>;
+    ) -> Result<(), AlgorithmError>;
 
     /// Learns from the stored rollout and clears it; returns the scalars to log.
-    fn update(&mut self) -> Result<UpdateStats, Self::Error>;
+    fn update(&mut self) -> Result<UpdateStats, AlgorithmError>;
 
-    /// Deterministic actions (the mean of the policy) for evaluation, `[N, A]`.
+    /// Deterministic actions (the mode of the policy) for evaluation, `[N, A]`.
     fn act_inference(
         &self,
         obs: &Observations<B::InnerBackend>,
-    ) -> Result<Tensor<B::InnerBackend, 2>, Self::Error>;
+    ) -> Result<Tensor<B::InnerBackend, 2>, AlgorithmError>;
+
+    /// The inference policy alone (the actor's weights and input normaliser, no critic or
+    /// optimiser), serialised as `rl_modules::Policy::to_bytes` writes it, for checkpoints
+    /// that `play` and export read without building the algorithm.
+    fn save_policy(&self) -> Result<Vec<u8>, AlgorithmError>;
 
     /// Tells the algorithm which iteration starts (schedules that depend on it).
     fn set_iteration(&mut self, iteration: usize);
@@ -53,10 +86,13 @@ pub trait Algorithm<B: AutodiffBackend> {
     /// The learning rate in use now.
     fn learning_rate(&self) -> f64;
 
+    /// Matrix FLOPs per sample of a rollout step and of an update.
+    fn compute_cost(&self) -> ComputeCost;
+
     /// Serialises everything needed to continue training (weights, optimizer state,
     /// learning rate, normaliser statistics, random state).
-    fn save_state(&self) -> Result<Vec<u8>, Self::Error>;
+    fn save_state(&self) -> Result<Vec<u8>, AlgorithmError>;
 
     /// Restores what [`Algorithm::save_state`] wrote.
-    fn load_state(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), AlgorithmError>;
 }

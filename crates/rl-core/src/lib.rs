@@ -17,7 +17,7 @@ mod scene;
 mod seeding;
 mod snapshot;
 
-pub use algorithm::{Algorithm, UpdateStats};
+pub use algorithm::{Algorithm, AlgorithmError, ComputeCost, UpdateStats};
 pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
 pub use error::{Error, Result};
 pub use scene::{Scene, SceneShape};

@@ -3,6 +3,15 @@
 /// Everything that can go wrong in `rl-modules`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid config field `{field}`: {message}")]
+    Config {
+        /// The field path, for example `policy.min_std`.
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+
     /// An activation was asked for by a name that is not known.
     #[error("unknown activation `{name}`; valid names are: {valid}")]
     UnknownActivation {
@@ -22,6 +31,14 @@ pub enum Error {
         /// The size that was given.
         got: usize,
     },
+
+    /// An observation group is missing or a tensor has the wrong shape.
+    #[error(transparent)]
+    Core(#[from] rl_core::Error),
+
+    /// A network's weights could not be serialised or read back.
+    #[error("{0}")]
+    Record(String),
 
     /// Reading a tensor back to the host failed.
     #[error("could not read {what} back from the device: {reason}")]

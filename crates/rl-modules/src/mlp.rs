@@ -134,6 +134,30 @@ impl<B: Backend> Mlp<B> {
     pub fn layers(&self) -> &[Linear<B>] {
         &self.layers
     }
+
+    /// `(fan_in, fan_out)` of every layer, input first.
+    fn layer_dims(&self) -> Vec<(f64, f64)> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let [i, o] = l.weight.val().dims();
+                (i as f64, o as f64)
+            })
+            .collect()
+    }
+
+    /// Matrix FLOPs of one sample's forward pass: `2 * fan_in * fan_out` per layer.
+    pub fn forward_flop(&self) -> f64 {
+        self.layer_dims().iter().map(|(i, o)| 2.0 * i * o).sum()
+    }
+
+    /// Matrix FLOPs of one sample's forward and backward pass: the forward product, the
+    /// weight gradient of every layer, and the input gradient of every layer but the first
+    /// (the observations need none).
+    pub fn train_flop(&self) -> f64 {
+        let first = self.layer_dims().first().map_or(0.0, |(i, o)| 2.0 * i * o);
+        3.0 * self.forward_flop() - first
+    }
 }
 
 #[cfg(test)]

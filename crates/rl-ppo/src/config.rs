@@ -1,7 +1,7 @@
-//! PPO hyperparameters (`[algorithm]`) and the actor-critic's settings (`[policy]`), with
-//! rsl_rl's defaults and names.
+//! PPO hyperparameters (`[algorithm]`), with rsl_rl's defaults and names. The model's
+//! settings (`[policy]`) are rl-modules' [`PolicyConfig`].
 
-use rl_modules::{Activation, Precision};
+pub use rl_modules::{NoiseStdSchedule, NoiseStdType, ObsGroups, PolicyConfig};
 use rl_storage::Shuffle;
 use serde::{Deserialize, Serialize};
 
@@ -109,103 +109,6 @@ impl Default for PpoConfig {
     }
 }
 
-/// How the learnable action std is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoiseStdType {
-    /// The parameter is the std itself (rsl_rl's default).
-    #[default]
-    Scalar,
-    /// The parameter is `ln(std)`.
-    Log,
-}
-
-/// Action-noise schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum NoiseStdSchedule {
-    /// The std is learned, starting at `init_noise_std`.
-    #[default]
-    Learned,
-    /// The std is not learned: it goes linearly from `init_noise_std` to `final_std` over
-    /// `num_iterations` iterations, then stays at `final_std`.
-    Linear {
-        /// The std after `num_iterations`.
-        final_std: f32,
-        /// Length of the decay in iterations.
-        num_iterations: usize,
-    },
-}
-
-/// Which observation groups feed the actor (`policy`) and the critic (`critic`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ObsGroups {
-    /// Groups concatenated into the actor's input.
-    pub policy: Vec<String>,
-    /// Groups concatenated into the critic's input.
-    pub critic: Vec<String>,
-}
-
-impl Default for ObsGroups {
-    fn default() -> Self {
-        Self {
-            policy: vec!["policy".into()],
-            critic: vec!["policy".into()],
-        }
-    }
-}
-
-/// The actor-critic: the `[policy]` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Hidden layer sizes of the actor MLP.
-    pub actor_hidden_dims: Vec<usize>,
-    /// Hidden layer sizes of the critic MLP.
-    pub critic_hidden_dims: Vec<usize>,
-    /// Activation of the hidden layers.
-    pub activation: Activation,
-    /// Initial action std (one per action dimension).
-    pub init_noise_std: f32,
-    /// `scalar` (rsl_rl) or `log`.
-    pub noise_std_type: NoiseStdType,
-    /// The std is clamped to `[min_std, max_std]` in every forward pass.
-    pub min_std: f32,
-    /// Upper end of the std clamp.
-    pub max_std: f32,
-    /// Learned std, or a fixed schedule.
-    pub noise_std_schedule: NoiseStdSchedule,
-    /// Normalise the actor's input with running statistics.
-    pub actor_obs_normalization: bool,
-    /// Normalise the critic's input with running statistics.
-    pub critic_obs_normalization: bool,
-    /// Observation groups of actor and critic.
-    pub obs_groups: ObsGroups,
-    /// Precision of the networks' layers: `f32`, or `bf16` / `f16` (mixed precision: the
-    /// parameters, losses and optimiser stay `f32`). Half precision pays off on GPUs.
-    pub precision: Precision,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            actor_hidden_dims: vec![256, 256, 128],
-            critic_hidden_dims: vec![256, 256, 128],
-            activation: Activation::Elu,
-            init_noise_std: 1.0,
-            noise_std_type: NoiseStdType::Scalar,
-            min_std: 1e-3,
-            max_std: 10.0,
-            noise_std_schedule: NoiseStdSchedule::Learned,
-            actor_obs_normalization: false,
-            critic_obs_normalization: false,
-            obs_groups: ObsGroups::default(),
-            precision: Precision::F32,
-        }
-    }
-}
-
 fn check(
     ok: bool,
     field: &str,
@@ -223,6 +126,36 @@ fn check(
 }
 
 impl PpoConfig {
+    /// Checks that the mini-batches split a rollout of `num_envs * num_steps_per_env`
+    /// samples evenly; the error lists the valid choices.
+    pub fn validate_batch(&self, num_envs: usize, num_steps_per_env: usize) -> Result<(), Error> {
+        let (n, t) = (num_envs, num_steps_per_env);
+        let Some(batch) = n.checked_mul(t) else {
+            return Err(Error::Config {
+                field: "env.num_envs".into(),
+                message: format!("num_envs * num_steps_per_env = {n} * {t} is too large"),
+            });
+        };
+        let m = self.num_mini_batches;
+        if m > batch || !batch.is_multiple_of(m) {
+            let what = if m > batch {
+                "at most the batch"
+            } else {
+                "a divisor of the batch"
+            };
+            let choices = divisors(batch)
+                .map(|d| format!("; valid choices: {d}"))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                field: "algorithm.num_mini_batches".into(),
+                message: format!(
+                    "expected {what} num_envs * num_steps_per_env = {n} * {t} = {batch}, got {m}{choices}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks ranges; errors name the field (`algorithm.<name>`). Every comparison fails on
     /// NaN, so a NaN value is always rejected.
     pub fn validate(&self) -> Result<(), Error> {
@@ -306,92 +239,53 @@ impl PpoConfig {
     }
 }
 
-impl PolicyConfig {
-    /// Checks ranges; errors name the field (`policy.<name>`).
-    pub fn validate(&self) -> Result<(), Error> {
-        let f = |n: &str| format!("policy.{n}");
-        check(
-            self.actor_hidden_dims.iter().all(|&d| d > 0),
-            &f("actor_hidden_dims"),
-            "positive layer sizes",
-            format!("{:?}", self.actor_hidden_dims),
-        )?;
-        check(
-            self.critic_hidden_dims.iter().all(|&d| d > 0),
-            &f("critic_hidden_dims"),
-            "positive layer sizes",
-            format!("{:?}", self.critic_hidden_dims),
-        )?;
-        check(
-            self.min_std > 0.0 && self.min_std.is_finite(),
-            &f("min_std"),
-            "a positive finite number",
-            self.min_std,
-        )?;
-        check(
-            self.max_std >= self.min_std && self.max_std.is_finite(),
-            &f("max_std"),
-            &format!("a finite value at least min_std ({})", self.min_std),
-            self.max_std,
-        )?;
-        check(
-            self.init_noise_std >= self.min_std && self.init_noise_std <= self.max_std,
-            &f("init_noise_std"),
-            &format!(
-                "a value in [min_std, max_std] = [{}, {}]",
-                self.min_std, self.max_std
-            ),
-            self.init_noise_std,
-        )?;
-        if let NoiseStdSchedule::Linear { final_std, .. } = self.noise_std_schedule {
-            check(
-                final_std >= self.min_std && final_std <= self.max_std,
-                &f("noise_std_schedule.final_std"),
-                &format!(
-                    "a value in [min_std, max_std] = [{}, {}]",
-                    self.min_std, self.max_std
-                ),
-                final_std,
-            )?;
-        }
-        check(
-            !self.obs_groups.policy.is_empty(),
-            &f("obs_groups.policy"),
-            "at least one group",
-            "[]",
-        )?;
-        check(
-            !self.obs_groups.critic.is_empty(),
-            &f("obs_groups.critic"),
-            "at least one group",
-            "[]",
-        )?;
-        Ok(())
+/// The divisors of `n`, comma-separated (the first 24 and `n` when there are more); `None`
+/// when `n` is too large to list them quickly.
+fn divisors(n: usize) -> Option<String> {
+    if n == 0 || n > 1 << 40 {
+        return None;
     }
-
-    /// The scheduled std at `iteration`, or `None` when the std is learned.
-    pub fn scheduled_std(&self, iteration: usize) -> Option<f32> {
-        match self.noise_std_schedule {
-            NoiseStdSchedule::Learned => None,
-            NoiseStdSchedule::Linear {
-                final_std,
-                num_iterations,
-            } => {
-                let frac = if num_iterations == 0 {
-                    1.0
-                } else {
-                    (iteration as f32 / num_iterations as f32).min(1.0)
-                };
-                let std = self.init_noise_std + (final_std - self.init_noise_std) * frac;
-                Some(std.clamp(self.min_std, self.max_std))
+    let (mut low, mut high) = (Vec::new(), Vec::new());
+    let mut d = 1;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            low.push(d);
+            if d * d != n {
+                high.push(n / d);
             }
         }
+        d += 1;
     }
+    low.extend(high.into_iter().rev());
+    Some(if low.len() <= 25 {
+        join(&low)
+    } else {
+        format!("{}, ..., {n}", join(&low[..24]))
+    })
+}
+
+fn join(items: &[impl std::fmt::Display]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rl_modules::Activation;
+
+    #[test]
+    fn divisors_are_listed_in_full_or_cut() {
+        assert_eq!(divisors(12).as_deref(), Some("1, 2, 3, 4, 6, 12"));
+        assert_eq!(divisors(49).as_deref(), Some("1, 7, 49"));
+        // 98304 = 4096 * 24 = 2^15 * 3 has 32 divisors: the first 24, then the largest.
+        let d = divisors(98304).expect("listed");
+        assert!(d.ends_with(" 3072, 4096, ..., 98304"), "{d}");
+        assert_eq!(divisors(usize::MAX), None);
+    }
 
     #[test]
     fn defaults_are_rsl_rl_defaults() {

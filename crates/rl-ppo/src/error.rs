@@ -38,3 +38,18 @@ pub enum Error {
     #[error("PPO used out of order: {0}")]
     Protocol(&'static str),
 }
+
+impl From<Error> for rl_core::AlgorithmError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NonFinite {
+                iteration,
+                quantity,
+            } => rl_core::AlgorithmError::NonFinite {
+                iteration,
+                quantity,
+            },
+            other => rl_core::AlgorithmError::Other(Box::new(other)),
+        }
+    }
+}

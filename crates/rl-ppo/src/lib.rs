@@ -2,13 +2,11 @@
 //!
 //! - [`PpoConfig`] (`[algorithm]`, rsl_rl's names and defaults) and [`PolicyConfig`]
 //!   (`[policy]`).
-//! - [`ActorCritic`]: separate actor and critic MLPs with a learnable, clamped action std.
 //! - [`Ppo`]: rollouts on the inner backend, the clipped-surrogate update with clipped value
 //!   loss, entropy bonus, gradient-norm clipping and the KL-adaptive learning rate.
 
 pub mod config;
 mod error;
-pub mod networks;
 mod ppo;
 
 pub use config::{
@@ -16,5 +14,4 @@ pub use config::{
     PpoConfig, TimeoutBootstrap,
 };
 pub use error::Error;
-pub use networks::ActorCritic;
 pub use ppo::{Ppo, adapt_learning_rate, clip_coefficient, surrogate_loss, value_loss};

@@ -1,42 +1,48 @@
 //! Proximal Policy Optimization (rsl_rl 5.x's update, read top to bottom).
+//!
+//! The model ([`ActorCriticModel`]) owns its inputs: it picks its observation groups and
+//! normalises them. PPO stores what the model computed during the rollout, computes GAE,
+//! and runs the clipped-surrogate update; its loss functions, the adaptive learning-rate
+//! rule and the gradient clipping are public, for algorithms that build on PPO.
 
 use std::sync::{Mutex, PoisonError};
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use rl_core::{Algorithm, EnvSpec, HostRng, Observations, StepOutput, UpdateStats};
-use rl_modules::{EmpiricalNormalizer, NormalizerState};
-use rl_storage::{MiniBatchSchedule, Rollout, RolloutStorage, Transition};
+use rl_core::{
+    Algorithm, AlgorithmError, ComputeCost, EnvSpec, HostRng, Observations, StepOutput, UpdateStats,
+};
+use rl_logger::tags;
+use rl_modules::{
+    ActOutput, ActorCritic, ActorCriticModel, InputsState, NormalizerState, PolicyConfig,
+    parameter_shapes,
+};
+use rl_storage::{MiniBatch, MiniBatchSchedule, Rollout, RolloutStorage, Transition};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::config::{
-    GradNormClip, LearningRateSchedule, PolicyConfig, PpoConfig, TimeoutBootstrap,
-};
-use crate::networks::ActorCritic;
+use crate::config::{GradNormClip, LearningRateSchedule, PpoConfig, TimeoutBootstrap};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 type PpoOptimizer<B> = OptimizerAdaptor<Adam, ActorCritic<B>, B>;
+/// The logged parts of a mini-batch's loss, by TensorBoard tag, `[1]` each.
+type Logged<B> = [(&'static str, Tensor<Inner<B>, 1>); 3];
 
 /// What `act` computed, kept until the environment's answer arrives.
-struct PendingStep<B: Backend> {
-    observations: Tensor<B, 2>,
-    critic_observations: Option<Tensor<B, 2>>,
-    actions: Tensor<B, 2>,
-    values: Tensor<B, 1>,
-    actions_log_prob: Tensor<B, 1>,
-    dist_params: Tensor<B, 2>,
+struct PendingStep<B: AutodiffBackend> {
+    observations: Observations<Inner<B>>,
+    act: ActOutput<B>,
 }
 
-/// The loss of one mini-batch (`[1]`, with gradients) and its parts for logging (`[1]`
-/// each: surrogate, value, entropy), plus the mean KL(old || new) for the adaptive rate.
+/// The loss of one mini-batch (`[1]`, with gradients), the parts that are logged, by tag
+/// (`[1]` each), and the mean KL(old || new) for the adaptive rate.
 struct MiniBatchLosses<B: AutodiffBackend> {
     loss: Tensor<B, 1>,
-    parts: [Tensor<Inner<B>, 1>; 3],
+    logged: Logged<B>,
     kl: Tensor<Inner<B>, 1>,
 }
 
@@ -49,6 +55,8 @@ struct PpoState {
     iteration: usize,
     rng: HostRng,
     actor_normalizer: Option<NormalizerState>,
+    /// `None` in checkpoints written before the critic always had its own input, when it
+    /// shared the actor's: its statistics are then the actor's.
     critic_normalizer: Option<NormalizerState>,
 }
 
@@ -56,20 +64,15 @@ struct PpoState {
 pub struct Ppo<B: AutodiffBackend> {
     cfg: PpoConfig,
     policy_cfg: PolicyConfig,
-    /// The trained model (autodiff backend).
-    model: ActorCritic<B>,
-    /// The same weights on the inner backend, for rollouts; refreshed after each update.
-    inference: ActorCritic<Inner<B>>,
+    /// The trained actor-critic with its inputs (and a rollout copy of its weights).
+    model: ActorCriticModel<B>,
     optimizer: PpoOptimizer<B>,
     learning_rate: f64,
     storage: RolloutStorage<Inner<B>>,
     rollout: Option<Rollout<Inner<B>>>,
-    pending: Option<PendingStep<Inner<B>>>,
-    actor_normalizer: Option<EmpiricalNormalizer<Inner<B>>>,
-    critic_normalizer: Option<EmpiricalNormalizer<Inner<B>>>,
+    pending: Option<PendingStep<B>>,
     rng: HostRng,
     iteration: usize,
-    separate_critic_input: bool,
     device: B::Device,
 }
 
@@ -101,27 +104,26 @@ impl<B: AutodiffBackend> Ppo<B> {
                 });
             }
         }
-        let actor_input = spec.obs_dim(&policy_cfg.obs_groups.policy)?;
-        let critic_input = spec.obs_dim(&policy_cfg.obs_groups.critic)?;
+        let (actor_input, critic_input) = ActorCriticModel::<B>::input_dims(&policy_cfg, spec)?;
         // Weight initialisation draws from the backend's process-wide generator: seed it so
         // that the same seed gives the same network. Burn initialises parameters lazily, on
         // first use, so the draws are made here, under a lock: runs built on parallel threads
         // of one process (a sweep, a test binary) must not draw from each other's seeds.
-        let mut model = {
+        let mut network = {
             let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
             B::seed(device, seed);
-            let model = ActorCritic::<B>::new(
+            let network = ActorCritic::<B>::new(
                 &policy_cfg,
                 actor_input,
                 critic_input,
                 &spec.action_space,
                 device,
             );
-            model.visit(&mut Materialize);
-            model
+            network.visit(&mut Materialize);
+            network
         };
         if let Some(std) = policy_cfg.scheduled_std(0) {
-            model = model.set_std(std);
+            network = network.set_std(std);
         }
         // Adam as in PyTorch: beta1 0.9, beta2 0.999, eps 1e-8 (Burn's default eps is 1e-5).
         let optimizer = AdamConfig::new()
@@ -129,27 +131,13 @@ impl<B: AutodiffBackend> Ppo<B> {
             .with_beta_2(0.999)
             .with_epsilon(1e-8)
             .init::<B, ActorCritic<B>>();
-        let inner_device = device.clone();
-        let actor_normalizer = policy_cfg
-            .actor_obs_normalization
-            .then(|| EmpiricalNormalizer::new(actor_input, None, &inner_device));
-        // When the critic sees the same groups with the same normalisation, it shares the
-        // actor's input (and normaliser); otherwise it has its own.
-        let separate_critic_input = policy_cfg.obs_groups.critic != policy_cfg.obs_groups.policy
-            || policy_cfg.critic_obs_normalization != policy_cfg.actor_obs_normalization;
-        let critic_normalizer = (separate_critic_input && policy_cfg.critic_obs_normalization)
-            .then(|| EmpiricalNormalizer::new(critic_input, None, &inner_device));
         Ok(Self {
             learning_rate: cfg.learning_rate,
-            separate_critic_input,
-            inference: model.valid(),
-            model,
+            model: ActorCriticModel::new(&policy_cfg, spec, network, device)?,
             optimizer,
             storage: RolloutStorage::new(spec.num_envs, num_steps_per_env),
             rollout: None,
             pending: None,
-            actor_normalizer,
-            critic_normalizer,
             rng: HostRng::new(seed),
             iteration: 0,
             device: device.clone(),
@@ -158,9 +146,9 @@ impl<B: AutodiffBackend> Ppo<B> {
         })
     }
 
-    /// The trained actor-critic.
+    /// The trained actor-critic networks.
     pub fn model(&self) -> &ActorCritic<B> {
-        &self.model
+        self.model.network()
     }
 
     /// The PPO hyperparameters.
@@ -174,50 +162,9 @@ impl<B: AutodiffBackend> Ppo<B> {
         self.storage.last_rewards().expect("a stored step")
     }
 
-    /// Actor input (raw) from the observation groups, `[N, D_actor]`.
-    fn actor_input(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
-        Ok(obs.concat(&self.policy_cfg.obs_groups.policy)?)
-    }
-
-    /// Critic input (raw) from the observation groups, `[N, D_critic]`.
-    fn critic_input(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
-        Ok(obs.concat(&self.policy_cfg.obs_groups.critic)?)
-    }
-
-    fn normalize_actor(&self, x: Tensor<Inner<B>, 2>) -> Tensor<Inner<B>, 2> {
-        match &self.actor_normalizer {
-            Some(n) => n.normalize(x),
-            None => x,
-        }
-    }
-
-    fn normalize_critic(&self, x: Tensor<Inner<B>, 2>) -> Tensor<Inner<B>, 2> {
-        match &self.critic_normalizer {
-            Some(n) => n.normalize(x),
-            None => x,
-        }
-    }
-
-    /// Critic values of observation groups on the inference model, `[N]`: the critic's own
-    /// (normalised) input, or the actor's when they share it.
-    fn values_of(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 1>, Error> {
-        let x = if self.separate_critic_input {
-            self.normalize_critic(self.critic_input(obs)?)
-        } else {
-            self.normalize_actor(self.actor_input(obs)?)
-        };
-        Ok(self.inference.value(x))
-    }
-
     /// The PPO loss of a mini-batch and its parts.
-    fn losses(&self, mb: &rl_storage::MiniBatch<Inner<B>>) -> MiniBatchLosses<B> {
+    fn losses(&self, mb: &MiniBatch<Inner<B>>) -> Result<MiniBatchLosses<B>, Error> {
         let cfg = &self.cfg;
-        let obs = Tensor::<B, 2>::from_inner(mb.observations.clone());
-        let critic_obs = Tensor::<B, 2>::from_inner(
-            mb.critic_observations
-                .clone()
-                .unwrap_or_else(|| mb.observations.clone()),
-        );
         let actions = Tensor::<B, 2>::from_inner(mb.actions.clone());
         let old_log_prob = Tensor::<B, 1>::from_inner(mb.actions_log_prob.clone());
         let old_values = Tensor::<B, 1>::from_inner(mb.values.clone());
@@ -229,10 +176,10 @@ impl<B: AutodiffBackend> Ppo<B> {
         let advantages = Tensor::<B, 1>::from_inner(advantages);
 
         // Evaluate the current policy and critic on the mini-batch
-        let dist = self.model.distribution(obs);
+        let dist = self.model.distribution(&mb.observations)?;
         let log_prob = dist.log_prob(actions); // [M]
         let entropy = dist.entropy(); // [M]
-        let values = self.model.value(critic_obs); // [M]
+        let values = self.model.values(&mb.observations)?; // [M]
 
         // KL(old || new) of the action distributions, for the adaptive learning rate
         let kl = dist.inner().kl_from(mb.dist_params.clone()).mean();
@@ -252,46 +199,256 @@ impl<B: AutodiffBackend> Ppo<B> {
         let entropy_mean = entropy.mean();
         let loss = surrogate_loss.clone() + value_loss.clone() * cfg.value_loss_coef
             - entropy_mean.clone() * cfg.entropy_coef;
-        MiniBatchLosses {
+        Ok(MiniBatchLosses {
             loss,
-            parts: [
-                surrogate_loss.inner(),
-                value_loss.inner(),
-                entropy_mean.inner(),
+            logged: [
+                (tags::LOSS_SURROGATE, surrogate_loss.inner()),
+                (tags::LOSS_VALUE, value_loss.inner()),
+                (tags::LOSS_ENTROPY, entropy_mean.inner()),
             ],
             kl,
-        }
+        })
     }
 
     /// Clips gradients by L2 norm: actor (with its std) and critic separately, or globally.
     fn clip_gradients(&self, grads: &mut GradientsParams) {
         let max_norm = self.cfg.max_grad_norm;
+        let model = self.model.network();
         match self.cfg.grad_norm_clip {
             GradNormClip::Separate => {
                 let mut actor = SquaredNorm::new(grads);
-                self.model.visit_actor(&mut actor);
+                model.visit_actor(&mut actor);
                 let actor = actor.total;
                 let mut critic = SquaredNorm::new(grads);
-                self.model.critic.visit(&mut critic);
+                model.critic.visit(&mut critic);
                 let critic = critic.total;
                 if let Some(total) = actor {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.visit_actor(&mut scale);
+                    model.visit_actor(&mut scale);
                 }
                 if let Some(total) = critic {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.critic.visit(&mut scale);
+                    model.critic.visit(&mut scale);
                 }
             }
             GradNormClip::Global => {
                 let mut all = SquaredNorm::new(grads);
-                self.model.visit(&mut all);
+                model.visit(&mut all);
                 if let Some(total) = all.total {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.visit(&mut scale);
+                    model.visit(&mut scale);
                 }
             }
         }
+    }
+
+    fn non_finite(&self, quantity: &str) -> Error {
+        Error::NonFinite {
+            iteration: self.iteration,
+            quantity: quantity.to_string(),
+        }
+    }
+
+    fn try_act(&mut self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
+        let act = self.model.act(obs, &mut self.rng)?;
+        let actions = act.actions.clone();
+        self.pending = Some(PendingStep {
+            observations: obs.clone(),
+            act,
+        });
+        Ok(actions)
+    }
+
+    fn try_process_env_step(&mut self, step: &StepOutput<Inner<B>>) -> Result<(), Error> {
+        let PendingStep { observations, act } = self.pending.take().ok_or(Error::Protocol(
+            "process_env_step called without a preceding act",
+        ))?;
+        let time_outs = step.time_outs.clone().float(); // [N]
+        // Bootstrap on time-outs: the episode did not end, the time limit cut it
+        let bootstrap = match self.cfg.timeout_bootstrap {
+            TimeoutBootstrap::Value => act.values.clone(),
+            TimeoutBootstrap::FinalObservation => self.model.value(&step.final_observations)?,
+        };
+        let rewards = step.rewards.clone() + bootstrap * time_outs * self.cfg.gamma;
+        self.storage.add(Transition {
+            observations,
+            actions: act.actions,
+            rewards,
+            dones: step.dones().float(),
+            values: act.values,
+            actions_log_prob: act.actions_log_prob,
+            dist_params: act.dist_params,
+        })?;
+        Ok(())
+    }
+
+    fn try_compute_returns(&mut self, last_obs: &Observations<Inner<B>>) -> Result<(), Error> {
+        let last_values = self.model.value(last_obs)?;
+        let mut rollout = self
+            .storage
+            .finish(last_values, self.cfg.gamma, self.cfg.lam)?;
+        if !self.cfg.normalize_advantage_per_mini_batch {
+            rollout.normalize_advantages();
+        }
+        self.rollout = Some(rollout);
+        Ok(())
+    }
+
+    fn try_update(&mut self) -> Result<UpdateStats, Error> {
+        let rollout = self
+            .rollout
+            .take()
+            .ok_or(Error::Protocol("update called before compute_returns"))?;
+
+        // Non-finite distribution parameters in the rollout (checked with the losses below,
+        // in the update's single read-back)
+        let [t, n, p] = rollout.dist_params.dims();
+        let bad_dist_params = rollout
+            .dist_params
+            .clone()
+            .reshape([t * n * p])
+            .is_finite()
+            .bool_not()
+            .float()
+            .sum(); // [1]
+
+        let schedule = MiniBatchSchedule::new(
+            rollout.batch_size(),
+            self.cfg.num_mini_batches,
+            self.cfg.num_learning_epochs,
+            self.cfg.shuffle,
+            &mut self.rng,
+        )?;
+        let inner_device = self.device.clone();
+        let mut sums: Option<Logged<B>> = None;
+        for indices in &schedule.batches {
+            let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+            let idx = Tensor::<Inner<B>, 1, Int>::from_data(
+                TensorData::new(ids, [indices.len()]),
+                &inner_device,
+            );
+            let mb = rollout.mini_batch(idx);
+
+            let MiniBatchLosses { loss, logged, kl } = self.losses(&mb)?;
+
+            // Adaptive learning rate from KL(old || new), before this mini-batch's step
+            if self.cfg.schedule == LearningRateSchedule::Adaptive {
+                let kl_mean = kl.into_scalar().elem::<f64>();
+                self.learning_rate = adapt_learning_rate(self.learning_rate, kl_mean, &self.cfg);
+            }
+
+            // Gradient step with L2-norm clipping
+            let grads = loss.backward();
+            let mut grads = GradientsParams::from_grads(grads, self.model.network());
+            self.clip_gradients(&mut grads);
+            let network =
+                self.optimizer
+                    .step(self.learning_rate, self.model.network().clone(), grads);
+            self.model.set_network(network);
+
+            sums = Some(match sums.take() {
+                None => logged,
+                Some(sums) => {
+                    let mut logged = logged.into_iter();
+                    sums.map(|(tag, sum)| match logged.next() {
+                        Some((_, x)) => (tag, sum + x),
+                        None => (tag, sum),
+                    })
+                }
+            });
+        }
+
+        // One host read for every logged loss (means over the mini-batches), the count of
+        // non-finite distribution parameters, and the mean action std
+        let count = schedule.batches.len() as f32;
+        let sums = sums.ok_or(Error::Protocol("update ran no mini-batch"))?;
+        let mut named: Vec<(&'static str, Tensor<Inner<B>, 1>)> = vec![("", bad_dist_params)];
+        named.extend(sums.map(|(tag, sum)| (tag, sum.div_scalar(count))));
+        if let Some(std) = self.model.action_std() {
+            named.push((tags::MEAN_STD, std.mean()));
+        }
+        let (names, parts): (Vec<_>, Vec<_>) = named.into_iter().unzip();
+        let values: Vec<f32> = Tensor::cat(parts, 0)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| Error::Readback(format!("{e:?}")))?;
+        let mut stats = UpdateStats::new();
+        for (name, value) in names.into_iter().zip(values) {
+            if name.is_empty() {
+                if value != 0.0 {
+                    return Err(self.non_finite(
+                        "the action distribution's parameters of the rollout (the policy's output)",
+                    ));
+                }
+            } else if !value.is_finite() {
+                return Err(self.non_finite(name));
+            } else {
+                stats.insert(name.into(), f64::from(value));
+            }
+        }
+        stats.insert(tags::LEARNING_RATE.into(), self.learning_rate);
+        Ok(stats)
+    }
+
+    fn try_save_state(&self) -> Result<Vec<u8>, Error> {
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let network = self.model.network();
+        let model = Recorder::<B>::record(&recorder, network.clone().into_record(), ())
+            .map_err(|e| Error::Checkpoint(format!("cannot serialise the model: {e}")))?;
+        let optimizer = Recorder::<B>::record(&recorder, self.optimizer.to_record(), ())
+            .map_err(|e| Error::Checkpoint(format!("cannot serialise the optimizer: {e}")))?;
+        let inputs = self.model.inputs_state()?;
+        let state = PpoState {
+            model,
+            optimizer,
+            learning_rate: self.learning_rate,
+            iteration: self.iteration,
+            rng: self.rng.clone(),
+            actor_normalizer: inputs.actor,
+            critic_normalizer: inputs.critic,
+        };
+        rmp_serde::to_vec_named(&state)
+            .map_err(|e| Error::Checkpoint(format!("cannot serialise the PPO state: {e}")))
+    }
+
+    fn try_load_state(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let state: PpoState = rmp_serde::from_slice(bytes)
+            .map_err(|e| Error::Checkpoint(format!("the PPO state is unreadable: {e}")))?;
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let model_record = Recorder::<B>::load(&recorder, state.model, &self.device)
+            .map_err(|e| Error::Checkpoint(format!("the model weights are unreadable: {e}")))?;
+        let optimizer_record = Recorder::<B>::load(&recorder, state.optimizer, &self.device)
+            .map_err(|e| Error::Checkpoint(format!("the optimizer state is unreadable: {e}")))?;
+        let expected = parameter_shapes(self.model.network());
+        let network = self.model.network().clone().load_record(model_record);
+        let found = parameter_shapes(&network);
+        if found != expected {
+            return Err(Error::Checkpoint(format!(
+                "the checkpoint's network does not match the config's: parameter shapes {found:?}, expected {expected:?}"
+            )));
+        }
+        // Checkpoints written while a critic reading the actor's groups with the actor's
+        // normalisation shared the actor's normaliser store no critic statistics: they are
+        // the actor's.
+        let shared_critic = self.policy_cfg.obs_groups.critic == self.policy_cfg.obs_groups.policy
+            && self.policy_cfg.critic_obs_normalization == self.policy_cfg.actor_obs_normalization;
+        let critic = match state.critic_normalizer {
+            None if shared_critic => state.actor_normalizer.clone(),
+            other => other,
+        };
+        self.model
+            .load_inputs_state(&InputsState {
+                actor: state.actor_normalizer,
+                critic,
+            })
+            .map_err(|e| Error::Checkpoint(e.to_string()))?;
+        self.model.set_network(network);
+        self.optimizer = self.optimizer.clone().load_record(optimizer_record);
+        self.learning_rate = state.learning_rate;
+        self.iteration = state.iteration;
+        self.rng = state.rng;
+        Ok(())
     }
 }
 
@@ -362,19 +519,6 @@ impl<B: Backend> ModuleVisitor<B> for Materialize {
     }
 }
 
-/// The shapes of a module's float parameters, in visiting order.
-fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
-    struct Shapes(Vec<Vec<usize>>);
-    impl<B: Backend> ModuleVisitor<B> for Shapes {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0.push(param.val().dims().to_vec());
-        }
-    }
-    let mut shapes = Shapes(Vec::new());
-    module.visit(&mut shapes);
-    shapes.0
-}
-
 /// Sums the squares of the gradients of the visited parameters.
 struct SquaredNorm<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
@@ -421,212 +565,38 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_, B> {
 }
 
 impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
-    type Error = Error;
-
-    fn act(&mut self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
-        let raw = self.actor_input(obs)?;
-        if let Some(n) = &mut self.actor_normalizer {
-            n.update(raw.clone());
-        }
-        let critic_raw = if self.separate_critic_input {
-            let c = self.critic_input(obs)?;
-            if let Some(n) = &mut self.critic_normalizer {
-                n.update(c.clone());
-            }
-            Some(c)
-        } else {
-            None
-        };
-        // Sample actions from the policy (Gaussian, or categorical for discrete actions)
-        let actor_x = self.normalize_actor(raw.clone());
-        let dist = self.inference.distribution(actor_x.clone());
-        let actions = dist.sample(&mut self.rng); // [N, A]
-        let actions_log_prob = dist.log_prob(actions.clone()); // [N]
-        // Critic value of the observation before the step
-        let critic_x = match &critic_raw {
-            Some(c) => self.normalize_critic(c.clone()),
-            None => actor_x,
-        };
-        let values = self.inference.value(critic_x); // [N]
-        self.pending = Some(PendingStep {
-            observations: raw,
-            critic_observations: critic_raw,
-            actions: actions.clone(),
-            values,
-            actions_log_prob,
-            dist_params: dist.params(),
-        });
-        Ok(actions)
+    fn act(&mut self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, AlgorithmError> {
+        Ok(self.try_act(obs)?)
     }
 
-    fn process_env_step(&mut self, step: &StepOutput<Inner<B>>) -> Result<(), Error> {
-        let pending = self.pending.take().ok_or(Error::Protocol(
-            "process_env_step called without a preceding act",
-        ))?;
-        let time_outs = step.time_outs.clone().float(); // [N]
-        // Bootstrap on time-outs: the episode did not end, the time limit cut it
-        let bootstrap = match self.cfg.timeout_bootstrap {
-            TimeoutBootstrap::Value => pending.values.clone(),
-            TimeoutBootstrap::FinalObservation => self.values_of(&step.final_observations)?,
-        };
-        let rewards = step.rewards.clone() + bootstrap * time_outs * self.cfg.gamma;
-        self.storage.add(Transition {
-            observations: pending.observations,
-            critic_observations: pending.critic_observations,
-            actions: pending.actions,
-            rewards,
-            dones: step.dones().float(),
-            values: pending.values,
-            actions_log_prob: pending.actions_log_prob,
-            dist_params: pending.dist_params,
-        })?;
-        Ok(())
+    fn process_env_step(&mut self, step: &StepOutput<Inner<B>>) -> Result<(), AlgorithmError> {
+        Ok(self.try_process_env_step(step)?)
     }
 
-    fn compute_returns(&mut self, last_obs: &Observations<Inner<B>>) -> Result<(), Error> {
-        let last_values = self.values_of(last_obs)?;
-        let mut rollout = self
-            .storage
-            .finish(last_values, self.cfg.gamma, self.cfg.lam)?;
-        if !self.cfg.normalize_advantage_per_mini_batch {
-            rollout.normalize_advantages();
-        }
-        self.rollout = Some(rollout);
-        Ok(())
+    fn compute_returns(&mut self, last_obs: &Observations<Inner<B>>) -> Result<(), AlgorithmError> {
+        Ok(self.try_compute_returns(last_obs)?)
     }
 
-    fn update(&mut self) -> Result<UpdateStats, Error> {
-        let mut rollout = self
-            .rollout
-            .take()
-            .ok_or(Error::Protocol("update called before compute_returns"))?;
-        // The normalisers are frozen during the update: normalise the whole rollout once
-        let [t, n, _] = rollout.observations.dims();
-        if let Some(norm) = &self.actor_normalizer {
-            let [_, _, d] = rollout.observations.dims();
-            let flat = rollout.observations.clone().reshape([t * n, d]);
-            rollout.observations = norm.normalize(flat).reshape([t, n, d]);
-        }
-        if let (Some(norm), Some(c)) =
-            (&self.critic_normalizer, rollout.critic_observations.clone())
-        {
-            let [_, _, d] = c.dims();
-            rollout.critic_observations =
-                Some(norm.normalize(c.reshape([t * n, d])).reshape([t, n, d]));
-        }
-
-        // Non-finite distribution parameters in the rollout (checked with the losses below,
-        // in the update's single read-back)
-        let [_, _, p] = rollout.dist_params.dims();
-        let bad_dist_params = rollout
-            .dist_params
-            .clone()
-            .reshape([t * n * p])
-            .is_finite()
-            .bool_not()
-            .float()
-            .sum(); // [1]
-
-        let schedule = MiniBatchSchedule::new(
-            rollout.batch_size(),
-            self.cfg.num_mini_batches,
-            self.cfg.num_learning_epochs,
-            self.cfg.shuffle,
-            &mut self.rng,
-        )?;
-        let inner_device = self.device.clone();
-        let mut sums: Option<[Tensor<Inner<B>, 1>; 3]> = None;
-        for indices in &schedule.batches {
-            let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-            let idx = Tensor::<Inner<B>, 1, Int>::from_data(
-                TensorData::new(ids, [indices.len()]),
-                &inner_device,
-            );
-            let mb = rollout.mini_batch(idx);
-
-            let MiniBatchLosses { loss, parts, kl } = self.losses(&mb);
-
-            // Adaptive learning rate from KL(old || new), before this mini-batch's step
-            if self.cfg.schedule == LearningRateSchedule::Adaptive {
-                let kl_mean = kl.into_scalar().elem::<f64>();
-                self.learning_rate = adapt_learning_rate(self.learning_rate, kl_mean, &self.cfg);
-            }
-
-            // Gradient step with L2-norm clipping
-            let grads = loss.backward();
-            let mut grads = GradientsParams::from_grads(grads, &self.model);
-            self.clip_gradients(&mut grads);
-            self.model = self
-                .optimizer
-                .step(self.learning_rate, self.model.clone(), grads);
-
-            sums = Some(match sums.take() {
-                None => parts,
-                Some([a, b, c]) => {
-                    let [x, y, z] = parts;
-                    [a + x, b + y, c + z]
-                }
-            });
-        }
-        self.inference = self.model.valid();
-
-        // One host read for every logged loss
-        let count = schedule.batches.len() as f32;
-        let [surrogate, value, entropy] =
-            sums.ok_or(Error::Protocol("update ran no mini-batch"))?;
-        let mut parts = vec![
-            bad_dist_params,
-            surrogate.div_scalar(count),
-            value.div_scalar(count),
-            entropy.div_scalar(count),
-        ];
-        // Continuous actions only: the mean action std
-        parts.extend(self.inference.action_std_vector().map(|std| std.mean()));
-        let packed = Tensor::cat(parts, 0);
-        let values: Vec<f32> = packed
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| Error::Readback(format!("{e:?}")))?;
-        let non_finite = |quantity: &str| Error::NonFinite {
-            iteration: self.iteration,
-            quantity: quantity.to_string(),
-        };
-        if values[0] != 0.0 {
-            return Err(non_finite(
-                "the action distribution's parameters of the rollout (the policy's output)",
-            ));
-        }
-        let mut stats = UpdateStats::new();
-        for (tag, value) in ["Loss/surrogate", "Loss/value", "Loss/entropy"]
-            .into_iter()
-            .zip(&values[1..4])
-        {
-            if !value.is_finite() {
-                return Err(non_finite(tag));
-            }
-            stats.insert(tag.into(), f64::from(*value));
-        }
-        stats.insert("Loss/learning_rate".into(), self.learning_rate);
-        if let Some(&mean_std) = values.get(4) {
-            if !mean_std.is_finite() {
-                return Err(non_finite("Policy/mean_std"));
-            }
-            stats.insert("Policy/mean_std".into(), f64::from(mean_std));
-        }
-        Ok(stats)
+    fn update(&mut self) -> Result<UpdateStats, AlgorithmError> {
+        Ok(self.try_update()?)
     }
 
-    fn act_inference(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
-        let x = self.normalize_actor(self.actor_input(obs)?);
-        Ok(self.inference.action_mode(x))
+    fn act_inference(
+        &self,
+        obs: &Observations<Inner<B>>,
+    ) -> Result<Tensor<Inner<B>, 2>, AlgorithmError> {
+        Ok(self.model.act_inference(obs).map_err(Error::from)?)
+    }
+
+    fn save_policy(&self) -> Result<Vec<u8>, AlgorithmError> {
+        Ok(self.model.policy().to_bytes().map_err(Error::from)?)
     }
 
     fn set_iteration(&mut self, iteration: usize) {
         self.iteration = iteration;
         if let Some(std) = self.policy_cfg.scheduled_std(iteration) {
-            self.model = self.model.clone().set_std(std);
-            self.inference = self.model.valid();
+            let network = self.model.network().clone().set_std(std);
+            self.model.set_network(network);
         }
     }
 
@@ -634,72 +604,22 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
         self.learning_rate
     }
 
-    fn save_state(&self) -> Result<Vec<u8>, Error> {
-        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-        let model = Recorder::<B>::record(&recorder, self.model.clone().into_record(), ())
-            .map_err(|e| Error::Checkpoint(format!("cannot serialise the model: {e}")))?;
-        let optimizer = Recorder::<B>::record(&recorder, self.optimizer.to_record(), ())
-            .map_err(|e| Error::Checkpoint(format!("cannot serialise the optimizer: {e}")))?;
-        let state = PpoState {
-            model,
-            optimizer,
-            learning_rate: self.learning_rate,
-            iteration: self.iteration,
-            rng: self.rng.clone(),
-            actor_normalizer: self
-                .actor_normalizer
-                .as_ref()
-                .map(|n| n.state())
-                .transpose()?,
-            critic_normalizer: self
-                .critic_normalizer
-                .as_ref()
-                .map(|n| n.state())
-                .transpose()?,
-        };
-        rmp_serde::to_vec_named(&state)
-            .map_err(|e| Error::Checkpoint(format!("cannot serialise the PPO state: {e}")))
+    fn compute_cost(&self) -> ComputeCost {
+        let network = self.model.network();
+        let (actor, critic) = (&network.actor, &network.critic);
+        ComputeCost {
+            rollout_flop_per_sample: actor.forward_flop() + critic.forward_flop(),
+            update_flop_per_sample: self.cfg.num_learning_epochs as f64
+                * (actor.train_flop() + critic.train_flop()),
+        }
     }
 
-    fn load_state(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let state: PpoState = rmp_serde::from_slice(bytes)
-            .map_err(|e| Error::Checkpoint(format!("the PPO state is unreadable: {e}")))?;
-        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-        let model_record = Recorder::<B>::load(&recorder, state.model, &self.device)
-            .map_err(|e| Error::Checkpoint(format!("the model weights are unreadable: {e}")))?;
-        let optimizer_record = Recorder::<B>::load(&recorder, state.optimizer, &self.device)
-            .map_err(|e| Error::Checkpoint(format!("the optimizer state is unreadable: {e}")))?;
-        let expected = parameter_shapes(&self.model);
-        let model = self.model.clone().load_record(model_record);
-        let found = parameter_shapes(&model);
-        if found != expected {
-            return Err(Error::Checkpoint(format!(
-                "the checkpoint's network does not match the config's: parameter shapes {found:?}, expected {expected:?}"
-            )));
-        }
-        self.model = model;
-        self.optimizer = self.optimizer.clone().load_record(optimizer_record);
-        self.inference = self.model.valid();
-        self.learning_rate = state.learning_rate;
-        self.iteration = state.iteration;
-        self.rng = state.rng;
-        match (&mut self.actor_normalizer, &state.actor_normalizer) {
-            (Some(n), Some(s)) => n.load_state(s)?,
-            (None, None) => {}
-            _ => return Err(Error::Checkpoint(
-                "the checkpoint's actor observation normalisation setting differs from the config"
-                    .into(),
-            )),
-        }
-        match (&mut self.critic_normalizer, &state.critic_normalizer) {
-            (Some(n), Some(s)) => n.load_state(s)?,
-            (None, None) => {}
-            _ => return Err(Error::Checkpoint(
-                "the checkpoint's critic observation normalisation setting differs from the config"
-                    .into(),
-            )),
-        }
-        Ok(())
+    fn save_state(&self) -> Result<Vec<u8>, AlgorithmError> {
+        Ok(self.try_save_state()?)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), AlgorithmError> {
+        Ok(self.try_load_state(bytes)?)
     }
 }
 
@@ -829,8 +749,8 @@ mod tests {
             Ppo::<B>::new(PpoConfig::default(), policy, &spec(4), 3, seed, &device).expect("valid")
         };
         let want = [
-            parameter_values(&build(5).model),
-            parameter_values(&build(6).model),
+            parameter_values(build(5).model()),
+            parameter_values(build(6).model()),
         ];
         assert_ne!(want[0], want[1]);
         // Networks built on parallel threads, as in a sweep or a test binary, seed and draw
@@ -841,7 +761,7 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..25 {
                         let seed = (thread + i) % 2;
-                        let got = parameter_values(&build(5 + seed as u64).model);
+                        let got = parameter_values(build(5 + seed as u64).model());
                         assert!(
                             got == want[seed],
                             "thread {thread}, network {i}: other weights"
@@ -869,21 +789,21 @@ mod tests {
             });
             let x = Tensor::<B, 2>::ones([8, 3], &Default::default());
             // Large losses so that both norms exceed the limit
-            let loss = ppo.model.action_mode(x.clone()).sum().mul_scalar(100.0)
-                + ppo.model.value(x).sum().mul_scalar(300.0)
+            let loss = ppo.model().action_mode(x.clone()).sum().mul_scalar(100.0)
+                + ppo.model().value(x).sum().mul_scalar(300.0)
                 + ppo
-                    .model
+                    .model()
                     .action_std_vector()
                     .expect("continuous actions")
                     .sum()
                     .mul_scalar(50.0);
-            let mut grads = GradientsParams::from_grads(loss.backward(), &ppo.model);
-            let actor_before = norm_of(&grads, |v| ppo.model.visit_actor(v));
-            let critic_before = norm_of(&grads, |v| ppo.model.critic.visit(v));
+            let mut grads = GradientsParams::from_grads(loss.backward(), ppo.model());
+            let actor_before = norm_of(&grads, |v| ppo.model().visit_actor(v));
+            let critic_before = norm_of(&grads, |v| ppo.model().critic.visit(v));
             assert!(actor_before > 0.5 && critic_before > 0.5);
             ppo.clip_gradients(&mut grads);
-            let actor = norm_of(&grads, |v| ppo.model.visit_actor(v));
-            let critic = norm_of(&grads, |v| ppo.model.critic.visit(v));
+            let actor = norm_of(&grads, |v| ppo.model().visit_actor(v));
+            let critic = norm_of(&grads, |v| ppo.model().critic.visit(v));
             match mode {
                 GradNormClip::Separate => {
                     assert!((actor - 0.5).abs() < 1e-4, "actor norm {actor}");
@@ -936,11 +856,13 @@ mod tests {
                 .expect("store");
             let stored: Vec<f32> = ppo.storage_rewards().into_data().to_vec().expect("f32");
             let v_t = scalar(
-                ppo.inference
+                ppo.model
+                    .inference()
                     .value(Tensor::ones([1, 3], &Default::default())),
             );
             let v_final = scalar(
-                ppo.inference
+                ppo.model
+                    .inference()
                     .value(Tensor::ones([1, 3], &Default::default()).mul_scalar(2.0)),
             );
             let v = if mode == TimeoutBootstrap::Value {
@@ -973,7 +895,7 @@ mod tests {
         ppo.compute_returns(&obs).expect("gae");
         let before = ppo
             .model
-            .valid()
+            .inference()
             .value(Tensor::ones([1, 3], &Default::default()));
         let stats = ppo.update().expect("update");
         for key in [
@@ -993,7 +915,8 @@ mod tests {
             "the adaptive schedule must move the rate"
         );
         let after = ppo
-            .inference
+            .model
+            .inference()
             .value(Tensor::ones([1, 3], &Default::default()));
         assert_ne!(
             scalar(before),
@@ -1082,8 +1005,11 @@ mod tests {
         let greedy: Vec<f32> = greedy.into_data().to_vec().expect("f32");
         assert_eq!(greedy, vec![0.0, 1.0]);
         // And the sampled policy does so almost always.
-        let x = ppo.normalize_actor(context_obs(&[0, 1]).get("policy").expect("policy"));
-        let log_p = match ppo.inference.distribution(x) {
+        let x = ppo
+            .model
+            .actor_input()
+            .normalize(context_obs(&[0, 1]).get("policy").expect("policy"));
+        let log_p = match ppo.model.inference().distribution(x) {
             rl_modules::ActionDistribution::Categorical(d) => d.log_probs,
             other => panic!("expected a categorical, got {other:?}"),
         };
@@ -1116,9 +1042,9 @@ mod tests {
         );
         let obs = Observations::new().with("policy", x);
         ppo.act(&obs).expect("act");
-        let stored = ppo.pending.as_ref().expect("pending").values.clone();
+        let stored = ppo.pending.as_ref().expect("pending").act.values.clone();
         // The bootstrap values (GAE, time-outs) must see the input the rollout values saw.
-        let again = ppo.values_of(&obs).expect("values");
+        let again = ppo.model.value(&obs).expect("values");
         let (a, b): (Vec<f32>, Vec<f32>) = (
             stored.into_data().to_vec().expect("f32"),
             again.into_data().to_vec().expect("f32"),

@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Tensor};
-use rl_core::{ActionSpace, Algorithm};
+use rl_core::ActionSpace;
 use rl_logger::{IterationRecord, Logger, MetricWriter, tags};
-use rl_modules::Mlp;
 use serde::Serialize;
 
 use crate::play::{EvalPlan, Evaluation, evaluate, evaluation_env};
@@ -327,12 +326,10 @@ fn bench_train<B: AutodiffBackend>(
     let total_s: f64 = collect.iter().chain(&update).sum();
     let steps = (timed.len() * cfg.runner.num_steps_per_env * cfg.env.num_envs) as f64;
 
-    let model = runner.algorithm().model();
+    let cost = runner.algorithm().compute_cost();
     let batch = (cfg.runner.num_steps_per_env * cfg.env.num_envs) as f64;
-    let epochs = cfg.ppo().num_learning_epochs as f64;
-    let (actor, critic) = (&model.actor, &model.critic);
-    let forward = forward_flop(actor) + forward_flop(critic);
-    let update_flop = epochs * batch * (train_flop(actor) + train_flop(critic));
+    let forward = cost.rollout_flop_per_sample;
+    let update_flop = batch * cost.update_flop_per_sample;
     let update_s = median(&update);
     let report = TrainReport {
         iterations: timed.len(),
@@ -379,30 +376,6 @@ fn bench_solve<B: AutodiffBackend>(
 }
 
 /// `(fan_in, fan_out)` of each linear layer.
-fn layer_dims<B: Backend>(mlp: &Mlp<B>) -> Vec<(f64, f64)> {
-    mlp.layers()
-        .iter()
-        .map(|l| {
-            let [i, o] = l.weight.val().dims();
-            (i as f64, o as f64)
-        })
-        .collect()
-}
-
-/// Matrix FLOPs of one sample's forward pass: `2 * fan_in * fan_out` per layer.
-pub fn forward_flop<B: Backend>(mlp: &Mlp<B>) -> f64 {
-    layer_dims(mlp).iter().map(|(i, o)| 2.0 * i * o).sum()
-}
-
-/// Matrix FLOPs of one sample's forward and backward pass: the forward product, the weight
-/// gradient of every layer, and the input gradient of every layer but the first (the
-/// observations need none).
-pub fn train_flop<B: Backend>(mlp: &Mlp<B>) -> f64 {
-    let dims = layer_dims(mlp);
-    let first = dims.first().map_or(0.0, |(i, o)| 2.0 * i * o);
-    3.0 * forward_flop(mlp) - first
-}
-
 fn median(values: &[f64]) -> f64 {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
@@ -431,9 +404,9 @@ mod tests {
     fn flop_counts_follow_the_layer_sizes() {
         let mlp = MlpConfig::new(4, vec![8, 6], 2).init::<Flex>(&Default::default());
         // 2 * (4*8 + 8*6 + 6*2) = 184
-        assert_eq!(forward_flop(&mlp), 184.0);
+        assert_eq!(mlp.forward_flop(), 184.0);
         // forward + weight gradients + input gradients of all but the first layer
-        assert_eq!(train_flop(&mlp), 3.0 * 184.0 - 64.0);
+        assert_eq!(mlp.train_flop(), 3.0 * 184.0 - 64.0);
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub struct RunState {
     /// The algorithm's serialised state ([`rl_core::Algorithm::save_state`]).
     #[serde(with = "serde_bytes")]
     pub algorithm: Vec<u8>,
+    /// The inference policy alone ([`rl_core::Algorithm::save_policy`]), which `play` and
+    /// export read without building the algorithm; `None` in checkpoints written before
+    /// it was stored (their policy is then taken from the algorithm's state).
+    #[serde(default, with = "serde_bytes")]
+    pub policy: Option<Vec<u8>>,
     /// The environments' state, when the run had started stepping them.
     pub env: Option<EnvSnapshot>,
     /// The window of finished episodes behind `Train/mean_reward`.
@@ -301,6 +306,7 @@ mod tests {
             },
             state: RunState {
                 algorithm: vec![1, 2, 3, 4, 5],
+                policy: Some(vec![6, 7]),
                 env: None,
                 episodes: EpisodeStats::new(),
             },

@@ -2,30 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rl_ppo::{PolicyConfig, PpoConfig};
+use rl_modules::PolicyConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-
-/// The algorithm, chosen by the `class` field of `[algorithm]` (the seed's class-type
-/// pattern). Registering a new algorithm is one variant here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "class", rename_all = "snake_case")]
-pub enum AlgorithmConfig {
-    /// Proximal Policy Optimization (`class = "ppo"`).
-    Ppo(PpoConfig),
-}
-
-impl Default for AlgorithmConfig {
-    fn default() -> Self {
-        AlgorithmConfig::Ppo(PpoConfig::default())
-    }
-}
-
-impl AlgorithmConfig {
-    /// The class names that `[algorithm] class` accepts.
-    pub const CLASSES: &'static [&'static str] = &["ppo"];
-}
+pub use crate::algorithms::AlgorithmConfig;
 
 /// `[env]`: which task, how many copies, and the task's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,13 +145,6 @@ impl TrainConfig {
         })
     }
 
-    /// The PPO hyperparameters (the only class so far).
-    pub fn ppo(&self) -> &PpoConfig {
-        match &self.algorithm {
-            AlgorithmConfig::Ppo(p) => p,
-        }
-    }
-
     /// [`TrainConfig::validate`], with errors that also name `origin` (the config file).
     pub fn validate_in(&self, origin: &str) -> Result<(), Error> {
         self.validate().map_err(|e| match e {
@@ -264,75 +238,15 @@ impl TrainConfig {
                 "expected a non-empty name, got \"\"".into(),
             ));
         }
-        let to_invalid = |e: rl_ppo::Error| match e {
-            rl_ppo::Error::Config { field, message } => invalid(&field, message),
-            other => invalid("algorithm", other.to_string()),
-        };
-        match &self.algorithm {
-            AlgorithmConfig::Ppo(ppo) => {
-                ppo.validate().map_err(to_invalid)?;
-                let (n, t) = (self.env.num_envs, self.runner.num_steps_per_env);
-                let Some(batch) = n.checked_mul(t) else {
-                    return Err(invalid(
-                        "env.num_envs",
-                        format!("num_envs * num_steps_per_env = {n} * {t} is too large"),
-                    ));
-                };
-                let m = ppo.num_mini_batches;
-                if m > batch || !batch.is_multiple_of(m) {
-                    let what = if m > batch {
-                        "at most the batch"
-                    } else {
-                        "a divisor of the batch"
-                    };
-                    let choices = divisors(batch)
-                        .map(|d| format!("; valid choices: {d}"))
-                        .unwrap_or_default();
-                    return Err(invalid(
-                        "algorithm.num_mini_batches",
-                        format!(
-                            "expected {what} num_envs * num_steps_per_env = {n} * {t} = {batch}, got {m}{choices}"
-                        ),
-                    ));
-                }
-            }
-        }
-        self.policy.validate().map_err(to_invalid)?;
+        self.algorithm
+            .validate(
+                &self.policy,
+                self.env.num_envs,
+                self.runner.num_steps_per_env,
+            )
+            .map_err(|e| invalid(&e.field, e.message))?;
         Ok(())
     }
-}
-
-/// The divisors of `n`, comma-separated (the first 24 and `n` when there are more); `None`
-/// when `n` is too large to list them quickly.
-fn divisors(n: usize) -> Option<String> {
-    if n == 0 || n > 1 << 40 {
-        return None;
-    }
-    let (mut low, mut high) = (Vec::new(), Vec::new());
-    let mut d = 1;
-    while d * d <= n {
-        if n.is_multiple_of(d) {
-            low.push(d);
-            if d * d != n {
-                high.push(n / d);
-            }
-        }
-        d += 1;
-    }
-    low.extend(high.into_iter().rev());
-    Some(if low.len() <= 25 {
-        join(&low)
-    } else {
-        format!("{}, ..., {n}", join(&low[..24]))
-    })
-}
-
-fn join(items: &[impl std::fmt::Display]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The field names a struct's `Deserialize` accepts, so that the lists in errors never
@@ -351,9 +265,12 @@ fn section_keys(section: &str) -> Option<Vec<&'static str>> {
         // `EnvConfig` flattens the task's settings in, which hides its fields from serde.
         "env" => ENV_KEYS.to_vec(),
         "algorithm" => {
-            // `class` picks the variant; the rest are the class's fields (PPO, the only one).
+            // `class` picks the variant; the rest are the class's fields. (Every registered
+            // class's fields: which class is meant is checked by the whole parse.)
             let mut keys = vec!["class"];
-            keys.extend_from_slice(field_names::<PpoConfig>());
+            for class in AlgorithmConfig::CLASSES {
+                keys.extend_from_slice(AlgorithmConfig::fields(class).unwrap_or_default());
+            }
             keys
         }
         "policy" => field_names::<PolicyConfig>().to_vec(),
@@ -512,18 +429,20 @@ impl Source<'_> {
         else {
             return Ok(());
         };
-        if table.get("class").and_then(toml_edit::Item::as_str) != Some("ppo") {
-            // A missing or unknown class is reported by the whole parse.
+        let Some(class) = table.get("class").and_then(toml_edit::Item::as_str) else {
+            // A missing class is reported by the whole parse.
             return Ok(());
-        }
+        };
         let mut fields = toml_edit::Table::new();
         for (key, item) in table.iter().filter(|(key, _)| *key != "class") {
             fields.insert(key, item.clone());
         }
         let text = toml_edit::DocumentMut::from(fields).to_string();
-        toml::from_str::<PpoConfig>(&text)
-            .map(drop)
-            .map_err(|e| self.toml_error(&text, &["algorithm"], &e))
+        match AlgorithmConfig::parse_fields(class, &text) {
+            Some(parsed) => parsed.map_err(|e| self.toml_error(&text, &["algorithm"], &e)),
+            // An unknown class is reported by the whole parse.
+            None => Ok(()),
+        }
     }
 
     /// A one-line error from a toml error in `text` (the rendered config, or the table at
@@ -692,6 +611,11 @@ fn syntax_error(origin: &str, text: &str, e: &toml_edit::TomlError) -> Error {
 mod tests {
     use super::*;
 
+    fn ppo(c: &TrainConfig) -> &rl_ppo::PpoConfig {
+        let AlgorithmConfig::Ppo(p) = &c.algorithm;
+        p
+    }
+
     const BASE: &str = r#"
 seed = 3
 
@@ -715,8 +639,8 @@ max_iterations = 5
     fn parses_with_defaults() {
         let c = TrainConfig::parse(BASE, "test.toml", &[]).expect("valid");
         assert_eq!(c.seed, 3);
-        assert_eq!(c.ppo().gamma, 0.98);
-        assert_eq!(c.ppo().lam, 0.95);
+        assert_eq!(ppo(&c).gamma, 0.98);
+        assert_eq!(ppo(&c).lam, 0.95);
         assert_eq!(c.policy.actor_hidden_dims, vec![32, 32]);
         assert_eq!(c.policy.critic_hidden_dims, vec![256, 256, 128]);
         assert_eq!(c.runner.save_interval, 50);
@@ -778,7 +702,7 @@ max_iterations = 5
         )
         .expect("valid overrides");
         assert_eq!(c.policy.actor_hidden_dims, vec![64, 64]);
-        assert_eq!(c.ppo().entropy_coef, 0.0);
+        assert_eq!(ppo(&c).entropy_coef, 0.0);
         assert_eq!(c.env.task, "pendulum");
         assert_eq!(c.runner.stop_at_mean_reward, Some(-200.0));
     }
@@ -844,16 +768,6 @@ max_iterations = 5
         assert_eq!(inline, (vec!["policy".to_string(), "s".to_string()], false));
         let n = at("2");
         assert_eq!(n.0, ["policy", "s", "n"]);
-    }
-
-    #[test]
-    fn divisors_are_listed_in_full_or_cut() {
-        assert_eq!(divisors(12).as_deref(), Some("1, 2, 3, 4, 6, 12"));
-        assert_eq!(divisors(49).as_deref(), Some("1, 7, 49"));
-        // 98304 = 4096 * 24 = 2^15 * 3 has 32 divisors: the first 24, then the largest.
-        let d = divisors(98304).expect("listed");
-        assert!(d.ends_with(" 3072, 4096, ..., 98304"), "{d}");
-        assert_eq!(divisors(usize::MAX), None);
     }
 
     #[test]

@@ -81,7 +81,10 @@ pub enum Error {
     Core(#[from] rl_core::Error),
     /// The algorithm failed.
     #[error(transparent)]
-    Algorithm(#[from] rl_ppo::Error),
+    Algorithm(#[from] rl_core::AlgorithmError),
+    /// The policy failed (an observation group it reads is missing).
+    #[error(transparent)]
+    Model(#[from] rl_modules::Error),
     /// Logging failed.
     #[error("logger: {0}")]
     Logger(#[from] rl_logger::Error),

@@ -10,6 +10,7 @@
 //! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
 //!   with given actions, one JSON line per step.
 
+mod algorithms;
 mod bench;
 mod checkpoint;
 mod config;
@@ -23,7 +24,7 @@ mod train;
 
 pub use bench::{
     BenchReport, BenchRequest, MatmulReport, MemoryReport, SimReport, SolveReport, TrainReport,
-    bench, forward_flop, train_flop,
+    bench,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointHeader, EXTENSION, LATEST_MARKER, RunState, checkpoint_path,

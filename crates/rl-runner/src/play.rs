@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use rl_core::{Algorithm, Observations, Scene, StepOutput, VecEnv};
-use rl_ppo::Ppo;
+use rl_core::{Observations, Scene, StepOutput, VecEnv};
 use serde::Serialize;
 
 use crate::Error;
+use crate::algorithms::load_policy;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
 use crate::render::{RenderOptions, check_target, write_gif};
@@ -150,27 +150,21 @@ pub fn play<B: AutodiffBackend>(
     let plan = EvalPlan::new(episodes, num_envs.unwrap_or(cfg.env.num_envs));
     let mut env =
         evaluation_env::<B::InnerBackend>(&cfg, plan.num_envs, seed.unwrap_or(cfg.seed), device)?;
-    let mut alg = Ppo::<B>::new(
-        cfg.ppo().clone(),
-        cfg.policy.clone(),
+    let policy = load_policy::<B>(
+        &cfg.algorithm,
+        &cfg.policy,
         env.spec(),
-        1,
-        cfg.seed,
+        ckpt.state.policy.as_deref(),
+        &ckpt.state.algorithm,
         device,
-    )?;
-    alg.load_state(&ckpt.state.algorithm)
-        .map_err(|e| Error::Checkpoint {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+    )
+    .map_err(|e| Error::Checkpoint {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
 
     let record = options.render.as_ref().map(|_| cfg.env.task.as_str());
-    let (evaluation, scenes) = evaluate(
-        env.as_mut(),
-        plan,
-        |obs| Ok(alg.act_inference(obs)?),
-        record,
-    )?;
+    let (evaluation, scenes) = evaluate(env.as_mut(), plan, |obs| Ok(policy.act(obs)?), record)?;
     let render = match &options.render {
         Some(path) => {
             write_gif(path, &scenes, &options.render_options)?;

@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use rl_core::{Algorithm, VecEnv};
+use rl_core::{Algorithm, AlgorithmError, VecEnv};
 use rl_logger::{IterationRecord, Logger, tags};
-use rl_ppo::Ppo;
 
 use crate::Error;
 use crate::checkpoint::{
@@ -40,11 +39,12 @@ pub struct TrainSummary {
     pub checkpoint: PathBuf,
 }
 
-/// Runs PPO on a batch of environments, as rsl_rl's `OnPolicyRunner`.
+/// Runs an on-policy algorithm (built by name from `[algorithm]`) on a batch of
+/// environments, as rsl_rl's `OnPolicyRunner`.
 pub struct OnPolicyRunner<B: AutodiffBackend> {
     cfg: TrainConfig,
     env: Box<dyn VecEnv<Inner<B>>>,
-    alg: Ppo<B>,
+    alg: Box<dyn Algorithm<B>>,
     run_dir: PathBuf,
     iteration: usize,
     total_steps: u64,
@@ -88,9 +88,8 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 ),
             });
         }
-        let alg = Ppo::<B>::new(
-            cfg.ppo().clone(),
-            cfg.policy.clone(),
+        let alg = cfg.algorithm.build::<B>(
+            &cfg.policy,
             env.spec(),
             cfg.runner.num_steps_per_env,
             cfg.seed,
@@ -240,8 +239,8 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
     }
 
     /// The algorithm.
-    pub fn algorithm(&self) -> &Ppo<B> {
-        &self.alg
+    pub fn algorithm(&self) -> &dyn Algorithm<B> {
+        self.alg.as_ref()
     }
 
     /// Writes `config.toml` into the run directory.
@@ -282,6 +281,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             },
             state: RunState {
                 algorithm: self.alg.save_state()?,
+                policy: Some(self.alg.save_policy()?),
                 env,
                 episodes: self.episodes.clone(),
             },
@@ -445,9 +445,9 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
 
     /// The runner's error for an algorithm error: a non-finite loss names the last good
     /// checkpoint.
-    fn non_finite(&self, e: rl_ppo::Error) -> Error {
+    fn non_finite(&self, e: AlgorithmError) -> Error {
         match e {
-            rl_ppo::Error::NonFinite {
+            AlgorithmError::NonFinite {
                 iteration,
                 quantity,
             } => Error::NonFinite {

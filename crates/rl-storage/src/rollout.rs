@@ -1,75 +1,151 @@
 //! The rollout buffer: transitions of `N` environments over `T` steps, and GAE.
+//!
+//! The stored fields are listed once, in [`stored_fields!`]'s invocation below; it declares
+//! the same fields for one step ([`Transition`], `[N, ...]`), a whole rollout ([`Rollout`],
+//! `[T, N, ...]`) and a mini-batch ([`MiniBatch`], `[M, ...]`), and writes the stacking and
+//! the gathering of every field. Adding a stored quantity is one line there. Observations
+//! are stored by group, as the environment returned them (the models normalise their own
+//! inputs).
+
+use std::collections::BTreeMap;
 
 use burn::tensor::{Int, Tensor, backend::Backend};
+use rl_core::Observations;
 
 use crate::{Error, Result};
 
-/// One environment step of all `N` environments, as the algorithm stores it.
-#[derive(Debug, Clone)]
-pub struct Transition<B: Backend> {
-    /// Actor input, `[N, D_actor]`.
-    pub observations: Tensor<B, 2>,
-    /// Critic input when it differs from the actor's, `[N, D_critic]`.
-    pub critic_observations: Option<Tensor<B, 2>>,
-    /// Actions sent to the environment (unclipped), `[N, A]`.
-    pub actions: Tensor<B, 2>,
-    /// Rewards, already including any time-out bootstrap, `[N]`.
-    pub rewards: Tensor<B, 1>,
-    /// 1.0 where the episode ended (terminated or timed out), `[N]`.
-    pub dones: Tensor<B, 1>,
-    /// Critic values `V(s_t)`, `[N]`.
-    pub values: Tensor<B, 1>,
-    /// Log-probabilities of `actions` under the rollout policy, `[N]`.
-    pub actions_log_prob: Tensor<B, 1>,
-    /// Parameters of the rollout policy's action distribution, flattened, `[N, P]` (for a
+/// Tensor types of a field of kind `vector` (`[.., D]`): one step or mini-batch `[N, D]`,
+/// stacked `[T, N, D]`.
+mod vector {
+    use burn::tensor::Tensor;
+    pub type Step<B> = Tensor<B, 2>;
+    pub type Stacked<B> = Tensor<B, 3>;
+}
+
+/// Tensor types of a field of kind `scalar`: one step or mini-batch `[N]`, stacked `[T, N]`.
+mod scalar {
+    use burn::tensor::Tensor;
+    pub type Step<B> = Tensor<B, 1>;
+    pub type Stacked<B> = Tensor<B, 2>;
+}
+
+/// Declares the stored fields of [`Transition`], [`Rollout`] and [`MiniBatch`] from one list,
+/// with the code that stacks steps into a rollout and gathers a mini-batch from it.
+macro_rules! stored_fields {
+    ($( $(#[$doc:meta])* $field:ident: $kind:ident, )*) => {
+        /// One environment step of all `N` environments, as the algorithm stores it.
+        #[derive(Debug, Clone)]
+        pub struct Transition<B: Backend> {
+            /// Observation groups as the environment returned them, `[N, D_group]` each.
+            pub observations: Observations<B>,
+            $( $(#[$doc])* pub $field: $kind::Step<B>, )*
+        }
+
+        /// A complete rollout: every field of [`Transition`] stacked to `[T, N, ...]`, with
+        /// the GAE returns and advantages.
+        #[derive(Debug, Clone)]
+        pub struct Rollout<B: Backend> {
+            /// Observation groups, `[T, N, D_group]` each.
+            pub observations: BTreeMap<String, Tensor<B, 3>>,
+            $( $(#[$doc])* pub $field: $kind::Stacked<B>, )*
+            /// GAE returns `A_t + V_t`, `[T, N]`.
+            pub returns: Tensor<B, 2>,
+            /// GAE advantages, `[T, N]`.
+            pub advantages: Tensor<B, 2>,
+        }
+
+        /// `M` samples drawn from a [`Rollout`], time and environment flattened: every
+        /// field of [`Transition`] as `[M, ...]`, with returns and advantages.
+        #[derive(Debug, Clone)]
+        pub struct MiniBatch<B: Backend> {
+            /// Observation groups, `[M, D_group]` each.
+            pub observations: Observations<B>,
+            $( $(#[$doc])* pub $field: $kind::Step<B>, )*
+            /// `[M]`.
+            pub returns: Tensor<B, 1>,
+            /// `[M]`.
+            pub advantages: Tensor<B, 1>,
+        }
+
+        /// The stored fields of `steps` stacked along a new first axis, in a [`Rollout`]
+        /// with the given returns and advantages.
+        fn stack<B: Backend>(
+            steps: Vec<Transition<B>>,
+            returns: Tensor<B, 2>,
+            advantages: Tensor<B, 2>,
+        ) -> Rollout<B> {
+            let mut groups: BTreeMap<String, Vec<Tensor<B, 2>>> = BTreeMap::new();
+            for step in &steps {
+                for (name, obs) in step.observations.iter() {
+                    groups.entry(name.clone()).or_default().push(obs.clone());
+                }
+            }
+            Rollout {
+                observations: groups
+                    .into_iter()
+                    .map(|(name, v)| (name, Tensor::stack::<3>(v, 0))) // [T, N, D]
+                    .collect(),
+                $( $field: Tensor::stack(steps.iter().map(|s| s.$field.clone()).collect(), 0), )*
+                returns,
+                advantages,
+            }
+        }
+
+        impl<B: Backend> Rollout<B> {
+            /// Gathers the samples at `indices` (into the flattened `T * N` axis, `[M]`).
+            pub fn mini_batch(&self, indices: Tensor<B, 1, Int>) -> MiniBatch<B> {
+                let gather = Gather { indices, batch: self.batch_size() };
+                MiniBatch {
+                    observations: self
+                        .observations
+                        .iter()
+                        .fold(Observations::new(), |o, (name, x)| o.with(name.clone(), gather.vector(x))),
+                    $( $field: gather.$kind(&self.$field), )*
+                    returns: gather.scalar(&self.returns),
+                    advantages: gather.scalar(&self.advantages),
+                }
+            }
+        }
+    };
+}
+
+stored_fields! {
+    /// Actions sent to the environment (unclipped), `[.., A]`.
+    actions: vector,
+    /// Rewards, already including any time-out bootstrap.
+    rewards: scalar,
+    /// 1.0 where the episode ended (terminated or timed out).
+    dones: scalar,
+    /// Critic values `V(s_t)`.
+    values: scalar,
+    /// Log-probabilities of `actions` under the rollout policy.
+    actions_log_prob: scalar,
+    /// Parameters of the rollout policy's action distribution, flattened, `[.., P]` (for a
     /// Gaussian its mean and std, for a categorical its log-probabilities).
-    pub dist_params: Tensor<B, 2>,
+    dist_params: vector,
 }
 
-/// A complete rollout, every field stacked to `[T, N, ...]`.
-#[derive(Debug, Clone)]
-pub struct Rollout<B: Backend> {
-    /// `[T, N, D_actor]`.
-    pub observations: Tensor<B, 3>,
-    /// `[T, N, D_critic]`, when the critic has its own input.
-    pub critic_observations: Option<Tensor<B, 3>>,
-    /// `[T, N, A]`.
-    pub actions: Tensor<B, 3>,
-    /// `[T, N]`.
-    pub rewards: Tensor<B, 2>,
-    /// `[T, N]`.
-    pub dones: Tensor<B, 2>,
-    /// `[T, N]`.
-    pub values: Tensor<B, 2>,
-    /// `[T, N]`.
-    pub actions_log_prob: Tensor<B, 2>,
-    /// `[T, N, P]`.
-    pub dist_params: Tensor<B, 3>,
-    /// GAE returns `A_t + V_t`, `[T, N]`.
-    pub returns: Tensor<B, 2>,
-    /// GAE advantages, `[T, N]`.
-    pub advantages: Tensor<B, 2>,
+/// Gathers rows of the flattened `T * N` axis.
+struct Gather<B: Backend> {
+    indices: Tensor<B, 1, Int>,
+    batch: usize,
 }
 
-/// A mini-batch of `M` samples drawn from a [`Rollout`], time and environment flattened.
-#[derive(Debug, Clone)]
-pub struct MiniBatch<B: Backend> {
-    /// `[M, D_actor]`.
-    pub observations: Tensor<B, 2>,
-    /// `[M, D_critic]`, when the critic has its own input.
-    pub critic_observations: Option<Tensor<B, 2>>,
-    /// `[M, A]`.
-    pub actions: Tensor<B, 2>,
-    /// `[M]`.
-    pub values: Tensor<B, 1>,
-    /// `[M]`.
-    pub advantages: Tensor<B, 1>,
-    /// `[M]`.
-    pub returns: Tensor<B, 1>,
-    /// `[M]`.
-    pub actions_log_prob: Tensor<B, 1>,
-    /// `[M, P]`.
-    pub dist_params: Tensor<B, 2>,
+impl<B: Backend> Gather<B> {
+    /// `[T, N]` to `[M]`.
+    fn scalar(&self, t: &Tensor<B, 2>) -> Tensor<B, 1> {
+        t.clone()
+            .reshape([self.batch])
+            .select(0, self.indices.clone())
+    }
+
+    /// `[T, N, D]` to `[M, D]`.
+    fn vector(&self, t: &Tensor<B, 3>) -> Tensor<B, 2> {
+        let [_, _, d] = t.dims();
+        t.clone()
+            .reshape([self.batch, d])
+            .select(0, self.indices.clone())
+    }
 }
 
 /// Collects `num_steps_per_env` transitions, then turns them into a [`Rollout`].
@@ -137,8 +213,16 @@ impl<B: Backend> RolloutStorage<B> {
         check("rewards", transition.rewards.dims().to_vec(), vec![n])?;
         check("dones", transition.dones.dims().to_vec(), vec![n])?;
         check("values", transition.values.dims().to_vec(), vec![n])?;
-        let [rows, _] = transition.observations.dims();
-        check("observations rows", vec![rows], vec![n])?;
+        for (_, obs) in transition.observations.iter() {
+            let [rows, _] = obs.dims();
+            if rows != n {
+                return Err(Error::Shape {
+                    field: "observations rows",
+                    expected: vec![n],
+                    got: vec![rows],
+                });
+            }
+        }
         let [rows, _] = transition.actions.dims();
         check("actions rows", vec![rows], vec![n])?;
         self.steps.push(transition);
@@ -177,31 +261,12 @@ impl<B: Backend> RolloutStorage<B> {
         let values: Vec<_> = steps.iter().map(|s| s.values.clone()).collect();
         let (returns, advantages) = gae(&rewards, &dones, &values, last_values, gamma, lam);
 
-        let stack2 = |v: Vec<Tensor<B, 1>>| Tensor::stack::<2>(v, 0); // [T, N]
-        let stack3 = |v: Vec<Tensor<B, 2>>| Tensor::stack::<3>(v, 0); // [T, N, D]
-        let critic_observations = if steps.iter().all(|s| s.critic_observations.is_some()) {
-            Some(stack3(
-                steps
-                    .iter()
-                    .filter_map(|s| s.critic_observations.clone())
-                    .collect(),
-            ))
-        } else {
-            None
-        };
         self.steps = Vec::with_capacity(self.num_steps_per_env);
-        Ok(Rollout {
-            observations: stack3(steps.iter().map(|s| s.observations.clone()).collect()),
-            critic_observations,
-            actions: stack3(steps.iter().map(|s| s.actions.clone()).collect()),
-            actions_log_prob: stack2(steps.iter().map(|s| s.actions_log_prob.clone()).collect()),
-            dist_params: stack3(steps.into_iter().map(|s| s.dist_params).collect()),
-            rewards: stack2(rewards),
-            dones: stack2(dones),
-            values: stack2(values),
-            returns: stack2(returns),
-            advantages: stack2(advantages),
-        })
+        Ok(stack(
+            steps,
+            Tensor::stack::<2>(returns, 0),    // [T, N]
+            Tensor::stack::<2>(advantages, 0), // [T, N]
+        ))
     }
 }
 
@@ -252,26 +317,6 @@ impl<B: Backend> Rollout<B> {
     /// with the unbiased standard deviation (as `torch.std`).
     pub fn normalize_advantages(&mut self) {
         self.advantages = normalize(self.advantages.clone());
-    }
-
-    /// Gathers the samples at `indices` (into the flattened `T * N` axis, `[M]`).
-    pub fn mini_batch(&self, indices: Tensor<B, 1, Int>) -> MiniBatch<B> {
-        let n = self.batch_size();
-        let flat2 = |t: &Tensor<B, 2>| t.clone().reshape([n]).select(0, indices.clone());
-        let flat3 = |t: &Tensor<B, 3>| {
-            let [_, _, d] = t.dims();
-            t.clone().reshape([n, d]).select(0, indices.clone())
-        };
-        MiniBatch {
-            observations: flat3(&self.observations),
-            critic_observations: self.critic_observations.as_ref().map(flat3),
-            actions: flat3(&self.actions),
-            values: flat2(&self.values),
-            advantages: flat2(&self.advantages),
-            returns: flat2(&self.returns),
-            actions_log_prob: flat2(&self.actions_log_prob),
-            dist_params: flat3(&self.dist_params),
-        }
     }
 }
 
@@ -346,16 +391,18 @@ mod tests {
         let dev = Default::default();
         let f = |v: f32| t1(&vec![v; n]);
         Transition {
-            observations: Tensor::from_data(
-                TensorData::new(
-                    (0..n * 2)
-                        .map(|i| (step * 100 + i) as f32)
-                        .collect::<Vec<_>>(),
-                    [n, 2],
+            observations: Observations::new().with(
+                "policy",
+                Tensor::from_data(
+                    TensorData::new(
+                        (0..n * 2)
+                            .map(|i| (step * 100 + i) as f32)
+                            .collect::<Vec<_>>(),
+                        [n, 2],
+                    ),
+                    &dev,
                 ),
-                &dev,
             ),
-            critic_observations: None,
             actions: Tensor::zeros([n, 1], &dev),
             rewards: f(1.0),
             dones: f(0.0),
@@ -378,7 +425,7 @@ mod tests {
         );
         let rollout = storage.finish(t1(&[0.0; 3]), 0.99, 0.95).expect("full");
         assert!(storage.is_empty());
-        assert_eq!(rollout.observations.dims(), [t, n, 2]);
+        assert_eq!(rollout.observations["policy"].dims(), [t, n, 2]);
         assert_eq!(rollout.returns.dims(), [t, n]);
 
         let mut rng = rl_core::HostRng::new(1);
@@ -393,7 +440,13 @@ mod tests {
                 &Default::default(),
             );
             let mb = rollout.mini_batch(idx_t);
-            let obs: Vec<f32> = mb.observations.into_data().to_vec().expect("f32");
+            let obs: Vec<f32> = mb
+                .observations
+                .get("policy")
+                .expect("stored group")
+                .into_data()
+                .to_vec()
+                .expect("f32");
             seen.extend(obs.chunks(2).map(|r| r[0] as i64));
         }
         seen.sort_unstable();

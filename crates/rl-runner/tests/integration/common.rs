@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rl_core::Algorithm;
 use rl_ppo::Ppo;
-use rl_runner::{Checkpoint, TrainConfig};
+use rl_runner::{AlgorithmConfig, Checkpoint, TrainConfig};
 
 /// Every float parameter of a module, flattened in visiting order.
 pub fn parameters<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
@@ -36,8 +36,9 @@ pub fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
         &device,
     )
     .expect("env");
+    let AlgorithmConfig::Ppo(ppo_cfg) = &cfg.algorithm;
     let mut ppo = Ppo::<B>::new(
-        cfg.ppo().clone(),
+        ppo_cfg.clone(),
         cfg.policy.clone(),
         env.spec(),
         cfg.runner.num_steps_per_env,

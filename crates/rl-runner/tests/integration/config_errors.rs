@@ -375,7 +375,8 @@ fn an_override_that_fixes_the_file_wins() {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = BASE.replace("gamma = 0.99", "gamma = 1.5");
     let cfg = load(dir.path(), &text, &["algorithm.gamma=0.9"]).expect("override fixes gamma");
-    assert_eq!(cfg.ppo().gamma, 0.9);
+    let rl_runner::AlgorithmConfig::Ppo(ppo) = &cfg.algorithm;
+    assert_eq!(ppo.gamma, 0.9);
 }
 
 #[test]

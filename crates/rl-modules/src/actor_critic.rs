@@ -1,11 +1,10 @@
 //! The MLP actor-critic: separate actor and critic networks and a learnable action std.
 
+use crate::config::{NoiseStdType, PolicyConfig};
+use crate::{ActionDistribution, Categorical, DiagGaussian, Mlp, MlpConfig};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rl_core::ActionSpace;
-use rl_modules::{ActionDistribution, Categorical, DiagGaussian, Mlp, MlpConfig};
-
-use crate::config::{NoiseStdType, PolicyConfig};
 
 /// How the std parameter is read.
 #[derive(Debug, Clone, Copy)]
@@ -174,10 +173,24 @@ impl<B: Backend> ActorCritic<B> {
     }
 }
 
+/// The shapes of a module's float parameters, in visiting order (to check that loaded
+/// weights fit the configured network).
+pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().dims().to_vec());
+        }
+    }
+    let mut shapes = Shapes(Vec::new());
+    module.visit(&mut shapes);
+    shapes.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NoiseStdSchedule;
+    use crate::NoiseStdSchedule;
     use burn::backend::NdArray;
 
     fn boxed(a: usize) -> ActionSpace {
