@@ -18,7 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use rl_runner::{BenchRequest, ConsoleMode, RolloutRequest, TrainRequest};
 
 #[derive(Parser)]
@@ -49,6 +49,28 @@ enum Backend {
     Cuda,
 }
 
+/// The backend flag that every command takes.
+#[derive(Args)]
+struct BackendArg {
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value_t = default_backend())]
+    backend: Backend,
+}
+
+/// The flags that override a run's config, for the commands that train.
+#[derive(Args)]
+struct ConfigOverrides {
+    /// Seed of every random stream.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of parallel environments (`env.num_envs`).
+    #[arg(long)]
+    num_envs: Option<usize>,
+    /// Override a config value: `section.key=value`, the value in TOML syntax.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train a policy; prints the run directory on the first line.
@@ -56,15 +78,10 @@ enum Command {
         /// The TOML config (optional with --resume: the run's stored config is used).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Backend to run on.
-        #[arg(long, value_enum, default_value_t = default_backend())]
-        backend: Backend,
-        /// Seed of every random stream.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Number of parallel environments (`env.num_envs`).
-        #[arg(long)]
-        num_envs: Option<usize>,
+        #[command(flatten)]
+        backend: BackendArg,
+        #[command(flatten)]
+        overrides: ConfigOverrides,
         /// Total iterations (`runner.max_iterations`).
         #[arg(long)]
         max_iterations: Option<usize>,
@@ -77,9 +94,6 @@ enum Command {
         /// Continue a run: its directory or one of its checkpoint files.
         #[arg(long)]
         resume: Option<PathBuf>,
-        /// Override a config value: `section.key=value`, the value in TOML syntax.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
         /// Only the progress bar, no per-iteration summary.
         #[arg(long)]
         quiet: bool,
@@ -91,15 +105,10 @@ enum Command {
         /// The TOML config.
         #[arg(long)]
         config: PathBuf,
-        /// Backend to run on.
-        #[arg(long, value_enum, default_value_t = default_backend())]
-        backend: Backend,
-        /// Seed of every random stream.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Number of parallel environments (`env.num_envs`).
-        #[arg(long)]
-        num_envs: Option<usize>,
+        #[command(flatten)]
+        backend: BackendArg,
+        #[command(flatten)]
+        overrides: ConfigOverrides,
         /// Timed training iterations.
         #[arg(long, default_value_t = 20)]
         iterations: usize,
@@ -121,9 +130,6 @@ enum Command {
         /// Side of the square matrices of the matrix-multiply reference.
         #[arg(long, default_value_t = 2048)]
         matmul_size: usize,
-        /// Override a config value: `section.key=value`, the value in TOML syntax.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
         /// Also write the JSON object to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -157,9 +163,8 @@ enum Command {
         /// views, real time); for tasks with bodies to draw.
         #[arg(long, value_name = "FILE")]
         render: Option<PathBuf>,
-        /// Backend to run on.
-        #[arg(long, value_enum, default_value_t = default_backend())]
-        backend: Backend,
+        #[command(flatten)]
+        backend: BackendArg,
     },
     /// Drive a classic-control task from a given internal state with given actions; prints
     /// one JSON line per step and environment: `step`, `env`, `obs`, `reward`, `terminated`,
@@ -180,9 +185,8 @@ enum Command {
         /// Seed of the reset noise after an episode ends.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Backend to run on.
-        #[arg(long, value_enum, default_value_t = default_backend())]
-        backend: Backend,
+        #[command(flatten)]
+        backend: BackendArg,
     },
     /// Simulate one robot from a URDF with zero torques (or the given ones) and print one
     /// JSON line per step: `t`, `q`, `qd`, `energy`, and the root state of a floating base.
@@ -218,9 +222,8 @@ enum Command {
         /// Joint torques: one line per step, one number per joint (commas or spaces).
         #[arg(long)]
         torques: Option<PathBuf>,
-        /// Backend to run on.
-        #[arg(long, value_enum, default_value_t = default_backend())]
-        backend: Backend,
+        #[command(flatten)]
+        backend: BackendArg,
     },
     /// Physics steps per second of the shipped quadruped (PD drives, targets changing every 4
     /// steps, dt 0.005 s) at each batch size; prints a line per size, then one JSON object.
@@ -234,9 +237,8 @@ enum Command {
         /// Untimed steps first.
         #[arg(long, default_value_t = 10)]
         warmup: usize,
-        /// Backend to run on.
-        #[arg(long, value_enum, default_value_t = default_backend())]
-        backend: Backend,
+        #[command(flatten)]
+        backend: BackendArg,
     },
 }
 
@@ -492,14 +494,17 @@ fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Train {
             config,
-            backend,
-            seed,
-            num_envs,
+            backend: BackendArg { backend },
+            overrides:
+                ConfigOverrides {
+                    seed,
+                    num_envs,
+                    set,
+                },
             max_iterations,
             log_dir,
             run_name,
             resume,
-            set,
             quiet,
         } => {
             let stop = match install_stop_handler() {
@@ -529,9 +534,13 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Bench {
             config,
-            backend,
-            seed,
-            num_envs,
+            backend: BackendArg { backend },
+            overrides:
+                ConfigOverrides {
+                    seed,
+                    num_envs,
+                    set,
+                },
             iterations,
             warmup,
             sim_steps,
@@ -539,7 +548,6 @@ fn run(cli: Cli) -> ExitCode {
             threshold,
             max_iterations,
             matmul_size,
-            set,
             json,
         } => {
             let train = TrainRequest {
@@ -578,7 +586,7 @@ fn run(cli: Cli) -> ExitCode {
             num_envs,
             seed,
             render,
-            backend,
+            backend: BackendArg { backend },
         } => {
             let options = rl_runner::PlayOptions {
                 render,
@@ -598,7 +606,7 @@ fn run(cli: Cli) -> ExitCode {
             state,
             actions,
             seed,
-            backend,
+            backend: BackendArg { backend },
         } => with_backend!(backend, |device: B| rollout::<B>(
             &task, &state, &actions, seed, &device
         )),
@@ -613,7 +621,7 @@ fn run(cli: Cli) -> ExitCode {
             substeps,
             steps,
             torques,
-            backend,
+            backend: BackendArg { backend },
         } => {
             let args = physics::TraceArgs {
                 urdf: &urdf,
@@ -635,7 +643,7 @@ fn run(cli: Cli) -> ExitCode {
             num_envs,
             steps,
             warmup,
-            backend,
+            backend: BackendArg { backend },
         } => match physics::parse_sizes("--num-envs", &num_envs) {
             Ok(sizes) => {
                 let name = format!("{backend:?}").to_lowercase();

@@ -215,7 +215,14 @@ fn bench_sim<B: Backend>(
     device: &B::Device,
 ) -> Result<SimReport, Error> {
     let n = cfg.env.num_envs;
-    let mut env = sim_gpu::make_env::<B>(&cfg.env.task, n, cfg.seed, &cfg.env.settings, device)?;
+    let mut env = sim_gpu::make_env::<B>(
+        &cfg.env.task,
+        n,
+        cfg.seed,
+        &cfg.env.settings,
+        sim_gpu::Purpose::Training,
+        device,
+    )?;
     let (dim, low, high) = match &env.spec().action_space {
         ActionSpace::Box { low, high } => (
             low.len(),

@@ -182,22 +182,10 @@ impl TrainConfig {
             field,
             message,
         };
-        if sim_gpu::LEGGED_TASKS.contains(&task) {
-            sim_gpu::legged_config(task, &self.env.settings).map_err(|e| match e {
-                sim_gpu::Error::TaskConfig { field, what, .. } => {
-                    invalid(format!("env.{field}"), what)
-                }
-                other => invalid("env".into(), other.to_string()),
-            })?;
-        } else if let Some(key) = self.env.settings.keys().next() {
-            return Err(invalid(
-                format!("env.{key}"),
-                format!(
-                    "unknown field `{key}`, expected `task` or `num_envs` (task `{task}` has no \
-                     other settings)"
-                ),
-            ));
-        }
+        sim_gpu::validate_settings(task, &self.env.settings).map_err(|e| match e {
+            sim_gpu::Error::TaskConfig { field, what, .. } => invalid(format!("env.{field}"), what),
+            other => invalid("env".into(), other.to_string()),
+        })?;
         Ok(())
     }
 

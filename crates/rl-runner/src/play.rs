@@ -189,16 +189,13 @@ pub(crate) fn evaluation_env<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> Result<Box<dyn VecEnv<B>>, Error> {
-    let mut settings = cfg.env.settings.clone();
-    if sim_gpu::LEGGED_TASKS.contains(&cfg.env.task.as_str()) {
-        settings.insert("random_episode_start".into(), toml::Value::Boolean(false));
-    }
     let env_seed = seed.wrapping_add(0x005e_ed0f_e7a1);
     Ok(sim_gpu::make_env::<B>(
         &cfg.env.task,
         num_envs,
         env_seed,
-        &settings,
+        &cfg.env.settings,
+        sim_gpu::Purpose::Evaluation,
         device,
     )?)
 }

@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn output_is_identical_on_flex_and_ndarray() {
-        for &task in sim_gpu::CLASSIC_TASKS {
+        for task in sim_gpu::classic_tasks() {
             let ndarray = output_on::<B>(task);
             let flex = output_on::<burn::backend::Flex>(task);
             let limit = sim_gpu::make_classic::<B>(task, 1, 0, &Default::default())

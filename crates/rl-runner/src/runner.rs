@@ -119,6 +119,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             cfg.env.num_envs,
             env_seed,
             &cfg.env.settings,
+            sim_gpu::Purpose::Training,
             device,
         )?)
     }

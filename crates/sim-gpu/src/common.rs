@@ -397,11 +397,9 @@ mod tests {
     #[test]
     fn loading_a_snapshot_that_does_not_fit_is_an_error() {
         let device = Default::default();
-        for &task in crate::CLASSIC_TASKS {
-            let other = crate::CLASSIC_TASKS
-                .iter()
-                .find(|&&t| t != task)
-                .expect("several tasks");
+        let classic = crate::classic_tasks();
+        for &task in &classic {
+            let other = classic.iter().find(|&&t| t != task).expect("several tasks");
             let mut env = make_classic::<B>(task, 3, 0, &device).expect("registered task");
             let good = env.save_state().expect("state reads back");
             let snapshot_of = |task: &str, n: usize| {

@@ -9,7 +9,8 @@
 //! - [`Pendulum`]: Gymnasium Pendulum-v1.
 //! - [`Acrobot`]: Gymnasium Acrobot-v1 (three discrete torques).
 //! - [`MountainCarContinuous`]: Gymnasium MountainCarContinuous-v0.
-//! - [`make_env`] and [`TASKS`]: build an environment batch by task name; [`make_classic`]
+//! - [`make_env`] and [`TASKS`]: build an environment batch by task name, for training or
+//!   evaluation ([`Purpose`]); [`validate_settings`] checks a task's settings; [`make_classic`]
 //!   builds a classic-control task with access to its internal state ([`ClassicEnv`]).
 //! - [`Transition`]: one step of a task's pure dynamics (`CartPole::dynamics`,
 //!   `Acrobot::dynamics`, ...), before time limits and auto-reset.
@@ -43,4 +44,6 @@ pub use common::Transition;
 pub use error::{Error, Result};
 pub use mountain_car_continuous::MountainCarContinuous;
 pub use pendulum::Pendulum;
-pub use registry::{CLASSIC_TASKS, LEGGED_TASKS, TASKS, legged_config, make_classic, make_env};
+pub use registry::{
+    Purpose, TASKS, classic_tasks, legged_config, make_classic, make_env, validate_settings,
+};

@@ -1,4 +1,5 @@
-//! The task registry: builds an environment batch from its task name.
+//! The task registry: every task by name, in one table, and what the runner asks of it:
+//! check a config's task settings, and build a batch for training or for evaluation.
 
 use burn::tensor::backend::Backend;
 use rl_core::VecEnv;
@@ -8,32 +9,111 @@ use crate::{
     Acrobot, CartPole, CartPoleDiscrete, ClassicEnv, Error, MountainCarContinuous, Pendulum, Result,
 };
 
-/// Names of the registered tasks, as accepted by [`make_env`].
-pub const TASKS: &[&str] = &[
-    "cartpole",
-    "cartpole_discrete",
-    "pendulum",
-    "acrobot",
-    "mountain_car_continuous",
-    "quadruped_flat",
+/// What an environment batch is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// Training, as the settings say (a legged task may start its episodes spread over
+    /// their length, `random_episode_start`).
+    #[default]
+    Training,
+    /// Evaluation: every episode whole, from its first step, whatever the settings say.
+    Evaluation,
+}
+
+/// The registered tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    CartPole,
+    CartPoleDiscrete,
+    Pendulum,
+    Acrobot,
+    MountainCarContinuous,
+    QuadrupedFlat,
+}
+
+/// Every task by its name: the one list of task names. Adding a task is a variant of
+/// `Task`, one row here, and one arm in [`make_classic`] (a classic-control task) or in
+/// `Task::is_legged` (a legged task, configured by a [`LeggedConfig`]).
+const REGISTRY: [(&str, Task); 6] = [
+    ("cartpole", Task::CartPole),
+    ("cartpole_discrete", Task::CartPoleDiscrete),
+    ("pendulum", Task::Pendulum),
+    ("acrobot", Task::Acrobot),
+    ("mountain_car_continuous", Task::MountainCarContinuous),
+    ("quadruped_flat", Task::QuadrupedFlat),
 ];
 
-/// Names of the legged locomotion tasks, configured by a [`LeggedConfig`].
-pub const LEGGED_TASKS: &[&str] = &["quadruped_flat"];
+const fn names<const N: usize>(registry: [(&'static str, Task); N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = registry[i].0;
+        i += 1;
+    }
+    out
+}
+
+/// Names of the registered tasks, as accepted by [`make_env`].
+pub const TASKS: &[&str] = &names(REGISTRY);
+
+impl Task {
+    fn named(task: &str) -> Result<Self> {
+        REGISTRY
+            .iter()
+            .find(|(name, _)| *name == task)
+            .map(|&(_, t)| t)
+            .ok_or_else(|| Error::UnknownTask {
+                task: task.to_string(),
+                valid: TASKS.join(", "),
+            })
+    }
+
+    fn is_legged(self) -> bool {
+        self == Task::QuadrupedFlat
+    }
+}
 
 /// Names of the classic-control tasks, as accepted by [`make_classic`].
-pub const CLASSIC_TASKS: &[&str] = &[
-    "cartpole",
-    "cartpole_discrete",
-    "pendulum",
-    "acrobot",
-    "mountain_car_continuous",
-];
+pub fn classic_tasks() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|(_, t)| !t.is_legged())
+        .map(|(name, _)| *name)
+        .collect()
+}
 
-/// Builds `num_envs` environments of `task` on `device`, with their randomness seeded by
-/// `seed`. `settings` are the task's settings (the rest of a training config's `[env]`
-/// table): a legged task reads them as its [`LeggedConfig`] (every field optional); the
-/// classic-control tasks take none.
+/// Checks the settings of `task` (the rest of a training config's `[env]` table) as the
+/// task will read them, without building anything.
+///
+/// # Errors
+/// [`Error::UnknownTask`], or [`Error::TaskConfig`] naming the field: an unknown field, a
+/// value of the wrong type or out of range, or any setting for a task that takes none.
+pub fn validate_settings(task: &str, settings: &toml::Table) -> Result<()> {
+    if Task::named(task)?.is_legged() {
+        legged_config(task, settings).map(drop)
+    } else {
+        no_settings(task, settings)
+    }
+}
+
+fn no_settings(task: &str, settings: &toml::Table) -> Result<()> {
+    match settings.keys().next() {
+        Some(key) => Err(Error::TaskConfig {
+            task: task.to_string(),
+            field: key.clone(),
+            what: format!(
+                "unknown field `{key}`, expected `task` or `num_envs` (task `{task}` has no \
+                 other settings)"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Builds `num_envs` environments of `task` on `device` for `purpose`, with their
+/// randomness seeded by `seed`. `settings` are the task's settings (the rest of a training
+/// config's `[env]` table): a legged task reads them as its [`LeggedConfig`] (every field
+/// optional); the classic-control tasks take none.
 ///
 /// Errors when the task is not one of [`TASKS`], when `num_envs` is zero, or when a setting
 /// is unknown or invalid ([`Error::TaskConfig`] names it).
@@ -42,27 +122,20 @@ pub fn make_env<B: Backend>(
     num_envs: usize,
     seed: u64,
     settings: &toml::Table,
+    purpose: Purpose,
     device: &B::Device,
 ) -> Result<Box<dyn VecEnv<B>>> {
-    if !TASKS.contains(&task) {
-        return Err(Error::UnknownTask {
-            task: task.to_string(),
-            valid: TASKS.join(", "),
-        });
-    }
-    if LEGGED_TASKS.contains(&task) {
-        let cfg = legged_config(task, settings)?;
+    let kind = Task::named(task)?;
+    if kind.is_legged() {
+        let mut cfg = legged_config(task, settings)?;
+        if purpose == Purpose::Evaluation {
+            cfg.random_episode_start = false;
+        }
         return Ok(Box::new(LeggedEnv::<B>::new(
             task, cfg, num_envs, seed, device,
         )?));
     }
-    if let Some(key) = settings.keys().next() {
-        return Err(Error::TaskConfig {
-            task: task.to_string(),
-            field: key.clone(),
-            what: "this task has no settings beyond `task` and `num_envs`".into(),
-        });
-    }
+    no_settings(task, settings)?;
     let env: Box<dyn VecEnv<B>> = make_classic::<B>(task, num_envs, seed, device)?;
     Ok(env)
 }
@@ -89,28 +162,27 @@ pub fn legged_config(task: &str, settings: &toml::Table) -> Result<LeggedConfig>
 /// Builds `num_envs` environments of the classic-control `task`, with access to their
 /// internal state ([`ClassicEnv`]).
 ///
-/// Errors when the task is not one of [`CLASSIC_TASKS`] or when `num_envs` is zero.
+/// Errors when the task is not one of [`classic_tasks`] or when `num_envs` is zero.
 pub fn make_classic<B: Backend>(
     task: &str,
     num_envs: usize,
     seed: u64,
     device: &B::Device,
 ) -> Result<Box<dyn ClassicEnv<B>>> {
-    match task {
-        "cartpole" => Ok(Box::new(CartPole::<B>::new(num_envs, seed, device)?)),
-        "cartpole_discrete" => Ok(Box::new(CartPoleDiscrete::<B>::new(
-            num_envs, seed, device,
-        )?)),
-        "pendulum" => Ok(Box::new(Pendulum::<B>::new(num_envs, seed, device)?)),
-        "acrobot" => Ok(Box::new(Acrobot::<B>::new(num_envs, seed, device)?)),
-        "mountain_car_continuous" => Ok(Box::new(MountainCarContinuous::<B>::new(
-            num_envs, seed, device,
-        )?)),
-        _ => Err(Error::UnknownTask {
-            task: task.to_string(),
-            valid: CLASSIC_TASKS.join(", "),
-        }),
-    }
+    let not_classic = || Error::UnknownTask {
+        task: task.to_string(),
+        valid: classic_tasks().join(", "),
+    };
+    Ok(match Task::named(task).map_err(|_| not_classic())? {
+        Task::CartPole => Box::new(CartPole::<B>::new(num_envs, seed, device)?),
+        Task::CartPoleDiscrete => Box::new(CartPoleDiscrete::<B>::new(num_envs, seed, device)?),
+        Task::Pendulum => Box::new(Pendulum::<B>::new(num_envs, seed, device)?),
+        Task::Acrobot => Box::new(Acrobot::<B>::new(num_envs, seed, device)?),
+        Task::MountainCarContinuous => {
+            Box::new(MountainCarContinuous::<B>::new(num_envs, seed, device)?)
+        }
+        Task::QuadrupedFlat => return Err(not_classic()),
+    })
 }
 
 #[cfg(test)]
@@ -132,12 +204,13 @@ mod tests {
             ("mountain_car_continuous", 2, 2, 0),
         ];
         let names: Vec<&str> = expected.iter().map(|e| e.0).collect();
-        assert_eq!(CLASSIC_TASKS, names.as_slice());
-        let all: Vec<&str> = CLASSIC_TASKS.iter().chain(LEGGED_TASKS).copied().collect();
+        assert_eq!(classic_tasks(), names);
+        let all: Vec<&str> = names.iter().copied().chain(["quadruped_flat"]).collect();
         assert_eq!(TASKS, all.as_slice());
         for (task, obs_dim, state_dim, choices) in expected {
             let mut env =
-                make_env::<B>(task, 3, 0, &toml::Table::new(), &device).expect("registered task");
+                make_env::<B>(task, 3, 0, &toml::Table::new(), Purpose::Training, &device)
+                    .expect("registered task");
             assert_eq!(env.spec().task, task);
             assert_eq!(env.num_envs(), 3);
             assert_eq!(
@@ -168,9 +241,16 @@ mod tests {
 
     #[test]
     fn unknown_task_names_the_valid_ones() {
-        let err = make_env::<B>("cartpol", 4, 0, &toml::Table::new(), &Default::default())
-            .err()
-            .expect("unknown task");
+        let err = make_env::<B>(
+            "cartpol",
+            4,
+            0,
+            &toml::Table::new(),
+            Purpose::Training,
+            &Default::default(),
+        )
+        .err()
+        .expect("unknown task");
         assert!(matches!(err, Error::UnknownTask { .. }));
         let msg = err.to_string();
         assert!(msg.contains("`cartpol`"), "{msg}");
@@ -188,7 +268,15 @@ mod tests {
         let device = Default::default();
         let settings: toml::Table =
             toml::from_str("decimation = 2\n[actions]\nscale = 0.5\n").expect("toml");
-        let env = make_env::<B>("quadruped_flat", 2, 0, &settings, &device).expect("builds");
+        let env = make_env::<B>(
+            "quadruped_flat",
+            2,
+            0,
+            &settings,
+            Purpose::Training,
+            &device,
+        )
+        .expect("builds");
         // 0.005 s physics steps, 2 per policy step
         assert!((env.spec().step_dt - 0.01).abs() < 1e-7);
         assert_eq!(env.spec().num_actions(), 12);
@@ -196,20 +284,20 @@ mod tests {
         assert_eq!(cfg.actions.scale, 0.5);
 
         let typo: toml::Table = toml::from_str("[actions]\nscael = 0.5\n").expect("toml");
-        let msg = make_env::<B>("quadruped_flat", 2, 0, &typo, &device)
+        let msg = make_env::<B>("quadruped_flat", 2, 0, &typo, Purpose::Training, &device)
             .err()
             .expect("unknown field")
             .to_string();
         assert!(msg.contains("env.actions.scael"), "{msg}");
 
         let bad: toml::Table = toml::from_str("decimation = 0\n").expect("toml");
-        let msg = make_env::<B>("quadruped_flat", 2, 0, &bad, &device)
+        let msg = make_env::<B>("quadruped_flat", 2, 0, &bad, Purpose::Training, &device)
             .err()
             .expect("invalid value")
             .to_string();
         assert!(msg.contains("env.decimation"), "{msg}");
 
-        let msg = make_env::<B>("cartpole", 2, 0, &settings, &device)
+        let msg = make_env::<B>("cartpole", 2, 0, &settings, Purpose::Training, &device)
             .err()
             .expect("classic tasks take no settings")
             .to_string();
@@ -221,9 +309,16 @@ mod tests {
 
     #[test]
     fn zero_environments_is_an_error() {
-        let err = make_env::<B>("pendulum", 0, 0, &toml::Table::new(), &Default::default())
-            .err()
-            .expect("no environments");
+        let err = make_env::<B>(
+            "pendulum",
+            0,
+            0,
+            &toml::Table::new(),
+            Purpose::Training,
+            &Default::default(),
+        )
+        .err()
+        .expect("no environments");
         assert!(
             matches!(err, Error::NoEnvs { ref task } if task == "pendulum"),
             "{err}"

@@ -33,6 +33,7 @@ pub fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
         cfg.env.num_envs,
         0,
         &cfg.env.settings,
+        sim_gpu::Purpose::Training,
         &device,
     )
     .expect("env");

@@ -82,8 +82,14 @@ fn config() -> TrainConfig {
 /// Trains `cfg` on cart-pole with `hook` applied to every step, into `run_dir`.
 fn run_tampered(cfg: TrainConfig, run_dir: &Path, hook: Hook) -> Result<(), Error> {
     let device = Default::default();
-    let inner =
-        sim_gpu::make_env::<I>("cartpole", cfg.env.num_envs, 7, &cfg.env.settings, &device)?;
+    let inner = sim_gpu::make_env::<I>(
+        "cartpole",
+        cfg.env.num_envs,
+        7,
+        &cfg.env.settings,
+        sim_gpu::Purpose::Training,
+        &device,
+    )?;
     let env = Tampered {
         inner,
         steps: 0,
@@ -206,8 +212,15 @@ fn a_stop_request_finishes_the_iteration_and_saves_it() {
     let mut cfg = config();
     cfg.runner.save_interval = 100;
     let device = Default::default();
-    let inner = sim_gpu::make_env::<I>("cartpole", cfg.env.num_envs, 7, &cfg.env.settings, &device)
-        .expect("env");
+    let inner = sim_gpu::make_env::<I>(
+        "cartpole",
+        cfg.env.num_envs,
+        7,
+        &cfg.env.settings,
+        sim_gpu::Purpose::Training,
+        &device,
+    )
+    .expect("env");
     let raise = flag.clone();
     // The "signal" arrives in the middle of iteration 1.
     let env = Tampered {
