@@ -29,7 +29,7 @@ use super::terminations::TerminationManager;
 use super::terms::{
     FOOT_CONTACT_FORCE, TermContext, feet_contact, soft_dof_pos_limits, update_feet_air_time,
 };
-use crate::common::{column, row};
+use crate::common::{check_shape, column, row};
 use crate::{Error, Result};
 use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, UrdfOptions, robots};
 
@@ -159,7 +159,7 @@ impl<B: Backend> LeggedEnv<B> {
     ///
     /// # Errors
     /// [`Error::TaskConfig`] naming the field for an invalid config (a value out of range,
-    /// an unknown term, a link pattern that matches nothing), [`Error::Urdf`] for a robot
+    /// an unknown term, a link pattern that matches nothing), [`Error::Sim`] for a robot
     /// file that cannot be loaded, [`Error::NoEnvs`] for zero environments.
     pub fn new(
         task: &str,
@@ -308,7 +308,7 @@ impl<B: Backend> LeggedEnv<B> {
     /// # Errors
     /// A shape that does not fit.
     pub fn set_commands(&mut self, commands: Tensor<B, 2>) -> Result<()> {
-        crate::common::check_shape("commands", commands.dims(), [self.spec.num_envs, 3])?;
+        check_shape("commands", commands.dims(), [self.spec.num_envs, 3])?;
         self.commands.command = commands.to_device(&self.device);
         Ok(())
     }
@@ -587,6 +587,7 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     }
 
     fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
+        // Actions, processed once; the drives track them through `decimation` physics steps.
         let target = self.actions.compute(actions, &self.device)?;
         self.sim
             .set_joint_position_target(target)
@@ -594,6 +595,8 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
         for _ in 0..self.cfg.decimation {
             self.sim.step();
         }
+        // The clocks, the contact sensor, then terminations, rewards and the command metrics,
+        // all read at this state.
         self.episode_length = self.episode_length.clone().add_scalar(1.0);
         self.events.advance(self.dt);
         let feet = self.feet_contact();
@@ -605,7 +608,8 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
         self.end_step(&ctx, feet);
         let episode = self.episode_info();
         let final_observations = self.observe(false);
-        // Resets, commands and interval events share one draw of random numbers.
+        // Reset of the finished environments, command resampling (and heading) and interval
+        // events (pushes), from one draw of random numbers; then the new observations.
         let dones = terminated.clone().bool_or(time_outs.clone());
         let draw = self.draw.draw::<B>(&mut self.rng, &self.device);
         self.reset_where(&dones, &draw);

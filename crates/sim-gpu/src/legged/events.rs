@@ -260,3 +260,39 @@ impl<B: Backend> EventManager<B> {
         self.push_time = choose(&due, self.push_time.clone(), draw.push_interval.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::legged::LeggedConfig;
+
+    #[test]
+    fn the_draw_keeps_its_columns_in_order() {
+        // Checkpoints store the random streams: a step must draw the same columns in the
+        // same order as the first version (reset, command, push), or a resumed run differs.
+        let cfg = LeggedConfig::default();
+        let l = DrawLayout::new(&cfg.events, &cfg.commands, 12);
+        let columns = [
+            &l.base_yaw,
+            &l.base_velocity,
+            &l.joint_position_scale,
+            &l.joint_velocity,
+            &l.command,
+            &l.heading,
+            &l.push_velocity,
+            &l.push_interval,
+        ];
+        let want = [0..1, 1..7, 7..19, 19..31, 31..34, 34..35, 35..37, 37..38];
+        for (got, want) in columns.into_iter().zip(want) {
+            assert_eq!(*got, want);
+        }
+        assert_eq!((l.low.len(), l.high.len()), (38, 38));
+        let c = &cfg.commands;
+        assert_eq!(
+            l.low[31..35],
+            [c.lin_vel_x[0], c.lin_vel_y[0], c.ang_vel_z[0], c.heading[0]].map(|x| x as f32)
+        );
+        let push = cfg.events.interval.push_interval_s[1] as f32;
+        assert_eq!(l.high[37], push);
+    }
+}

@@ -4,7 +4,7 @@
 //! policy step; managers weight, sum, noise, clip and scale them as a [`LeggedConfig`]
 //! (the `[env]` table of a training config) lists them.
 //!
-//! - [`env`]: [`LeggedEnv`], the environment: it owns the simulator and the managers and
+//! - [`env`](mod@env): [`LeggedEnv`], the environment: it owns the simulator and the managers and
 //!   calls them in IsaacLab's step order.
 //! - [`actions`]: [`actions::ActionManager`], actions to joint targets.
 //! - [`commands`]: [`commands::CommandManager`], velocity commands, heading and the tracking

@@ -803,6 +803,30 @@ mod tests {
     }
 
     #[test]
+    fn the_tables_give_legged_gyms_defaults() {
+        let weights = [
+            ("tracking_lin_vel", 1.0),
+            ("tracking_ang_vel", 0.5),
+            ("lin_vel_z", -2.0),
+            ("ang_vel_xy", -0.05),
+            ("orientation", -5.0),
+            ("torques", -1e-5),
+            ("dof_acc", -2.5e-7),
+            ("action_rate", -0.01),
+            ("collision", -1.0),
+            ("dof_pos_limits", -10.0),
+            ("feet_air_time", 1.0),
+        ];
+        assert_eq!(default_reward_weights(), weights);
+        assert_eq!(default_terminations(), [("base_contact", 1.0)]);
+        for (row, (name, weight)) in RewardTerm::<B>::ALL.iter().zip(REWARD_WEIGHTS) {
+            assert_eq!((row.name, row.default), (*name, *weight));
+        }
+        let names: Vec<&str> = TerminationTerm::<B>::ALL.iter().map(|t| t.name).collect();
+        assert_eq!(names, TERMINATION_TERMS);
+    }
+
+    #[test]
     fn base_contact_ends_above_the_threshold_only() {
         let mut c = ctx();
         let n = 4;
