@@ -1,16 +1,16 @@
 //! The manager-based legged locomotion environment: a batch of `N` robots on flat ground
-//! that track random velocity commands, assembled from the terms of [`super::terms`] and
-//! [`super::observations`] as a [`LeggedConfig`] lists them.
+//! that track random velocity commands, assembled from the managers of the sibling modules
+//! as a [`LeggedConfig`] lists their terms.
 //!
 //! A step follows IsaacLab's `ManagerBasedRLEnv`: the action is processed once (clipped,
 //! scaled, offset by the default pose); for each of `decimation` physics steps the PD drives
-//! track it; then terminations, rewards (each weighted and multiplied by the policy step),
-//! the reset of finished environments (reset events), command resampling, interval events
-//! (pushes) and finally the observations. Everything stays on the device; random numbers
-//! come from one seeded stream per environment, drawn on the host and uploaded.
+//! track it; then the feet contact state, terminations, rewards (each weighted and
+//! multiplied by the policy step), the command metrics, the reset of finished environments
+//! (reset events), command resampling, interval events (pushes) and finally the
+//! observations. Everything stays on the device; random numbers come from one seeded stream
+//! per environment, drawn on the host and uploaded.
 
 use std::collections::BTreeMap;
-use std::f64::consts::PI;
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use rl_core::{
@@ -18,11 +18,16 @@ use rl_core::{
     SceneShape, StepOutput, VecEnv,
 };
 
-use super::config::{LeggedConfig, ObsGroupConfig, Scale, config_error, matches};
-use super::observations::{ObsFn, observation_term};
+use super::actions::ActionManager;
+use super::choose;
+use super::commands::CommandManager;
+use super::config::{LeggedConfig, config_error, matches};
+use super::events::{Draw, DrawLayout, EventManager};
+use super::observations::ObservationManager;
+use super::rewards::RewardManager;
+use super::terminations::TerminationManager;
 use super::terms::{
-    FOOT_CONTACT_FORCE, RewardFn, TermContext, TerminationFn, feet_contact, reward_term,
-    soft_dof_pos_limits, termination_term, update_feet_air_time,
+    FOOT_CONTACT_FORCE, TermContext, feet_contact, soft_dof_pos_limits, update_feet_air_time,
 };
 use crate::common::{check_shape, column, row};
 use crate::{Error, Result};
@@ -31,130 +36,30 @@ use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, UrdfOptions, robot
 /// Name of the random streams in a snapshot.
 const RNG: &str = "rng";
 
-/// One observation term, ready to evaluate.
-struct ObsTerm<B: Backend> {
-    function: ObsFn<B>,
-    /// Scale `[1, K]`.
-    scale: Tensor<B, 2>,
-    clip: Option<f64>,
-    /// Columns of the term in its group.
-    start: usize,
-    width: usize,
-}
-
-/// One observation group, ready to evaluate.
-struct ObsGroup<B: Backend> {
-    name: String,
-    terms: Vec<ObsTerm<B>>,
-    clip: Option<f64>,
-    /// Noise half-widths `[1, D]` when the group is noisy.
-    noise: Option<Tensor<B, 2>>,
-    width: usize,
-}
-
-/// The state of the task beyond the simulator's, every tensor `[N, K]`.
-#[derive(Clone)]
-struct TaskState<B: Backend> {
-    actions: Tensor<B, 2>,
-    last_actions: Tensor<B, 2>,
-    last_joint_vel: Tensor<B, 2>,
-    feet_air_time: Tensor<B, 2>,
-    /// Raw foot contact of the last step, 1 or 0.
-    last_contact: Tensor<B, 2>,
-    commands: Tensor<B, 2>,
-    /// Commanded heading (rad), `[N, 1]`.
-    heading: Tensor<B, 2>,
-    /// Seconds until the command is resampled, `[N, 1]`.
-    command_time: Tensor<B, 2>,
-    /// Seconds until the next push, `[N, 1]`.
-    push_time: Tensor<B, 2>,
-    /// Policy steps into the episode, `[N, 1]`.
-    episode_length: Tensor<B, 2>,
-    /// Undiscounted return of the episode, `[N, 1]`.
-    returns: Tensor<B, 2>,
-    /// Episode sum of every weighted reward term `[N, R]`.
-    reward_sums: Tensor<B, 2>,
-    /// Episode sums of the linear and angular velocity tracking errors and the number of
-    /// steps they sum over `[N, 3]` (the episode counter starts at a random value).
-    error_sums: Tensor<B, 2>,
-    /// Friction coefficient and added base mass, `[N, 1]` each.
-    friction: Tensor<B, 2>,
-    added_mass: Tensor<B, 2>,
-}
-
-impl<B: Backend> TaskState<B> {
-    /// The named entries, for snapshots.
-    fn entries(&self) -> Vec<(&'static str, &Tensor<B, 2>)> {
-        vec![
-            ("actions", &self.actions),
-            ("last_actions", &self.last_actions),
-            ("last_joint_vel", &self.last_joint_vel),
-            ("feet_air_time", &self.feet_air_time),
-            ("last_contact", &self.last_contact),
-            ("commands", &self.commands),
-            ("heading", &self.heading),
-            ("command_time", &self.command_time),
-            ("push_time", &self.push_time),
-            ("episode_length", &self.episode_length),
-            ("returns", &self.returns),
-            ("reward_sums", &self.reward_sums),
-            ("error_sums", &self.error_sums),
-            ("friction", &self.friction),
-            ("added_mass", &self.added_mass),
+/// The task's state beyond the simulator's, by snapshot key, every tensor `[N, K]`: the one
+/// list that saving and loading a snapshot go through. `task_state!(env; &)` gives shared
+/// references, `task_state!(env; &mut)` mutable ones; the keys are those of the first
+/// snapshots, so older checkpoints load.
+macro_rules! task_state {
+    ($env:expr; $($borrow:tt)+) => {
+        [
+            ("actions", $($borrow)+ $env.actions.action),
+            ("last_actions", $($borrow)+ $env.actions.prev_action),
+            ("last_joint_vel", $($borrow)+ $env.last_joint_vel),
+            ("feet_air_time", $($borrow)+ $env.feet_air_time),
+            ("last_contact", $($borrow)+ $env.last_contact),
+            ("commands", $($borrow)+ $env.commands.command),
+            ("heading", $($borrow)+ $env.commands.heading),
+            ("command_time", $($borrow)+ $env.commands.time_left),
+            ("push_time", $($borrow)+ $env.events.push_time),
+            ("episode_length", $($borrow)+ $env.episode_length),
+            ("returns", $($borrow)+ $env.rewards.returns),
+            ("reward_sums", $($borrow)+ $env.rewards.reward_sums),
+            ("error_sums", $($borrow)+ $env.commands.error_sums),
+            ("friction", $($borrow)+ $env.events.friction),
+            ("added_mass", $($borrow)+ $env.events.added_mass),
         ]
-    }
-
-    fn entries_mut(&mut self) -> Vec<(&'static str, &mut Tensor<B, 2>)> {
-        vec![
-            ("actions", &mut self.actions),
-            ("last_actions", &mut self.last_actions),
-            ("last_joint_vel", &mut self.last_joint_vel),
-            ("feet_air_time", &mut self.feet_air_time),
-            ("last_contact", &mut self.last_contact),
-            ("commands", &mut self.commands),
-            ("heading", &mut self.heading),
-            ("command_time", &mut self.command_time),
-            ("push_time", &mut self.push_time),
-            ("episode_length", &mut self.episode_length),
-            ("returns", &mut self.returns),
-            ("reward_sums", &mut self.reward_sums),
-            ("error_sums", &mut self.error_sums),
-            ("friction", &mut self.friction),
-            ("added_mass", &mut self.added_mass),
-        ]
-    }
-}
-
-/// Columns of the random draw made at every step (one row per environment).
-struct Draw {
-    /// Commands: `v_x`, `v_y`, `w_z`, heading.
-    command: usize,
-    /// Pushes: `v_x`, `v_y`, the next interval.
-    push: usize,
-    low: Vec<f32>,
-    high: Vec<f32>,
-}
-
-impl Draw {
-    fn new(cfg: &LeggedConfig, nj: usize) -> Self {
-        let e = &cfg.events;
-        let c = &cfg.commands;
-        let v = e.interval.push_velocity;
-        let mut ranges: Vec<[f64; 2]> = vec![e.reset.base_yaw];
-        ranges.extend(std::iter::repeat_n(e.reset.base_velocity, 6));
-        ranges.extend(std::iter::repeat_n(e.reset.joint_position_scale, nj));
-        ranges.extend(std::iter::repeat_n(e.reset.joint_velocity, nj));
-        let reset = ranges.len();
-        ranges.extend([c.lin_vel_x, c.lin_vel_y, c.ang_vel_z, c.heading]);
-        ranges.extend([[-v, v], [-v, v], e.interval.push_interval_s]);
-        // Columns 0..reset: yaw, six base velocities, `J` joint scales, `J` joint velocities.
-        Self {
-            command: reset,
-            push: reset + 4,
-            low: ranges.iter().map(|r| r[0] as f32).collect(),
-            high: ranges.iter().map(|r| r[1] as f32).collect(),
-        }
-    }
+    };
 }
 
 /// A batch of legged robots tracking velocity commands; see the module docs.
@@ -164,23 +69,30 @@ pub struct LeggedEnv<B: Backend> {
     device: B::Device,
     sim: Articulation<B>,
     rng: EnvRng,
-    draw: Draw,
+    /// Where each random quantity sits in a step's draw.
+    draw: DrawLayout,
     /// The policy step (s).
     dt: f64,
     feet: Tensor<B, 1, Int>,
     penalised: Tensor<B, 1, Int>,
     termination_links: Tensor<B, 1, Int>,
-    /// Default joint positions `[1, J]`, and the soft joint limits `[1, J]`.
-    default_joint_pos: Tensor<B, 2>,
+    /// The soft joint limits `([1, J], [1, J])`.
     soft_limits: (Tensor<B, 2>, Tensor<B, 2>),
-    /// The model's link masses `[1, L]`.
-    link_masses: Tensor<B, 2>,
-    /// Reward terms `(name, term, weight * dt)`, the `termination` term apart.
-    rewards: Vec<(String, RewardFn<B>, f64)>,
-    termination_reward: Option<(RewardFn<B>, f64)>,
-    terminations: Vec<(TerminationFn<B>, f64)>,
-    groups: Vec<ObsGroup<B>>,
-    state: TaskState<B>,
+    actions: ActionManager<B>,
+    commands: CommandManager<B>,
+    events: EventManager<B>,
+    rewards: RewardManager<B>,
+    terminations: TerminationManager<B>,
+    observations: ObservationManager<B>,
+    /// Policy steps into the episode `[N, 1]`.
+    episode_length: Tensor<B, 2>,
+    /// Joint velocities `[N, J]` at the previous policy step (for `dof_acc`).
+    last_joint_vel: Tensor<B, 2>,
+    /// Seconds each foot has been in the air `[N, F]` (legged_gym `feet_air_time`).
+    feet_air_time: Tensor<B, 2>,
+    /// Raw foot contact of the last step `[N, F]`, 1 or 0.
+    last_contact: Tensor<B, 2>,
+    /// The observations of the current state.
     obs: Observations<B>,
 }
 
@@ -199,35 +111,9 @@ fn index<B: Backend>(v: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     Tensor::from_data(TensorData::new(data, [v.len()]), device)
 }
 
-/// `[N, 1]` mask from `[N]`, expanded to `[N, K]`.
-fn rows_mask<B: Backend>(mask: &Tensor<B, 1, Bool>, k: usize) -> Tensor<B, 2, Bool> {
-    let n = mask.dims()[0];
-    mask.clone().unsqueeze_dim::<2>(1).expand([n, k])
-}
-
-/// Keeps `old` where `mask` `[N]` is false and takes `new` where it is true.
-fn choose<B: Backend>(
-    mask: &Tensor<B, 1, Bool>,
-    old: Tensor<B, 2>,
-    new: Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    let k = old.dims()[1];
-    old.mask_where(rows_mask(mask, k), new)
-}
-
-/// The yaw `[N]` of unit quaternions `[N, 4]` `(w, x, y, z)`.
-fn yaw<B: Backend>(quat: &Tensor<B, 2>) -> Tensor<B, 1> {
-    let [w, x, y, z] = [0, 1, 2, 3].map(|i| column(quat, i));
-    let s = (w * z.clone() + x * y.clone()).mul_scalar(2.0);
-    let c = (y.clone() * y + z.clone() * z)
-        .mul_scalar(-2.0)
-        .add_scalar(1.0);
-    s.atan2(c)
-}
-
-/// Angles `[N]` wrapped into `[-pi, pi)`.
-fn wrap<B: Backend>(a: Tensor<B, 1>) -> Tensor<B, 1> {
-    a.add_scalar(PI).remainder_scalar(2.0 * PI).sub_scalar(PI)
+/// The simulator's error as the environment's.
+fn env_error(e: impl std::fmt::Display) -> rl_core::Error {
+    rl_core::Error::Env(e.to_string())
 }
 
 /// Link indices of the links matching any of `patterns`, in model order; errors naming
@@ -257,13 +143,23 @@ fn links_matching(
         .collect())
 }
 
+/// This step's foot contact, as the contact sensor sees it after the physics.
+struct FeetContact<B: Backend> {
+    /// Raw contact `[N, F]`, the next step's `last_contact`.
+    contact: Tensor<B, 2, Bool>,
+    /// Air time `[N, F]` for the next step.
+    air_time: Tensor<B, 2>,
+    /// Feet that touched down this step `[N, F]`.
+    first_contact: Tensor<B, 2, Bool>,
+}
+
 impl<B: Backend> LeggedEnv<B> {
     /// Builds `num_envs` robots of the task `task` (its name, for errors and the spec) as
     /// `cfg` describes, seeded by `seed`.
     ///
     /// # Errors
     /// [`Error::TaskConfig`] naming the field for an invalid config (a value out of range,
-    /// an unknown term, a link pattern that matches nothing), [`Error::Urdf`] for a robot
+    /// an unknown term, a link pattern that matches nothing), [`Error::Sim`] for a robot
     /// file that cannot be loaded, [`Error::NoEnvs`] for zero environments.
     pub fn new(
         task: &str,
@@ -328,64 +224,23 @@ impl<B: Backend> LeggedEnv<B> {
         let gains = |v: f64| Tensor::<B, 2>::full([n, nj], v, device);
         sim.set_drive_gains(gains(cfg.actions.stiffness), gains(cfg.actions.damping))?;
 
-        let mut rewards = Vec::new();
-        let mut termination_reward = None;
-        for name in super::terms::REWARD_TERMS {
-            let Some(&w) = cfg.rewards.weights.get(*name) else {
-                continue;
-            };
-            let term = reward_term::<B>(name).ok_or_else(|| {
-                config_error(
-                    task,
-                    &format!("rewards.weights.{name}"),
-                    "unknown reward term",
-                )
-            })?;
-            if w == 0.0 {
-                continue;
-            }
-            if *name == "termination" {
-                termination_reward = Some((term, w * dt));
-            } else {
-                rewards.push((name.to_string(), term, w * dt));
-            }
-        }
-        let mut terminations = Vec::new();
-        for (name, &threshold) in &cfg.terminations {
-            let term = termination_term::<B>(name).ok_or_else(|| {
-                config_error(
-                    task,
-                    &format!("terminations.{name}"),
-                    "unknown termination term",
-                )
-            })?;
-            terminations.push((term, threshold));
-        }
-
-        let f = feet.len();
+        let rewards = RewardManager::new(&cfg.rewards, cfg.episode_length_s, dt, n, task, device)?;
+        let terminations = TerminationManager::new(&cfg.terminations, max_episode_length, task)?;
+        let default_joint_pos = row::<B>(default_pos.iter().map(|&q| q as f32).collect(), device);
+        let soft_limits = soft_dof_pos_limits(
+            row::<B>(lower, device),
+            row::<B>(upper, device),
+            cfg.rewards.soft_dof_pos_limit,
+        );
+        let events = EventManager::new(
+            &cfg.events,
+            cfg.robot.init_height,
+            default_joint_pos.clone(),
+            soft_limits.clone(),
+            link_masses,
+            n,
+        );
         let zeros = |k: usize| Tensor::<B, 2>::zeros([n, k], device);
-        let num_terms = rewards.len() + usize::from(termination_reward.is_some());
-        let state = TaskState {
-            actions: zeros(nj),
-            last_actions: zeros(nj),
-            last_joint_vel: zeros(nj),
-            feet_air_time: zeros(f),
-            last_contact: zeros(f),
-            commands: zeros(3),
-            heading: zeros(1),
-            command_time: zeros(1),
-            push_time: zeros(1),
-            episode_length: zeros(1),
-            returns: zeros(1),
-            reward_sums: zeros(num_terms),
-            error_sums: zeros(3),
-            friction: zeros(1),
-            added_mass: zeros(1),
-        };
-        let lower = row::<B>(lower, device);
-        let upper = row::<B>(upper, device);
-        let soft_limits = soft_dof_pos_limits(lower, upper, cfg.rewards.soft_dof_pos_limit);
-        let draw = Draw::new(&cfg, nj);
         let mut env = Self {
             spec: EnvSpec {
                 task: task.to_string(),
@@ -400,42 +255,35 @@ impl<B: Backend> LeggedEnv<B> {
             },
             device: device.clone(),
             rng: EnvRng::new(seed, n),
-            draw,
+            draw: DrawLayout::new(&cfg.events, &cfg.commands, nj),
             dt,
             feet: index(&feet, device),
             penalised: index(&penalised, device),
             termination_links: index(&termination_links, device),
-            default_joint_pos: row(default_pos.iter().map(|&q| q as f32).collect(), device),
             soft_limits,
-            link_masses,
+            actions: ActionManager::new(&cfg.actions, default_joint_pos, n),
+            commands: CommandManager::new(&cfg.commands, n, device),
+            events,
             rewards,
-            termination_reward,
             terminations,
-            groups: Vec::new(),
-            state,
+            observations: ObservationManager::default(),
+            episode_length: zeros(1),
+            last_joint_vel: zeros(nj),
+            feet_air_time: zeros(feet.len()),
+            last_contact: zeros(feet.len()),
             obs: Observations::new(),
             sim,
             cfg,
         };
-        env.startup_events()?;
+        env.events.startup(&mut env.rng, &mut env.sim)?;
         env.reset_all();
         // The groups' widths come from evaluating their terms once.
         let ctx = env.context(None);
-        let mut groups = Vec::new();
-        for (name, g) in [
-            ("policy", &env.cfg.observations.policy),
-            ("critic", &env.cfg.observations.critic),
-        ] {
-            if g.terms.is_empty() {
-                continue;
-            }
-            groups.push(build_group(name, g, &ctx, task, device)?);
+        env.observations = ObservationManager::new(&env.cfg.observations, &ctx, task, device)?;
+        for (name, width) in env.observations.groups() {
+            env.spec.obs_groups.insert(name.to_string(), width);
         }
-        for g in &groups {
-            env.spec.obs_groups.insert(g.name.clone(), g.width);
-        }
-        env.groups = groups;
-        env.obs = env.observe(&env.context(None), true);
+        env.obs = env.observe(true);
         Ok(env)
     }
 
@@ -451,7 +299,7 @@ impl<B: Backend> LeggedEnv<B> {
 
     /// Velocity commands `[N, 3]`.
     pub fn commands(&self) -> Tensor<B, 2> {
-        self.state.commands.clone()
+        self.commands.command.clone()
     }
 
     /// Sets the velocity commands `[N, 3]` of every environment (for evaluation and tests);
@@ -461,7 +309,7 @@ impl<B: Backend> LeggedEnv<B> {
     /// A shape that does not fit.
     pub fn set_commands(&mut self, commands: Tensor<B, 2>) -> Result<()> {
         check_shape("commands", commands.dims(), [self.spec.num_envs, 3])?;
-        self.state.commands = commands.to_device(&self.device);
+        self.commands.command = commands.to_device(&self.device);
         Ok(())
     }
 
@@ -469,115 +317,98 @@ impl<B: Backend> LeggedEnv<B> {
     /// events drew.
     pub fn randomisation(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
         (
-            column(&self.state.friction, 0),
-            column(&self.state.added_mass, 0),
+            column(&self.events.friction, 0),
+            column(&self.events.added_mass, 0),
         )
     }
 
-    /// Startup events: friction and added base mass, one draw per environment.
-    fn startup_events(&mut self) -> Result<()> {
-        let s = &self.cfg.events.startup;
-        let low = [s.friction[0] as f32, s.added_mass[0] as f32];
-        let high = [s.friction[1] as f32, s.added_mass[1] as f32];
-        let u = self.rng.uniform::<B>(&low, &high, &self.device); // [N, 2]
-        self.state.friction = u.clone().narrow(1, 0, 1);
-        self.state.added_mass = u.narrow(1, 1, 1);
-        self.apply_randomisation()
-    }
-
-    /// Hands the drawn friction and masses to the simulator.
-    fn apply_randomisation(&mut self) -> Result<()> {
-        let n = self.spec.num_envs;
-        let l = self.link_masses.dims()[1];
-        self.sim.set_friction(column(&self.state.friction, 0))?;
-        let mut added = vec![Tensor::<B, 2>::zeros([n, l - 1], &self.device)];
-        added.insert(0, self.state.added_mass.clone());
-        let masses = self
-            .link_masses
-            .clone()
-            .expand([n, l])
-            .add(Tensor::cat(added, 1));
-        self.sim.set_link_masses(masses)?;
-        Ok(())
-    }
-
-    /// Everything the terms read, at the current state. `step` gives this step's feet air
-    /// time, first contacts and terminations; without it they are this state's air time,
-    /// no first contact and no termination (for observations).
-    fn context(&self, step: Option<StepTerms<B>>) -> TermContext<B> {
+    /// Everything the terms read, at the current state. `first_contact` `[N, F]` gives this
+    /// step's touch-downs (the feet air time is then still the one before the step); without
+    /// it no foot touches down. No environment has terminated yet.
+    fn context(&self, first_contact: Option<Tensor<B, 2, Bool>>) -> TermContext<B> {
         let n = self.spec.num_envs;
         let sim = &self.sim;
-        let step = step.unwrap_or_else(|| StepTerms {
-            feet_air_time: self.state.feet_air_time.clone(),
-            first_contact: self.state.feet_air_time.zeros_like().greater_elem(1.0),
-            terminated: Tensor::<B, 1>::zeros([n], &self.device).greater_elem(1.0),
-        });
+        let first_contact =
+            first_contact.unwrap_or_else(|| self.feet_air_time.zeros_like().greater_elem(1.0));
         let height = column(&sim.root_pos(), 2).sub_scalar(self.cfg.sim.contact.ground_height);
         TermContext {
             lin_vel_b: sim.root_lin_vel_b(),
             ang_vel_b: sim.root_ang_vel_b(),
             projected_gravity_b: sim.projected_gravity_b(),
-            commands: self.state.commands.clone(),
+            commands: self.commands.command.clone(),
             joint_pos: sim.joint_pos(),
-            default_joint_pos: self.default_joint_pos.clone(),
+            default_joint_pos: self.actions.default_joint_pos(),
             joint_vel: sim.joint_vel(),
-            last_joint_vel: self.state.last_joint_vel.clone(),
+            last_joint_vel: self.last_joint_vel.clone(),
             dt: self.dt,
             torques: sim.applied_torque(),
-            actions: self.state.actions.clone(),
-            last_actions: self.state.last_actions.clone(),
+            actions: self.actions.action.clone(),
+            last_actions: self.actions.prev_action.clone(),
             contact_forces: sim.contact_forces(),
             feet: self.feet.clone(),
             penalised: self.penalised.clone(),
             termination_links: self.termination_links.clone(),
-            feet_air_time: step.feet_air_time,
-            first_contact: step.first_contact,
+            feet_air_time: self.feet_air_time.clone(),
+            first_contact,
             base_height: height,
             base_height_target: self.cfg.robot.base_height_target,
             soft_dof_pos_limits: self.soft_limits.clone(),
-            terminated: step.terminated,
+            terminated: Tensor::<B, 1>::zeros([n], &self.device).greater_elem(1.0),
             tracking_sigma: self.cfg.rewards.tracking_sigma,
             max_contact_force: self.cfg.rewards.max_contact_force,
-            friction: column(&self.state.friction, 0),
-            added_mass: column(&self.state.added_mass, 0),
+            friction: column(&self.events.friction, 0),
+            added_mass: column(&self.events.added_mass, 0),
         }
     }
 
-    /// The observation groups at `ctx`, with noise when `noisy` (and the group asks for it).
-    fn observe(&mut self, ctx: &TermContext<B>, noisy: bool) -> Observations<B> {
-        let mut obs = Observations::new();
-        for g in &self.groups {
-            let noise = match (&g.noise, noisy) {
-                (Some(amplitude), true) => {
-                    let w = g.width;
-                    let u = self
-                        .rng
-                        .uniform::<B>(&vec![-1.0; w], &vec![1.0; w], &self.device);
-                    Some(u.mul(amplitude.clone()))
-                }
-                _ => None,
-            };
-            let parts: Vec<Tensor<B, 2>> = g
-                .terms
-                .iter()
-                .map(|t| {
-                    let mut v = (t.function)(ctx);
-                    if let Some(noise) = &noise {
-                        v = v.add(noise.clone().narrow(1, t.start, t.width));
-                    }
-                    if let Some(c) = t.clip {
-                        v = v.clamp(-c, c);
-                    }
-                    v.mul(t.scale.clone())
-                })
-                .collect();
-            let mut x = Tensor::cat(parts, 1);
-            if let Some(c) = g.clip {
-                x = x.clamp(-c, c);
-            }
-            obs = obs.with(&g.name, x);
+    /// The observations of the current state, with noise from the environments' streams
+    /// when `noisy` (and the group asks for it).
+    fn observe(&mut self, noisy: bool) -> Observations<B> {
+        let ctx = self.context(None);
+        let rng = noisy.then_some(&mut self.rng);
+        self.observations.compute(&ctx, rng, &self.device)
+    }
+
+    /// The contact sensor after the physics: which feet touch the ground, their air time
+    /// and touch-downs (legged_gym's `feet_air_time` bookkeeping).
+    fn feet_contact(&self) -> FeetContact<B> {
+        let contact = feet_contact(
+            self.sim.contact_forces(),
+            self.feet.clone(),
+            FOOT_CONTACT_FORCE,
+        );
+        let (air_time, first_contact) = update_feet_air_time(
+            self.feet_air_time.clone(),
+            contact.clone(),
+            self.last_contact.clone().greater_elem(0.5),
+            self.dt,
+        );
+        FeetContact {
+            contact,
+            air_time,
+            first_contact,
         }
-        obs
+    }
+
+    /// Keeps what the next step compares with, once the rewards of this one are in: the
+    /// actions, the joint velocities (read at `ctx`) and the feet contact state.
+    fn end_step(&mut self, ctx: &TermContext<B>, feet: FeetContact<B>) {
+        self.actions.prev_action = self.actions.action.clone();
+        self.last_joint_vel = ctx.joint_vel.clone();
+        self.feet_air_time = feet.air_time;
+        self.last_contact = feet.contact.float();
+    }
+
+    /// The episode log of every environment: return, length and the managers' terms.
+    fn episode_info(&self) -> EpisodeInfo<B> {
+        let mut terms = BTreeMap::new();
+        self.rewards.episode_terms(&mut terms);
+        self.commands.episode_terms(&mut terms);
+        EpisodeInfo {
+            returns: column(&self.rewards.returns, 0),
+            lengths: column(&self.episode_length, 0),
+            terms,
+        }
     }
 
     /// Resets every environment (all of its state) and, with `random_episode_start`,
@@ -586,116 +417,33 @@ impl<B: Backend> LeggedEnv<B> {
     fn reset_all(&mut self) {
         let n = self.spec.num_envs;
         let all = Tensor::<B, 1>::ones([n], &self.device).greater_elem(0.0);
-        let u = self
-            .rng
-            .uniform::<B>(&self.draw.low, &self.draw.high, &self.device);
-        self.reset_where(&all, &u);
-        self.resample_commands(&all, &u);
+        let draw = self.draw.draw::<B>(&mut self.rng, &self.device);
+        self.reset_where(&all, &draw);
+        self.commands.resample(&all, &draw);
         let max = self.spec.max_episode_length as f32;
         let start = self.rng.uniform::<B>(&[0.0], &[max], &self.device).floor();
         if self.cfg.random_episode_start {
-            self.state.episode_length = start;
+            self.episode_length = start;
         }
     }
 
-    /// Reset events for the environments in `mask` `[N]`, from the random draw `u`.
-    fn reset_where(&mut self, mask: &Tensor<B, 1, Bool>, u: &Tensor<B, 2>) {
-        let n = self.spec.num_envs;
-        let nj = self.default_joint_pos.dims()[1];
-        let device = &self.device;
-        // Root: upright at the spawn height, random yaw and velocity.
-        let half_yaw = u.clone().narrow(1, 0, 1).mul_scalar(0.5);
-        let zeros = Tensor::<B, 2>::zeros([n, 2], device);
-        let pos = Tensor::cat(
-            vec![
-                zeros.clone(),
-                Tensor::full([n, 1], self.cfg.robot.init_height, device),
-            ],
-            1,
+    /// Resets the environments in `mask` `[N]`: reset events from `draw`, then every
+    /// manager's and the environment's own per-episode state. Their commands are resampled
+    /// by the caller.
+    fn reset_where(&mut self, mask: &Tensor<B, 1, Bool>, draw: &Draw<B>) {
+        self.events.reset(mask, draw, &mut self.sim);
+        self.actions.reset(mask);
+        self.rewards.reset(mask);
+        self.commands.reset(mask);
+        let zero = |t: &Tensor<B, 2>| choose(mask, t.clone(), t.zeros_like());
+        self.last_joint_vel = choose(
+            mask,
+            self.last_joint_vel.clone(),
+            draw.joint_velocity.clone(),
         );
-        let quat = Tensor::cat(vec![half_yaw.clone().cos(), zeros, half_yaw.sin()], 1);
-        let vel = u.clone().narrow(1, 1, 6);
-        self.sim
-            .set_root_state_where(mask.clone(), Tensor::cat(vec![pos, quat, vel], 1));
-        // Joints: the default pose scaled per joint, inside the soft limits.
-        let shape = [n, nj];
-        let q = self
-            .default_joint_pos
-            .clone()
-            .expand(shape)
-            .mul(u.clone().narrow(1, 7, nj))
-            .max_pair(self.soft_limits.0.clone().expand(shape))
-            .min_pair(self.soft_limits.1.clone().expand(shape));
-        let qd = u.clone().narrow(1, 7 + nj, nj);
-        self.sim.set_joint_state_where(mask.clone(), q, qd.clone());
-        // Task state.
-        let s = &mut self.state;
-        let zero = |t: &Tensor<B, 2>| t.zeros_like();
-        s.actions = choose(mask, s.actions.clone(), zero(&s.actions));
-        s.last_actions = choose(mask, s.last_actions.clone(), zero(&s.last_actions));
-        s.last_joint_vel = choose(mask, s.last_joint_vel.clone(), qd);
-        s.feet_air_time = choose(mask, s.feet_air_time.clone(), zero(&s.feet_air_time));
-        s.last_contact = choose(mask, s.last_contact.clone(), zero(&s.last_contact));
-        s.episode_length = choose(mask, s.episode_length.clone(), zero(&s.episode_length));
-        s.returns = choose(mask, s.returns.clone(), zero(&s.returns));
-        s.reward_sums = choose(mask, s.reward_sums.clone(), zero(&s.reward_sums));
-        s.error_sums = choose(mask, s.error_sums.clone(), zero(&s.error_sums));
-        // Interval events restart with the episode, as IsaacLab's do (`is_global_time =
-        // False`): every episode meets its first push a fresh interval after its start,
-        // whatever the episode before it did, so episodes are alike however many came before.
-        let next_push = u.clone().narrow(1, self.draw.push + 2, 1);
-        s.push_time = choose(mask, s.push_time.clone(), next_push);
-    }
-
-    /// New commands for the environments in `mask` `[N]`, from the random draw `u`.
-    fn resample_commands(&mut self, mask: &Tensor<B, 1, Bool>, u: &Tensor<B, 2>) {
-        let c = &self.cfg.commands;
-        let sampled = u.clone().narrow(1, self.draw.command, 3);
-        let planar = sampled.clone().narrow(1, 0, 2);
-        let speed = planar.clone().square().sum_dim(1).sqrt(); // [N, 1]
-        let keep = speed.greater_equal_elem(c.min_speed).float(); // [N, 1]
-        let planar = planar.mul(keep);
-        let commands = Tensor::cat(vec![planar, sampled.narrow(1, 2, 1)], 1);
-        let s = &mut self.state;
-        s.commands = choose(mask, s.commands.clone(), commands);
-        let heading = u.clone().narrow(1, self.draw.command + 3, 1);
-        s.heading = choose(mask, s.heading.clone(), heading);
-        let period = s.command_time.zeros_like().add_scalar(c.resampling_time_s);
-        s.command_time = choose(mask, s.command_time.clone(), period);
-    }
-
-    /// Heading mode: the yaw-rate command steers toward the commanded heading.
-    fn heading_commands(&mut self) {
-        let c = &self.cfg.commands;
-        let error = wrap(column(&self.state.heading, 0).sub(yaw(&self.sim.root_quat())));
-        let rate = error
-            .mul_scalar(c.heading_stiffness)
-            .clamp(c.ang_vel_z[0], c.ang_vel_z[1])
-            .unsqueeze_dim::<2>(1);
-        let planar = self.state.commands.clone().narrow(1, 0, 2);
-        self.state.commands = Tensor::cat(vec![planar, rate], 1);
-    }
-
-    /// Interval events: pushes of the environments whose push timer ran out.
-    fn push(&mut self, u: &Tensor<B, 2>) {
-        if self.cfg.events.interval.push_velocity <= 0.0 {
-            return;
-        }
-        let due = column(&self.state.push_time, 0).lower_equal_elem(0.0); // [N]
-        let p = self.draw.push;
-        let root = Tensor::cat(
-            vec![
-                self.sim.root_pos(),
-                self.sim.root_quat(),
-                u.clone().narrow(1, p, 2),
-                column(&self.sim.root_lin_vel_w(), 2).unsqueeze_dim::<2>(1),
-                self.sim.root_ang_vel_w(),
-            ],
-            1,
-        );
-        self.sim.set_root_state_where(due.clone(), root);
-        let next = u.clone().narrow(1, p + 2, 1);
-        self.state.push_time = choose(&due, self.state.push_time.clone(), next);
+        self.feet_air_time = zero(&self.feet_air_time);
+        self.last_contact = zero(&self.last_contact);
+        self.episode_length = zero(&self.episode_length);
     }
 
     /// Reads the shapes of environment `env_id` back from the device.
@@ -778,13 +526,6 @@ impl<B: Backend> LeggedEnv<B> {
     }
 }
 
-/// This step's feet air time, first contacts and terminations, for [`LeggedEnv::context`].
-struct StepTerms<B: Backend> {
-    feet_air_time: Tensor<B, 2>,
-    first_contact: Tensor<B, 2, Bool>,
-    terminated: Tensor<B, 1, Bool>,
-}
-
 /// The default joint positions of `model`: the config's patterns, or the built-in
 /// quadruped's standing pose.
 fn default_joint_pos(model: &Model, cfg: &LeggedConfig, task: &str) -> Result<Vec<f64>> {
@@ -832,53 +573,6 @@ fn default_joint_pos(model: &Model, cfg: &LeggedConfig, task: &str) -> Result<Ve
         .collect()
 }
 
-/// Builds one observation group: the terms' functions, widths, scales and noise.
-fn build_group<B: Backend>(
-    name: &str,
-    g: &ObsGroupConfig,
-    ctx: &TermContext<B>,
-    task: &str,
-    device: &B::Device,
-) -> Result<ObsGroup<B>> {
-    let mut terms = Vec::new();
-    let mut noise = Vec::new();
-    let mut start = 0;
-    for (i, t) in g.terms.iter().enumerate() {
-        let field = format!("observations.{name}.terms[{i}] ({})", t.name);
-        let function = observation_term::<B>(&t.name)
-            .ok_or_else(|| config_error(task, &field, "unknown observation term"))?;
-        let width = function(ctx).dims()[1];
-        let scale = match &t.scale {
-            Scale::One(s) => vec![*s as f32; width],
-            Scale::Each(s) if s.len() == width => s.iter().map(|&x| x as f32).collect(),
-            Scale::Each(s) => {
-                return Err(config_error(
-                    task,
-                    &field,
-                    format!("the term has {width} columns but {} scales", s.len()),
-                ));
-            }
-        };
-        noise.extend(std::iter::repeat_n(t.noise as f32, width));
-        terms.push(ObsTerm {
-            function,
-            scale: row(scale, device),
-            clip: t.clip,
-            start,
-            width,
-        });
-        start += width;
-    }
-    let noisy = g.noise && noise.iter().any(|&a| a > 0.0);
-    Ok(ObsGroup {
-        name: name.to_string(),
-        terms,
-        clip: g.clip,
-        noise: noisy.then(|| row(noise, device)),
-        width: start,
-    })
-}
-
 impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     fn spec(&self) -> &EnvSpec {
         &self.spec
@@ -893,154 +587,39 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     }
 
     fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
-        let n = self.spec.num_envs;
-        let nj = self.default_joint_pos.dims()[1];
-        check_shape("actions", actions.dims(), [n, nj])?;
-        // Actions: clipped, scaled and offset by the default pose, once per policy step.
-        let clip = self.cfg.actions.clip;
-        let actions = actions.to_device(&self.device).clamp(-clip, clip);
-        let target = actions
-            .clone()
-            .mul_scalar(self.cfg.actions.scale)
-            .add(self.default_joint_pos.clone().expand([n, nj]));
+        // Actions, processed once; the drives track them through `decimation` physics steps.
+        let target = self.actions.compute(actions, &self.device)?;
         self.sim
             .set_joint_position_target(target)
-            .map_err(|e| rl_core::Error::Env(e.to_string()))?;
-        self.state.actions = actions;
+            .map_err(env_error)?;
         for _ in 0..self.cfg.decimation {
             self.sim.step();
         }
-        let s = &mut self.state;
-        s.episode_length = s.episode_length.clone().add_scalar(1.0);
-        s.command_time = s.command_time.clone().sub_scalar(self.dt);
-        s.push_time = s.push_time.clone().sub_scalar(self.dt);
-
-        // Feet air time, then terminations.
-        let contact = feet_contact(
-            self.sim.contact_forces(),
-            self.feet.clone(),
-            FOOT_CONTACT_FORCE,
-        );
-        let (air_time, first_contact) = update_feet_air_time(
-            self.state.feet_air_time.clone(),
-            contact.clone(),
-            self.state.last_contact.clone().greater_elem(0.5),
-            self.dt,
-        );
-        let none = Tensor::<B, 1>::zeros([n], &self.device).greater_elem(1.0);
-        let mut ctx = self.context(Some(StepTerms {
-            feet_air_time: self.state.feet_air_time.clone(),
-            first_contact,
-            terminated: none.clone(),
-        }));
-        let terminated = self
-            .terminations
-            .iter()
-            .fold(none, |acc, (term, threshold)| {
-                acc.bool_or(term(&ctx, *threshold))
-            });
-        let time_outs = column(&self.state.episode_length, 0)
-            .greater_equal_elem(self.spec.max_episode_length as f64)
-            .bool_and(terminated.clone().bool_not());
+        // The clocks, the contact sensor, then terminations, rewards and the command metrics,
+        // all read at this state.
+        self.episode_length = self.episode_length.clone().add_scalar(1.0);
+        self.events.advance(self.dt);
+        let feet = self.feet_contact();
+        let mut ctx = self.context(Some(feet.first_contact.clone()));
+        let (terminated, time_outs) = self.terminations.compute(&ctx, &self.episode_length);
         ctx.terminated = terminated.clone();
-
-        // Rewards, each weighted and multiplied by dt.
-        let mut values: Vec<Tensor<B, 1>> = self
-            .rewards
-            .iter()
-            .map(|(_, term, w)| term(&ctx).mul_scalar(*w))
-            .collect();
-        let mut reward = values
-            .iter()
-            .cloned()
-            .reduce(|a, b| a + b)
-            .unwrap_or_else(|| Tensor::zeros([n], &self.device));
-        if self.cfg.rewards.only_positive {
-            reward = reward.clamp_min(0.0);
-        }
-        if let Some((term, w)) = &self.termination_reward {
-            let value = term(&ctx).mul_scalar(*w);
-            reward = reward + value.clone();
-            values.push(value);
-        }
-        let s = &mut self.state;
-        if !values.is_empty() {
-            s.reward_sums = s.reward_sums.clone() + Tensor::stack(values, 1);
-        }
-        s.returns = s.returns.clone() + reward.clone().unsqueeze_dim::<2>(1);
-        // Tracking errors: planar speed and yaw rate.
-        let lin_error = ctx
-            .commands
-            .clone()
-            .narrow(1, 0, 2)
-            .sub(ctx.lin_vel_b.clone().narrow(1, 0, 2))
-            .square()
-            .sum_dim(1)
-            .sqrt();
-        let ang_error = ctx
-            .commands
-            .clone()
-            .narrow(1, 2, 1)
-            .sub(ctx.ang_vel_b.clone().narrow(1, 2, 1))
-            .abs();
-        let one = lin_error.ones_like();
-        s.error_sums = s.error_sums.clone() + Tensor::cat(vec![lin_error, ang_error, one], 1);
-
-        // Bookkeeping of this step, before the resets.
-        s.last_actions = s.actions.clone();
-        s.last_joint_vel = ctx.joint_vel.clone();
-        s.feet_air_time = air_time;
-        s.last_contact = contact.float();
+        let rewards = self.rewards.compute(&ctx);
+        self.commands.update_metrics(&ctx);
+        self.end_step(&ctx, feet);
+        let episode = self.episode_info();
+        let final_observations = self.observe(false);
+        // Reset of the finished environments, command resampling (and heading) and interval
+        // events (pushes), from one draw of random numbers; then the new observations.
         let dones = terminated.clone().bool_or(time_outs.clone());
-        let lengths = column(&s.episode_length, 0);
-        let mut terms = BTreeMap::new();
-        let episode_s = self.cfg.episode_length_s;
-        let names = self
-            .rewards
-            .iter()
-            .map(|(name, _, _)| name.as_str())
-            .chain(self.termination_reward.as_ref().map(|_| "termination"));
-        for (i, name) in names.enumerate() {
-            terms.insert(
-                format!("rew_{name}"),
-                column(&s.reward_sums, i).div_scalar(episode_s),
-            );
-        }
-        let steps = column(&s.error_sums, 2).clamp_min(1.0);
-        terms.insert(
-            "lin_vel_error".to_string(),
-            column(&s.error_sums, 0).div(steps.clone()),
-        );
-        terms.insert(
-            "ang_vel_error".to_string(),
-            column(&s.error_sums, 1).div(steps),
-        );
-        let episode = EpisodeInfo {
-            returns: column(&s.returns, 0),
-            lengths,
-            terms,
-        };
-        let final_observations = self.observe(&self.context(None), false);
-
-        // Reset events, commands, interval events.
-        let u = self
-            .rng
-            .uniform::<B>(&self.draw.low, &self.draw.high, &self.device);
-        self.reset_where(&dones, &u);
-        let expired = column(&self.state.command_time, 0)
-            .lower_equal_elem(0.0)
-            .bool_or(dones);
-        self.resample_commands(&expired, &u);
-        if self.cfg.commands.heading_command {
-            self.heading_commands();
-        }
-        self.push(&u);
-
-        let observations = self.observe(&self.context(None), true);
+        let draw = self.draw.draw::<B>(&mut self.rng, &self.device);
+        self.reset_where(&dones, &draw);
+        self.commands.compute(&dones, &draw, self.dt, &self.sim);
+        self.events.interval(&draw, &mut self.sim);
+        let observations = self.observe(true);
         self.obs = observations.clone();
         Ok(StepOutput {
             observations,
-            rewards: reward,
+            rewards,
             terminated,
             time_outs,
             final_observations,
@@ -1050,7 +629,7 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
 
     fn reset(&mut self) -> Observations<B> {
         self.reset_all();
-        let obs = self.observe(&self.context(None), true);
+        let obs = self.observe(true);
         self.obs = obs.clone();
         obs
     }
@@ -1070,11 +649,11 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
         let joints = Tensor::cat(vec![sim.joint_pos(), sim.joint_vel()], 1);
         let mut entries: Vec<(String, Tensor<B, 2>)> =
             vec![("root".into(), root), ("joints".into(), joints)];
-        for (name, t) in self.state.entries() {
+        for (name, t) in task_state!(self; &) {
             entries.push((name.into(), t.clone()));
         }
-        for g in &self.groups {
-            entries.push((format!("obs/{}", g.name), self.obs.get(&g.name)?));
+        for (name, _) in self.observations.groups() {
+            entries.push((format!("obs/{name}"), self.obs.get(name)?));
         }
         for (name, t) in entries {
             snapshot.tensors.insert(name, HostTensor::read(t)?);
@@ -1086,21 +665,20 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     fn load_state(&mut self, snapshot: &EnvSnapshot) -> rl_core::Result<()> {
         snapshot.check(&self.spec)?;
         let n = self.spec.num_envs;
-        let nj = self.default_joint_pos.dims()[1];
+        let nj = self.actions.num_joints();
         let device = self.device.clone();
         // Everything is read and checked before anything is replaced.
         let root: Tensor<B, 2> = snapshot.load_tensor("root", [n, 13], &device)?;
         let joints: Tensor<B, 2> = snapshot.load_tensor("joints", [n, 2 * nj], &device)?;
-        let mut state = self.state.clone();
-        for (name, t) in state.entries_mut() {
-            let k = t.dims()[1];
-            *t = snapshot.load_tensor(name, [n, k], &device)?;
-        }
+        let state = task_state!(self; &)
+            .into_iter()
+            .map(|(name, t)| snapshot.load_tensor(name, [n, t.dims()[1]], &device))
+            .collect::<rl_core::Result<Vec<Tensor<B, 2>>>>()?;
         let mut obs = Observations::new();
-        for g in &self.groups {
+        for (name, width) in self.observations.groups() {
             let t: Tensor<B, 2> =
-                snapshot.load_tensor(&format!("obs/{}", g.name), [n, g.width], &device)?;
-            obs = obs.with(&g.name, t);
+                snapshot.load_tensor(&format!("obs/{name}"), [n, width], &device)?;
+            obs = obs.with(name, t);
         }
         let rng = snapshot.rng(RNG)?.clone();
         let all = Tensor::<B, 1>::ones([n], &device).greater_elem(0.0);
@@ -1110,11 +688,14 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
             joints.clone().narrow(1, 0, nj),
             joints.narrow(1, nj, nj),
         );
-        self.state = state;
+        for ((_, t), loaded) in task_state!(self; &mut).into_iter().zip(state) {
+            *t = loaded;
+        }
         self.obs = obs;
         self.rng = rng;
-        self.apply_randomisation()
-            .map_err(|e| rl_core::Error::Env(e.to_string()))?;
+        self.events
+            .apply_randomisation(&mut self.sim)
+            .map_err(env_error)?;
         Ok(())
     }
 
@@ -1126,7 +707,7 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legged::config::ObsTermConfig;
+    use crate::legged::config::{ObsTermConfig, Scale};
     use burn::backend::Flex;
 
     type B = Flex;
@@ -1225,7 +806,7 @@ mod tests {
             "projected gravity z after the reset {}",
             g_new[8]
         );
-        let lengths = vals(e.state.episode_length.clone());
+        let lengths = vals(e.episode_length.clone());
         assert_eq!(lengths[1], 0.0);
         let h = vals(e.sim.root_pos().narrow(1, 2, 1));
         assert!((h[1] - e.cfg.robot.init_height).abs() < 1e-6);
@@ -1431,7 +1012,7 @@ mod tests {
         let mut e = env(cfg, 4);
         e.reset();
         assert_eq!(e.spec.max_episode_length, 3);
-        let timer = |e: &LeggedEnv<B>| vals(e.state.push_time.clone());
+        let timer = |e: &LeggedEnv<B>| vals(e.events.push_time.clone());
         assert!(timer(&e).iter().all(|&t| (t - 1.0).abs() < 1e-6));
         for _ in 0..2 {
             e.step(zeros(&e)).expect("step");

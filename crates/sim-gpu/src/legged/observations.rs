@@ -1,51 +1,199 @@
-//! Observation terms of legged locomotion (IsaacLab's names): each reads one
-//! [`TermContext`] and returns `[N, K]` in the term's own units; the observation manager adds
-//! noise, clips and scales them.
+//! The observation manager (IsaacLab's `ObservationManager`) and the observation terms of
+//! legged locomotion (IsaacLab's names): each term reads one [`TermContext`] and returns
+//! `[N, K]` in the term's own units; the manager adds noise, clips and scales them and
+//! concatenates each group's terms.
 //!
-//! Adding a term is one function here plus its name in [`observation_term`] and
-//! [`OBSERVATION_TERMS`].
+//! Adding a term is one function here plus one row in the table of [`ObservationTerm::ALL`].
 
 use burn::tensor::{Tensor, backend::Backend};
+use rl_core::{EnvRng, Observations};
 
-use super::terms::{FOOT_CONTACT_FORCE, TermContext, feet_contact};
+use super::config::{ObsGroupConfig, ObservationsConfig, Scale, config_error};
+use super::terms::{FOOT_CONTACT_FORCE, TermContext, feet_contact, term_table};
+use crate::Result;
+use crate::common::row;
 
 /// An observation term: `[N, K]` for every environment.
 pub type ObsFn<B> = fn(&TermContext<B>) -> Tensor<B, 2>;
 
-/// The names [`observation_term`] knows.
-pub const OBSERVATION_TERMS: &[&str] = &[
-    "base_lin_vel",
-    "base_ang_vel",
-    "projected_gravity",
-    "velocity_commands",
-    "joint_pos_rel",
-    "joint_vel_rel",
-    "last_action",
-    "base_height",
-    "friction",
-    "added_mass",
-    "feet_contact",
-    "feet_contact_forces",
-];
+/// One row of the observation table: a term's name (as a config lists it) and its function.
+#[derive(Clone, Copy, Debug)]
+pub struct ObservationTerm<B: Backend> {
+    /// The name a config lists the term by.
+    pub name: &'static str,
+    /// The term's value.
+    pub function: ObsFn<B>,
+}
+
+term_table! {
+    /// The names of the observation terms.
+    OBSERVATION_TERMS,
+    ObservationTerm {
+        "base_lin_vel" => base_lin_vel;
+        "base_ang_vel" => base_ang_vel;
+        "projected_gravity" => projected_gravity;
+        "velocity_commands" => velocity_commands;
+        "joint_pos_rel" => joint_pos_rel;
+        "joint_vel_rel" => joint_vel_rel;
+        "last_action" => last_action;
+        "base_height" => base_height;
+        "friction" => friction;
+        "added_mass" => added_mass;
+        "feet_contact" => feet_contact_flags;
+        "feet_contact_forces" => feet_contact_forces;
+    }
+}
 
 /// The observation term called `name`, or `None` for a name not in [`OBSERVATION_TERMS`].
 pub fn observation_term<B: Backend>(name: &str) -> Option<ObsFn<B>> {
-    let term: ObsFn<B> = match name {
-        "base_lin_vel" => base_lin_vel,
-        "base_ang_vel" => base_ang_vel,
-        "projected_gravity" => projected_gravity,
-        "velocity_commands" => velocity_commands,
-        "joint_pos_rel" => joint_pos_rel,
-        "joint_vel_rel" => joint_vel_rel,
-        "last_action" => last_action,
-        "base_height" => base_height,
-        "friction" => friction,
-        "added_mass" => added_mass,
-        "feet_contact" => feet_contact_flags,
-        "feet_contact_forces" => feet_contact_forces,
-        _ => return None,
-    };
-    Some(term)
+    let row = ObservationTerm::<B>::ALL.iter().find(|t| t.name == name)?;
+    Some(row.function)
+}
+
+/// One observation term of a group, ready to evaluate.
+#[derive(Clone, Debug)]
+struct GroupTerm<B: Backend> {
+    function: ObsFn<B>,
+    /// Scale `[1, K]`.
+    scale: Tensor<B, 2>,
+    clip: Option<f64>,
+    /// Columns of the term in its group.
+    start: usize,
+    width: usize,
+}
+
+/// One observation group, ready to evaluate.
+#[derive(Clone, Debug)]
+struct ObsGroup<B: Backend> {
+    name: String,
+    terms: Vec<GroupTerm<B>>,
+    clip: Option<f64>,
+    /// Noise half-widths `[1, D]` when the group is noisy.
+    noise: Option<Tensor<B, 2>>,
+    width: usize,
+}
+
+/// The observation groups of a task (`policy`, and `critic` when it has terms); the default
+/// has none.
+#[derive(Clone, Debug, Default)]
+pub struct ObservationManager<B: Backend> {
+    groups: Vec<ObsGroup<B>>,
+}
+
+impl<B: Backend> ObservationManager<B> {
+    /// The groups of `cfg`, their widths found by evaluating every term once at `ctx`.
+    ///
+    /// # Errors
+    /// [`crate::Error::TaskConfig`] naming the field for an unknown term or scales that do
+    /// not fit the term's width.
+    pub fn new(
+        cfg: &ObservationsConfig,
+        ctx: &TermContext<B>,
+        task: &str,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let mut groups = Vec::new();
+        for (name, g) in [("policy", &cfg.policy), ("critic", &cfg.critic)] {
+            if g.terms.is_empty() {
+                continue;
+            }
+            groups.push(build_group(name, g, ctx, task, device)?);
+        }
+        Ok(Self { groups })
+    }
+
+    /// Every group's name and width `D`.
+    pub fn groups(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.groups.iter().map(|g| (g.name.as_str(), g.width))
+    }
+
+    /// The observation groups `[N, D]` at `ctx`. With `rng`, the groups that ask for noise
+    /// get it: one uniform draw `[N, D]` per noisy group, in group order.
+    pub fn compute(
+        &self,
+        ctx: &TermContext<B>,
+        mut rng: Option<&mut EnvRng>,
+        device: &B::Device,
+    ) -> Observations<B> {
+        let mut obs = Observations::new();
+        for g in &self.groups {
+            let noise = match (&g.noise, rng.as_deref_mut()) {
+                (Some(amplitude), Some(rng)) => {
+                    let w = g.width;
+                    let u = rng.uniform::<B>(&vec![-1.0; w], &vec![1.0; w], device);
+                    Some(u.mul(amplitude.clone()))
+                }
+                _ => None,
+            };
+            let parts: Vec<Tensor<B, 2>> = g
+                .terms
+                .iter()
+                .map(|t| {
+                    let mut v = (t.function)(ctx);
+                    if let Some(noise) = &noise {
+                        v = v.add(noise.clone().narrow(1, t.start, t.width));
+                    }
+                    if let Some(c) = t.clip {
+                        v = v.clamp(-c, c);
+                    }
+                    v.mul(t.scale.clone())
+                })
+                .collect();
+            let mut x = Tensor::cat(parts, 1);
+            if let Some(c) = g.clip {
+                x = x.clamp(-c, c);
+            }
+            obs = obs.with(&g.name, x);
+        }
+        obs
+    }
+}
+
+/// Builds one observation group: the terms' functions, widths, scales and noise.
+fn build_group<B: Backend>(
+    name: &str,
+    g: &ObsGroupConfig,
+    ctx: &TermContext<B>,
+    task: &str,
+    device: &B::Device,
+) -> Result<ObsGroup<B>> {
+    let mut terms = Vec::new();
+    let mut noise = Vec::new();
+    let mut start = 0;
+    for (i, t) in g.terms.iter().enumerate() {
+        let field = format!("observations.{name}.terms[{i}] ({})", t.name);
+        let function = observation_term::<B>(&t.name)
+            .ok_or_else(|| config_error(task, &field, "unknown observation term"))?;
+        let width = function(ctx).dims()[1];
+        let scale = match &t.scale {
+            Scale::One(s) => vec![*s as f32; width],
+            Scale::Each(s) if s.len() == width => s.iter().map(|&x| x as f32).collect(),
+            Scale::Each(s) => {
+                return Err(config_error(
+                    task,
+                    &field,
+                    format!("the term has {width} columns but {} scales", s.len()),
+                ));
+            }
+        };
+        noise.extend(std::iter::repeat_n(t.noise as f32, width));
+        terms.push(GroupTerm {
+            function,
+            scale: row(scale, device),
+            clip: t.clip,
+            start,
+            width,
+        });
+        start += width;
+    }
+    let noisy = g.noise && noise.iter().any(|&a| a > 0.0);
+    Ok(ObsGroup {
+        name: name.to_string(),
+        terms,
+        clip: g.clip,
+        noise: noisy.then(|| row(noise, device)),
+        width: start,
+    })
 }
 
 /// Base linear velocity in the base frame `[N, 3]` (m/s).

@@ -3,8 +3,10 @@
 //! Every term reads one [`TermContext`] (the state of `N` environments after a policy step,
 //! all on the device) and returns one value per environment: rewards `[N]` unweighted (the
 //! manager multiplies by the weight and the policy `dt`), terminations `[N]` as booleans.
-//! [`reward_term`] and [`termination_term`] look terms up by name; [`default_reward_weights`]
-//! and [`default_terminations`] give legged_gym's defaults for a flat-ground quadruped.
+//! The tables [`RewardTerm::ALL`] and [`TerminationTerm::ALL`] list every term once, by name
+//! with its function and legged_gym's default for a flat-ground quadruped (weight,
+//! threshold); [`reward_term`], [`termination_term`], [`default_reward_weights`] and
+//! [`default_terminations`] read them.
 //!
 //! Left to the manager, as in legged_gym: time-outs, clipping the summed reward at zero
 //! (`only_positive_rewards`) before the termination reward is added, and resetting
@@ -108,91 +110,142 @@ pub type RewardFn<B> = fn(&TermContext<B>) -> Tensor<B, 1>;
 /// A termination term with its one parameter (a threshold): which environments `[N]` end.
 pub type TerminationFn<B> = fn(&TermContext<B>, f64) -> Tensor<B, 1, Bool>;
 
-/// The names [`reward_term`] knows, in legged_gym's order.
-pub const REWARD_TERMS: &[&str] = &[
-    "tracking_lin_vel",
-    "tracking_ang_vel",
-    "lin_vel_z",
-    "ang_vel_xy",
-    "orientation",
-    "base_height",
-    "torques",
-    "dof_vel",
-    "dof_acc",
-    "action_rate",
-    "collision",
-    "termination",
-    "dof_pos_limits",
-    "feet_air_time",
-    "stand_still",
-    "feet_contact_forces",
-];
+/// Declares a table of terms in one place, one row per term: `"name" => function` and,
+/// for tables with one, the term's default (a weight, a threshold).
+///
+/// From the rows it makes the names alone as the constant `$names` and the defaults as
+/// `$defaults` (both for a config, which is checked and defaulted without a backend), and
+/// the rows with their functions as the associated constant `ALL` of the row type (generic
+/// over the backend, as the functions are).
+macro_rules! term_table {
+    (
+        $(#[$names_doc:meta])* $names:ident,
+        $(#[$defaults_doc:meta])* $defaults:ident: $ty:ty,
+        $row:ident { $($name:literal => $function:path, $default:expr;)* }
+    ) => {
+        $(#[$names_doc])*
+        pub const $names: &[&str] = &[$($name),*];
 
-/// The names [`termination_term`] knows.
-pub const TERMINATION_TERMS: &[&str] = &["base_contact", "bad_orientation"];
+        $(#[$defaults_doc])*
+        pub const $defaults: &[(&str, $ty)] = &[$(($name, $default)),*];
+
+        impl<B: Backend> $row<B> {
+            #[doc = concat!("Every term, in the order of [`", stringify!($names), "`].")]
+            pub const ALL: &'static [Self] = &[
+                $(Self { name: $name, function: $function, default: $default }),*
+            ];
+        }
+    };
+    (
+        $(#[$names_doc:meta])* $names:ident,
+        $row:ident { $($name:literal => $function:path;)* }
+    ) => {
+        $(#[$names_doc])*
+        pub const $names: &[&str] = &[$($name),*];
+
+        impl<B: Backend> $row<B> {
+            #[doc = concat!("Every term, in the order of [`", stringify!($names), "`].")]
+            pub const ALL: &'static [Self] = &[$(Self { name: $name, function: $function }),*];
+        }
+    };
+}
+pub(super) use term_table;
+
+/// One row of the reward table: a term's name (its key in `rewards.weights`), its function
+/// and legged_gym's default weight.
+#[derive(Clone, Copy, Debug)]
+pub struct RewardTerm<B: Backend> {
+    /// The name a config weights the term by.
+    pub name: &'static str,
+    /// The unweighted reward.
+    pub function: RewardFn<B>,
+    /// legged_gym's weight for a flat-ground quadruped; 0 leaves the term out of
+    /// [`default_reward_weights`] (legged_gym drops such terms too).
+    pub default: f64,
+}
+
+/// One row of the termination table: a term's name (its key in `terminations`), its
+/// function and legged_gym's default threshold.
+#[derive(Clone, Copy, Debug)]
+pub struct TerminationTerm<B: Backend> {
+    /// The name a config lists the term by.
+    pub name: &'static str,
+    /// Which environments end, given the threshold.
+    pub function: TerminationFn<B>,
+    /// legged_gym's threshold, for the terms in [`default_terminations`].
+    pub default: Option<f64>,
+}
+
+// The weights are legged_gym's base `LeggedRobotCfg.rewards.scales`, with `torques` at the
+// base -1e-5 (the range REFERENCE.md gives is -1e-5 to -2.5e-5; legged_gym's A1 config uses
+// -2e-4), `dof_pos_limits` -10 from its A1 config (a robot of our quadruped's size), and
+// `orientation` -5 from `AnymalCFlatCfg`, its only flat-ground config (the base and the A1
+// leave it at zero); `feet_air_time` stays at the base 1.0 (ANYmal-C flat uses 2.0).
+term_table! {
+    /// The names of the reward terms, in legged_gym's order.
+    REWARD_TERMS,
+    /// Every reward term's default weight (0: not weighted by default).
+    REWARD_WEIGHTS: f64,
+    RewardTerm {
+        "tracking_lin_vel" => tracking_lin_vel, 1.0;
+        "tracking_ang_vel" => tracking_ang_vel, 0.5;
+        "lin_vel_z" => lin_vel_z, -2.0;
+        "ang_vel_xy" => ang_vel_xy, -0.05;
+        "orientation" => orientation, -5.0;
+        "base_height" => base_height, 0.0;
+        "torques" => torques, -1e-5;
+        "dof_vel" => dof_vel, 0.0;
+        "dof_acc" => dof_acc, -2.5e-7;
+        "action_rate" => action_rate, -0.01;
+        "collision" => collision, -1.0;
+        "termination" => termination, 0.0;
+        "dof_pos_limits" => dof_pos_limits, -10.0;
+        "feet_air_time" => feet_air_time, 1.0;
+        "stand_still" => stand_still, 0.0;
+        "feet_contact_forces" => feet_contact_forces, 0.0;
+    }
+}
+
+term_table! {
+    /// The names of the termination terms.
+    TERMINATION_TERMS,
+    /// Every termination term's default threshold (`None`: not on by default).
+    TERMINATION_THRESHOLDS: Option<f64>,
+    TerminationTerm {
+        "base_contact" => base_contact, Some(1.0);
+        "bad_orientation" => bad_orientation, None;
+    }
+}
 
 /// The reward term called `name`, or `None` for a name not in [`REWARD_TERMS`].
 pub fn reward_term<B: Backend>(name: &str) -> Option<RewardFn<B>> {
-    let term: RewardFn<B> = match name {
-        "tracking_lin_vel" => tracking_lin_vel,
-        "tracking_ang_vel" => tracking_ang_vel,
-        "lin_vel_z" => lin_vel_z,
-        "ang_vel_xy" => ang_vel_xy,
-        "orientation" => orientation,
-        "base_height" => base_height,
-        "torques" => torques,
-        "dof_vel" => dof_vel,
-        "dof_acc" => dof_acc,
-        "action_rate" => action_rate,
-        "collision" => collision,
-        "termination" => termination,
-        "dof_pos_limits" => dof_pos_limits,
-        "feet_air_time" => feet_air_time,
-        "stand_still" => stand_still,
-        "feet_contact_forces" => feet_contact_forces,
-        _ => return None,
-    };
-    Some(term)
+    let row = RewardTerm::<B>::ALL.iter().find(|t| t.name == name)?;
+    Some(row.function)
 }
 
 /// The termination term called `name`, or `None` for a name not in [`TERMINATION_TERMS`].
 pub fn termination_term<B: Backend>(name: &str) -> Option<TerminationFn<B>> {
-    let term: TerminationFn<B> = match name {
-        "base_contact" => base_contact,
-        "bad_orientation" => bad_orientation,
-        _ => return None,
-    };
-    Some(term)
+    let row = TerminationTerm::<B>::ALL.iter().find(|t| t.name == name)?;
+    Some(row.function)
 }
 
-/// legged_gym's reward weights for a flat-ground quadruped, the terms with weight zero left
-/// out (legged_gym drops them too). Each is multiplied by the policy `dt` as well.
-///
-/// legged_gym's base `LeggedRobotCfg.rewards.scales`, with `torques` at the base -1e-5 (the
-/// range REFERENCE.md gives is -1e-5 to -2.5e-5; legged_gym's A1 config uses -2e-4),
-/// `dof_pos_limits` -10 from its A1 config (a robot of our quadruped's size), and
-/// `orientation` -5 from `AnymalCFlatCfg`, its only flat-ground config (the base and the A1
-/// leave it at zero); `feet_air_time` stays at the base 1.0 (ANYmal-C flat uses 2.0).
+/// legged_gym's reward weights for a flat-ground quadruped (the table's non-zero weights),
+/// in the table's order. Each is multiplied by the policy `dt` as well.
 pub fn default_reward_weights() -> Vec<(&'static str, f64)> {
-    vec![
-        ("tracking_lin_vel", 1.0),
-        ("tracking_ang_vel", 0.5),
-        ("lin_vel_z", -2.0),
-        ("ang_vel_xy", -0.05),
-        ("orientation", -5.0),
-        ("torques", -1e-5),
-        ("dof_acc", -2.5e-7),
-        ("action_rate", -0.01),
-        ("collision", -1.0),
-        ("dof_pos_limits", -10.0),
-        ("feet_air_time", 1.0),
-    ]
+    REWARD_WEIGHTS
+        .iter()
+        .copied()
+        .filter(|&(_, w)| w != 0.0)
+        .collect()
 }
 
 /// legged_gym's termination terms and their thresholds: contact of a termination link
 /// above 1 N.
 pub fn default_terminations() -> Vec<(&'static str, f64)> {
-    vec![("base_contact", 1.0)]
+    TERMINATION_THRESHOLDS
+        .iter()
+        .filter_map(|&(name, t)| Some((name, t?)))
+        .collect()
 }
 
 /// Soft joint limits `([1, J], [1, J])` from the URDF limits `lower`, `upper` `[1, J]`: the
@@ -747,6 +800,30 @@ mod tests {
         for (name, _) in default_terminations() {
             assert!(TERMINATION_TERMS.contains(&name), "{name} unknown");
         }
+    }
+
+    #[test]
+    fn the_tables_give_legged_gyms_defaults() {
+        let weights = [
+            ("tracking_lin_vel", 1.0),
+            ("tracking_ang_vel", 0.5),
+            ("lin_vel_z", -2.0),
+            ("ang_vel_xy", -0.05),
+            ("orientation", -5.0),
+            ("torques", -1e-5),
+            ("dof_acc", -2.5e-7),
+            ("action_rate", -0.01),
+            ("collision", -1.0),
+            ("dof_pos_limits", -10.0),
+            ("feet_air_time", 1.0),
+        ];
+        assert_eq!(default_reward_weights(), weights);
+        assert_eq!(default_terminations(), [("base_contact", 1.0)]);
+        for (row, (name, weight)) in RewardTerm::<B>::ALL.iter().zip(REWARD_WEIGHTS) {
+            assert_eq!((row.name, row.default), (*name, *weight));
+        }
+        let names: Vec<&str> = TerminationTerm::<B>::ALL.iter().map(|t| t.name).collect();
+        assert_eq!(names, TERMINATION_TERMS);
     }
 
     #[test]
