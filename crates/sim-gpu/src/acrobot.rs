@@ -7,7 +7,7 @@ use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
 use crate::common::{
-    EnvCore, POLICY, Transition, check_shape, column, discrete_index, impl_vec_env,
+    DynamicsStep, EnvCore, POLICY, check_shape, column, discrete_index, impl_vec_env,
 };
 use crate::math::{cos, sin, sin_cos};
 
@@ -74,7 +74,10 @@ impl<B: Backend> Acrobot<B> {
 
     /// One step of the dynamics without time limit or reset: `state` `[N, 4]` and the action
     /// indices `[N, 1]` give the next state, the rewards and the terminated flags.
-    pub fn dynamics(state: Tensor<B, 2>, actions: Tensor<B, 2>) -> rl_core::Result<Transition<B>> {
+    pub fn dynamics(
+        state: Tensor<B, 2>,
+        actions: Tensor<B, 2>,
+    ) -> rl_core::Result<DynamicsStep<B>> {
         let [n, _] = state.dims();
         check_shape("acrobot state", state.dims(), [n, 4])?;
         check_shape("actions", actions.dims(), [n, 1])?;
@@ -99,7 +102,7 @@ impl<B: Backend> Acrobot<B> {
         let terminated = height.greater_elem(1.0); // [N]
         // -1 per step, 0 on the terminal step.
         let rewards = terminated.clone().float().sub_scalar(1.0); // [N]
-        Ok(Transition {
+        Ok(DynamicsStep {
             next_state: Tensor::stack(vec![theta1, theta2, theta1_dot, theta2_dot], 1), // [N, 4]
             rewards,
             terminated,

@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
-use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
+use crate::common::{DynamicsStep, EnvCore, POLICY, check_shape, column, impl_vec_env};
 use crate::math::sin_cos;
 
 const GRAVITY: f32 = 9.8;
@@ -65,7 +65,10 @@ impl<B: Backend> CartPole<B> {
 
     /// One step of the physics without time limit or reset: `state` `[N, 4]` and
     /// `actions` `[N, 1]` give the next state, the rewards and the terminated flags.
-    pub fn dynamics(state: Tensor<B, 2>, actions: Tensor<B, 2>) -> rl_core::Result<Transition<B>> {
+    pub fn dynamics(
+        state: Tensor<B, 2>,
+        actions: Tensor<B, 2>,
+    ) -> rl_core::Result<DynamicsStep<B>> {
         let [n, _] = state.dims();
         check_shape("cartpole state", state.dims(), [n, 4])?;
         check_shape("actions", actions.dims(), [n, 1])?;
@@ -84,7 +87,7 @@ impl_vec_env!(CartPole, STATE_NAMES);
 /// One step of Gymnasium's cart-pole physics, shared by [`CartPole`] and
 /// [`crate::CartPoleDiscrete`]: `state` `[N, 4]` pushed by `force` `[N]` (newtons) gives the
 /// next state, the rewards (1.0 on every step) and the terminated flags.
-pub(crate) fn physics<B: Backend>(state: Tensor<B, 2>, force: Tensor<B, 1>) -> Transition<B> {
+pub(crate) fn physics<B: Backend>(state: Tensor<B, 2>, force: Tensor<B, 1>) -> DynamicsStep<B> {
     let [n, _] = state.dims();
     let [x, x_dot, theta, theta_dot] = [0, 1, 2, 3].map(|j| column(&state, j)); // [N] each
     let (sin, cos) = sin_cos(theta.clone());
@@ -127,7 +130,7 @@ pub(crate) fn physics<B: Backend>(state: Tensor<B, 2>, force: Tensor<B, 1>) -> T
     let rewards = Tensor::ones([n], &state.device()); // [N]
     // [N, 4]
     let next_state = Tensor::stack(vec![next_x, next_x_dot, next_theta, next_theta_dot], 1);
-    Transition {
+    DynamicsStep {
         next_state,
         rewards,
         terminated,

@@ -8,7 +8,7 @@ use rl_core::{ActionSpace, EnvSpec};
 use crate::Result;
 use crate::cartpole::{FORCE_MAG, MAX_EPISODE_LENGTH, RESET_HIGH, RESET_LOW, STATE_NAMES, TAU};
 use crate::common::{
-    EnvCore, POLICY, Transition, check_shape, column, discrete_index, impl_vec_env,
+    DynamicsStep, EnvCore, POLICY, check_shape, column, discrete_index, impl_vec_env,
 };
 
 /// Number of discrete actions: push left (0) or right (1).
@@ -47,7 +47,10 @@ impl<B: Backend> CartPoleDiscrete<B> {
 
     /// One step of the physics without time limit or reset: `state` `[N, 4]` and the action
     /// indices `[N, 1]` give the next state, the rewards and the terminated flags.
-    pub fn dynamics(state: Tensor<B, 2>, actions: Tensor<B, 2>) -> rl_core::Result<Transition<B>> {
+    pub fn dynamics(
+        state: Tensor<B, 2>,
+        actions: Tensor<B, 2>,
+    ) -> rl_core::Result<DynamicsStep<B>> {
         let [n, _] = state.dims();
         check_shape("cartpole state", state.dims(), [n, 4])?;
         check_shape("actions", actions.dims(), [n, 1])?;

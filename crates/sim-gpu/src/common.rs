@@ -87,7 +87,7 @@ const RESET_RNG: &str = "reset";
 
 /// One step of a task's dynamics, before time limits and auto-reset.
 #[derive(Debug, Clone)]
-pub struct Transition<B: Backend> {
+pub struct DynamicsStep<B: Backend> {
     /// State after the step, `[N, K]` (Gymnasium layout).
     pub next_state: Tensor<B, 2>,
     /// Reward of the step, `[N]`.
@@ -264,10 +264,10 @@ impl<B: Backend> EnvCore<B> {
     /// output. `observe` maps a state `[N, K]` to the policy observation `[N, D]`.
     pub(crate) fn finish_step(
         &mut self,
-        transition: Transition<B>,
+        transition: DynamicsStep<B>,
         observe: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
     ) -> StepOutput<B> {
-        let Transition {
+        let DynamicsStep {
             next_state,
             rewards,
             terminated,

@@ -12,7 +12,7 @@
 //! - [`make_env`] and [`TASKS`]: build an environment batch by task name, for training or
 //!   evaluation ([`Purpose`]); [`validate_settings`] checks a task's settings; [`make_classic`]
 //!   builds a classic-control task with access to its internal state ([`ClassicEnv`]).
-//! - [`Transition`]: one step of a task's pure dynamics (`CartPole::dynamics`,
+//! - [`DynamicsStep`]: one step of a task's pure dynamics (`CartPole::dynamics`,
 //!   `Acrobot::dynamics`, ...), before time limits and auto-reset.
 //! - [`Error`]: the error type of this crate.
 //!
@@ -40,7 +40,7 @@ pub use acrobot::Acrobot;
 pub use cartpole::CartPole;
 pub use cartpole_discrete::CartPoleDiscrete;
 pub use classic::ClassicEnv;
-pub use common::Transition;
+pub use common::DynamicsStep;
 pub use error::{Error, Result};
 pub use mountain_car_continuous::MountainCarContinuous;
 pub use pendulum::Pendulum;

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
-use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
+use crate::common::{DynamicsStep, EnvCore, POLICY, check_shape, column, impl_vec_env};
 use crate::math::cos;
 
 const MIN_ACTION: f32 = -1.0;
@@ -66,7 +66,10 @@ impl<B: Backend> MountainCarContinuous<B> {
 
     /// One step of the dynamics without time limit or reset: `state` `[N, 2]` and
     /// `actions` `[N, 1]` give the next state, the rewards and the terminated flags.
-    pub fn dynamics(state: Tensor<B, 2>, actions: Tensor<B, 2>) -> rl_core::Result<Transition<B>> {
+    pub fn dynamics(
+        state: Tensor<B, 2>,
+        actions: Tensor<B, 2>,
+    ) -> rl_core::Result<DynamicsStep<B>> {
         let [n, _] = state.dims();
         check_shape("mountain car state", state.dims(), [n, 2])?;
         check_shape("actions", actions.dims(), [n, 1])?;
@@ -94,7 +97,7 @@ impl<B: Backend> MountainCarContinuous<B> {
         // The action cost uses the raw action, as Gymnasium does.
         let rewards = terminated.clone().float().mul_scalar(GOAL_REWARD)
             - action.square().mul_scalar(ACTION_COST); // [N]
-        Ok(Transition {
+        Ok(DynamicsStep {
             next_state: Tensor::stack(vec![position, velocity], 1), // [N, 2]
             rewards,
             terminated,

@@ -7,7 +7,7 @@ use burn::tensor::{Bool, Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
-use crate::common::{EnvCore, POLICY, Transition, check_shape, column, impl_vec_env};
+use crate::common::{DynamicsStep, EnvCore, POLICY, check_shape, column, impl_vec_env};
 use crate::math::{sin, sin_cos};
 
 const GRAVITY: f32 = 10.0;
@@ -57,7 +57,10 @@ impl<B: Backend> Pendulum<B> {
     /// One step of the dynamics without time limit or reset: `state` `[N, 2]` and
     /// `actions` `[N, 1]` give the next state, the rewards and the terminated flags (always
     /// false).
-    pub fn dynamics(state: Tensor<B, 2>, actions: Tensor<B, 2>) -> rl_core::Result<Transition<B>> {
+    pub fn dynamics(
+        state: Tensor<B, 2>,
+        actions: Tensor<B, 2>,
+    ) -> rl_core::Result<DynamicsStep<B>> {
         let [n, _] = state.dims();
         check_shape("pendulum state", state.dims(), [n, 2])?;
         check_shape("actions", actions.dims(), [n, 1])?;
@@ -78,7 +81,7 @@ impl<B: Backend> Pendulum<B> {
         let next_theta = theta + next_theta_dot.clone().mul_scalar(DT);
 
         let device = state.device();
-        Ok(Transition {
+        Ok(DynamicsStep {
             next_state: Tensor::stack(vec![next_theta, next_theta_dot], 1), // [N, 2]
             rewards: costs.neg(),
             // Pendulum never terminates: all false.

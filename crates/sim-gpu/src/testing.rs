@@ -6,13 +6,13 @@ use burn::tensor::{Bool, Tensor, TensorData};
 use rl_core::{EnvSnapshot, HostRng, Observations, StepOutput};
 use serde::Deserialize;
 
-use crate::{ClassicEnv, Transition};
+use crate::{ClassicEnv, DynamicsStep};
 
 /// The CPU backend the tests run on.
 pub(crate) type B = NdArray;
 
 /// A task's pure dynamics: `(state [N, K], actions [N, A])` to one transition.
-pub(crate) type Dynamics = fn(Tensor<B, 2>, Tensor<B, 2>) -> rl_core::Result<Transition<B>>;
+pub(crate) type Dynamics = fn(Tensor<B, 2>, Tensor<B, 2>) -> rl_core::Result<DynamicsStep<B>>;
 
 /// Reference data recorded from Gymnasium by `tools/gymnasium/make_fixtures.py`.
 #[derive(Debug, Deserialize)]
