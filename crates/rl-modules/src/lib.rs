@@ -8,7 +8,8 @@
 //! - [`PolicyConfig`]: the model's settings, the `[policy]` table of a training config.
 //! - [`ObsInput`]: what a network reads (its observation groups and its own normaliser).
 //! - [`ActorCritic`]: actor and critic MLPs and the learnable action std (the weights);
-//!   [`ActorCriticModel`]: those networks with their inputs, the model algorithms train.
+//!   [`MlpModel`]: those networks with their inputs, an [`ActorCriticModel`] (what an
+//!   algorithm trains: a recurrent model is a second implementation).
 //! - [`Policy`]: the inference policy (actor weights and input, no critic, no optimiser)
 //!   that `play`, benchmarks and export run.
 //! - [`DiagGaussian`]: the Gaussian policy distribution (sample, log-probability, entropy,
@@ -49,7 +50,7 @@ pub use fused::{linear_act, reference as linear_act_reference};
 pub use input::ObsInput;
 pub use masked::{masked_mean, masked_sum};
 pub use mlp::{Mlp, MlpConfig};
-pub use model::{ActOutput, ActorCriticModel, InputsState};
+pub use model::{ActOutput, ActorCriticModel, InputsState, MlpModel};
 pub use normalizer::{EmpiricalNormalizer, NormalizerState};
 pub use policy::Policy;
 pub use precision::Precision;

@@ -1,14 +1,17 @@
-//! The actor-critic model that owns its inputs: each network selects its observation groups
+//! Actor-critic models that own their inputs: each network selects its observation groups
 //! and normalises them with its own normaliser, as rsl_rl 5.x's models do.
 //!
-//! The model keeps its trained weights on the autodiff backend `B` and a copy on the inner
-//! backend for rollouts; the inputs (and their normalisers) live on the inner backend, where
-//! the observations are. A recurrent model is a second type with the same methods (and a
-//! hidden state beside the inputs).
+//! [`ActorCriticModel`] is what an algorithm needs from a model; [`MlpModel`] is the MLP
+//! implementation. A model keeps its trained weights on the autodiff backend `B` and a copy on
+//! the inner backend for rollouts; the inputs (and their normalisers) live on the inner
+//! backend, where the observations are. A recurrent model is a second implementation, with
+//! its hidden state beside its inputs (reset where episodes end, [`ActorCriticModel::reset`]).
 
-use burn::module::AutodiffModule;
-use burn::tensor::Tensor;
-use burn::tensor::backend::AutodiffBackend;
+use std::sync::{Mutex, PoisonError};
+
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, Tensor};
 use rl_core::{EnvSpec, HostRng, Observations};
 
 use crate::{
@@ -39,21 +42,119 @@ pub struct InputsState {
     pub critic: Option<NormalizerState>,
 }
 
-/// An MLP actor-critic with its inputs.
+/// What an algorithm needs from an actor-critic model: acting in training mode, values,
+/// the distribution and values with gradients for the update, the trained parameters (for
+/// the optimiser and gradient clipping), the inference policy, and the inputs' statistics.
+pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
+    /// The trained parameters, a Burn module on the autodiff backend.
+    type Network: AutodiffModule<B> + Clone;
+
+    /// A freshly initialised model of `cfg` for the environment `spec`; the weights are
+    /// drawn from the backend's generator seeded with `seed`.
+    fn new(
+        cfg: &PolicyConfig,
+        spec: &EnvSpec,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self, Error>;
+
+    /// The trained parameters.
+    fn network(&self) -> &Self::Network;
+
+    /// Replaces the trained parameters (after an optimiser step) and refreshes the rollout
+    /// copy.
+    fn set_network(&mut self, network: Self::Network);
+
+    /// Visits the actor's parameters (with the action std), the group whose gradient norm
+    /// is clipped on its own.
+    fn visit_actor<V: ModuleVisitor<B>>(&self, visitor: &mut V);
+
+    /// Visits the critic's parameters.
+    fn visit_critic<V: ModuleVisitor<B>>(&self, visitor: &mut V);
+
+    /// Sets every entry of the action std (std schedules); no effect for discrete actions.
+    fn set_std(&mut self, std: f32);
+
+    /// One rollout step in training mode: the inputs merge `obs` into their statistics, the
+    /// actor samples actions (noise from `rng`) and the critic values `obs`.
+    fn act(
+        &mut self,
+        obs: &Observations<B::InnerBackend>,
+        rng: &mut HostRng,
+    ) -> Result<ActOutput<B>, Error>;
+
+    /// Forgets the memory of the environments where `dones` `[N]` is true (recurrent
+    /// models; an MLP has none).
+    fn reset(&mut self, dones: &Tensor<B::InnerBackend, 1, Bool>) {
+        let _ = dones;
+    }
+
+    /// Critic values of `obs` on the rollout copy, statistics unchanged, `[N]`.
+    fn value(
+        &self,
+        obs: &Observations<B::InnerBackend>,
+    ) -> Result<Tensor<B::InnerBackend, 1>, Error>;
+
+    /// Deterministic actions on the rollout copy, `[N, A]`.
+    fn act_inference(
+        &self,
+        obs: &Observations<B::InnerBackend>,
+    ) -> Result<Tensor<B::InnerBackend, 2>, Error>;
+
+    /// The trained actor's action distribution on stored observations `[M, ...]`
+    /// (statistics frozen), with gradients.
+    fn distribution(
+        &self,
+        obs: &Observations<B::InnerBackend>,
+    ) -> Result<ActionDistribution<B>, Error>;
+
+    /// The trained critic's values of stored observations, `[M]`, with gradients.
+    fn values(&self, obs: &Observations<B::InnerBackend>) -> Result<Tensor<B, 1>, Error>;
+
+    /// The action std of the rollout copy, `[A]`; `None` for discrete actions.
+    fn action_std(&self) -> Option<Tensor<B::InnerBackend, 1>>;
+
+    /// Matrix FLOPs per sample of a forward pass and of a forward and backward pass (actor
+    /// and critic together).
+    fn flop_per_sample(&self) -> (f64, f64);
+
+    /// The inference policy: the actor's input and weights, on the inner backend.
+    fn policy(&self) -> Policy<B::InnerBackend>;
+
+    /// The inputs' normaliser statistics.
+    fn inputs_state(&self) -> Result<InputsState, Error>;
+
+    /// Restores what [`ActorCriticModel::inputs_state`] returned.
+    fn load_inputs_state(&mut self, state: &InputsState) -> Result<(), Error>;
+}
+
+/// Held while a network is seeded and its weights drawn (see [`MlpModel::new`]).
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Draws the weights of lazily initialised parameters now, in visiting order.
+struct Materialize;
+
+impl<B: Backend> ModuleVisitor<B> for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
+/// The MLP actor-critic with its inputs.
 #[derive(Debug)]
-pub struct ActorCriticModel<B: AutodiffBackend> {
+pub struct MlpModel<B: AutodiffBackend> {
     network: ActorCritic<B>,
     inference: ActorCritic<Inner<B>>,
     actor_input: ObsInput<Inner<B>>,
     critic_input: ObsInput<Inner<B>>,
 }
 
-impl<B: AutodiffBackend> ActorCriticModel<B> {
+impl<B: AutodiffBackend> MlpModel<B> {
     /// The model of `cfg` for the environment `spec`, around the (initialised) `network`.
     ///
     /// # Errors
     /// A group `cfg` names that the environment does not provide.
-    pub fn new(
+    pub fn with_network(
         cfg: &PolicyConfig,
         spec: &EnvSpec,
         network: ActorCritic<B>,
@@ -79,26 +180,6 @@ impl<B: AutodiffBackend> ActorCriticModel<B> {
         })
     }
 
-    /// Input widths `(actor, critic)` for `cfg` on `spec`, to size the networks.
-    pub fn input_dims(cfg: &PolicyConfig, spec: &EnvSpec) -> Result<(usize, usize), Error> {
-        Ok((
-            spec.obs_dim(&cfg.obs_groups.policy)?,
-            spec.obs_dim(&cfg.obs_groups.critic)?,
-        ))
-    }
-
-    /// The trained networks (autodiff backend).
-    pub fn network(&self) -> &ActorCritic<B> {
-        &self.network
-    }
-
-    /// Replaces the trained networks (after an optimiser step) and refreshes the rollout
-    /// copy.
-    pub fn set_network(&mut self, network: ActorCritic<B>) {
-        self.inference = network.valid();
-        self.network = network;
-    }
-
     /// The rollout copy of the networks (inner backend), refreshed after every update.
     pub fn inference(&self) -> &ActorCritic<Inner<B>> {
         &self.inference
@@ -113,10 +194,60 @@ impl<B: AutodiffBackend> ActorCriticModel<B> {
     pub fn critic_input(&self) -> &ObsInput<Inner<B>> {
         &self.critic_input
     }
+}
 
-    /// One rollout step in training mode: both inputs merge `obs` into their statistics,
-    /// then the actor samples actions (noise from `rng`) and the critic values `obs`.
-    pub fn act(
+impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
+    type Network = ActorCritic<B>;
+
+    fn new(
+        cfg: &PolicyConfig,
+        spec: &EnvSpec,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let actor_input = spec.obs_dim(&cfg.obs_groups.policy)?;
+        let critic_input = spec.obs_dim(&cfg.obs_groups.critic)?;
+        // Weight initialisation draws from the backend's process-wide generator: seed it so
+        // that the same seed gives the same network. Burn initialises parameters lazily, on
+        // first use, so the draws are made here, under a lock: runs built on parallel threads
+        // of one process (a sweep, a test binary) must not draw from each other's seeds.
+        let mut network = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+            B::seed(device, seed);
+            let network =
+                ActorCritic::<B>::new(cfg, actor_input, critic_input, &spec.action_space, device);
+            network.visit(&mut Materialize);
+            network
+        };
+        if let Some(std) = cfg.scheduled_std(0) {
+            network = network.set_std(std);
+        }
+        Self::with_network(cfg, spec, network, device)
+    }
+
+    fn network(&self) -> &ActorCritic<B> {
+        &self.network
+    }
+
+    fn set_network(&mut self, network: ActorCritic<B>) {
+        self.inference = network.valid();
+        self.network = network;
+    }
+
+    fn visit_actor<V: ModuleVisitor<B>>(&self, visitor: &mut V) {
+        self.network.visit_actor(visitor);
+    }
+
+    fn visit_critic<V: ModuleVisitor<B>>(&self, visitor: &mut V) {
+        self.network.critic.visit(visitor);
+    }
+
+    fn set_std(&mut self, std: f32) {
+        let network = self.network.clone().set_std(std);
+        self.set_network(network);
+    }
+
+    fn act(
         &mut self,
         obs: &Observations<Inner<B>>,
         rng: &mut HostRng,
@@ -133,43 +264,37 @@ impl<B: AutodiffBackend> ActorCriticModel<B> {
         })
     }
 
-    /// Critic values of `obs` on the rollout copy, statistics unchanged, `[N]`.
-    pub fn value(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 1>, Error> {
+    fn value(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 1>, Error> {
         Ok(self.inference.value(self.critic_input.read(obs)?))
     }
 
-    /// Deterministic actions on the rollout copy, `[N, A]`.
-    pub fn act_inference(
-        &self,
-        obs: &Observations<Inner<B>>,
-    ) -> Result<Tensor<Inner<B>, 2>, Error> {
+    fn act_inference(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
         Ok(self.inference.action_mode(self.actor_input.read(obs)?))
     }
 
-    /// The trained actor's action distribution on stored observations `[M, ...]`
-    /// (statistics frozen), with gradients.
-    pub fn distribution(
-        &self,
-        obs: &Observations<Inner<B>>,
-    ) -> Result<ActionDistribution<B>, Error> {
+    fn distribution(&self, obs: &Observations<Inner<B>>) -> Result<ActionDistribution<B>, Error> {
         let x = Tensor::<B, 2>::from_inner(self.actor_input.read(obs)?);
         Ok(self.network.distribution(x))
     }
 
-    /// The trained critic's values of stored observations `[M]` (statistics frozen), with
-    /// gradients.
-    pub fn values(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<B, 1>, Error> {
+    fn values(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<B, 1>, Error> {
         let x = Tensor::<B, 2>::from_inner(self.critic_input.read(obs)?);
         Ok(self.network.value(x))
     }
 
-    /// The action std of the rollout copy, `[A]`; `None` for discrete actions.
-    pub fn action_std(&self) -> Option<Tensor<Inner<B>, 1>> {
+    fn action_std(&self) -> Option<Tensor<Inner<B>, 1>> {
         self.inference.action_std_vector()
     }
 
-    /// The inference policy: the actor's input and weights, on the inner backend.
-    pub fn policy(&self) -> Policy<Inner<B>> {
+    fn flop_per_sample(&self) -> (f64, f64) {
+        let (actor, critic) = (&self.network.actor, &self.network.critic);
+        (
+            actor.forward_flop() + critic.forward_flop(),
+            actor.train_flop() + critic.train_flop(),
+        )
+    }
+
+    fn policy(&self) -> Policy<Inner<B>> {
         Policy::new(
             self.actor_input.clone(),
             self.inference.actor.clone(),
@@ -177,16 +302,14 @@ impl<B: AutodiffBackend> ActorCriticModel<B> {
         )
     }
 
-    /// The inputs' normaliser statistics.
-    pub fn inputs_state(&self) -> Result<InputsState, Error> {
+    fn inputs_state(&self) -> Result<InputsState, Error> {
         Ok(InputsState {
             actor: self.actor_input.state()?,
             critic: self.critic_input.state()?,
         })
     }
 
-    /// Restores what [`ActorCriticModel::inputs_state`] returned.
-    pub fn load_inputs_state(&mut self, state: &InputsState) -> Result<(), Error> {
+    fn load_inputs_state(&mut self, state: &InputsState) -> Result<(), Error> {
         self.actor_input.load_state(state.actor.as_ref(), "actor")?;
         self.critic_input
             .load_state(state.critic.as_ref(), "critic")

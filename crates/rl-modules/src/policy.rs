@@ -155,3 +155,113 @@ impl<B: Backend> Policy<B> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActorCriticModel, MlpModel};
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
+    use rl_core::{ActionSpace, HostRng};
+    use std::collections::BTreeMap;
+
+    type B = Autodiff<NdArray>;
+    type I = NdArray;
+
+    fn spec() -> EnvSpec {
+        EnvSpec {
+            task: "test".into(),
+            num_envs: 4,
+            obs_groups: BTreeMap::from([("policy".to_string(), 3), ("extra".to_string(), 2)]),
+            action_space: ActionSpace::Box {
+                low: vec![-1.0; 2],
+                high: vec![1.0; 2],
+            },
+            max_episode_length: 10,
+            step_dt: 0.1,
+        }
+    }
+
+    fn obs(offset: f32) -> Observations<I> {
+        let dev = Default::default();
+        let t = |d: usize| {
+            Tensor::<I, 2>::from_data(
+                TensorData::new(
+                    (0..4 * d)
+                        .map(|i| i as f32 * 0.7 + offset)
+                        .collect::<Vec<_>>(),
+                    [4, d],
+                ),
+                &dev,
+            )
+        };
+        Observations::new().with("policy", t(3)).with("extra", t(2))
+    }
+
+    fn values(t: Tensor<I, 2>) -> Vec<f32> {
+        t.into_data().to_vec().expect("f32")
+    }
+
+    fn cfg() -> PolicyConfig {
+        PolicyConfig {
+            actor_hidden_dims: vec![8],
+            critic_hidden_dims: vec![8],
+            actor_obs_normalization: true,
+            obs_groups: crate::ObsGroups {
+                policy: vec!["policy".into(), "extra".into()],
+                critic: vec!["policy".into()],
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_policy_round_trips_through_its_bytes_and_acts_as_the_model() {
+        let dev = Default::default();
+        let mut model = MlpModel::<B>::new(&cfg(), &spec(), 3, &dev).expect("model");
+        let mut rng = HostRng::new(0);
+        for k in 0..3 {
+            model.act(&obs(k as f32), &mut rng).expect("act");
+        }
+        let policy = model.policy();
+        let probe = obs(10.0);
+        let want = values(model.act_inference(&probe).expect("act"));
+        assert_eq!(values(policy.act(&probe).expect("act")), want);
+        // The normaliser's statistics travel with the weights.
+        let bytes = policy.to_bytes().expect("bytes");
+        let loaded = Policy::<I>::from_bytes(&cfg(), &spec(), &bytes, &dev).expect("load");
+        assert_eq!(values(loaded.act(&probe).expect("act")), want);
+        let fresh = MlpModel::<B>::new(&cfg(), &spec(), 3, &dev).expect("model");
+        assert_ne!(
+            values(fresh.act_inference(&probe).expect("act")),
+            want,
+            "without the normaliser statistics the actions differ"
+        );
+    }
+
+    #[test]
+    fn a_policy_for_another_network_or_input_is_refused() {
+        let dev = Default::default();
+        let model = MlpModel::<B>::new(&cfg(), &spec(), 3, &dev).expect("model");
+        let bytes = model.policy().to_bytes().expect("bytes");
+        let wider = PolicyConfig {
+            actor_hidden_dims: vec![16],
+            ..cfg()
+        };
+        let err = Policy::<I>::from_bytes(&wider, &spec(), &bytes, &dev).expect_err("shapes");
+        assert!(err.to_string().contains("does not match"), "{err}");
+        let mut other_groups = cfg();
+        other_groups.obs_groups.policy = vec!["policy".into()];
+        let err =
+            Policy::<I>::from_bytes(&other_groups, &spec(), &bytes, &dev).expect_err("groups");
+        assert!(err.to_string().contains("observation groups"), "{err}");
+        let unnormalised = PolicyConfig {
+            actor_obs_normalization: false,
+            ..cfg()
+        };
+        let err =
+            Policy::<I>::from_bytes(&unnormalised, &spec(), &bytes, &dev).expect_err("normaliser");
+        assert!(err.to_string().contains("normalisation"), "{err}");
+        assert!(Policy::<I>::from_bytes(&cfg(), &spec(), b"junk", &dev).is_err());
+    }
+}

@@ -1,11 +1,9 @@
 //! Proximal Policy Optimization (rsl_rl 5.x's update, read top to bottom).
 //!
-//! The model ([`ActorCriticModel`]) owns its inputs: it picks its observation groups and
+//! The model (an [`ActorCriticModel`], by default [`MlpModel`]) owns its inputs: it picks its observation groups and
 //! normalises them. PPO stores what the model computed during the rollout, computes GAE,
 //! and runs the clipped-surrogate update; its loss functions, the adaptive learning-rate
 //! rule and the gradient clipping are public, for algorithms that build on PPO.
-
-use std::sync::{Mutex, PoisonError};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -18,7 +16,7 @@ use rl_core::{
 };
 use rl_logger::tags;
 use rl_modules::{
-    ActOutput, ActorCritic, ActorCriticModel, InputsState, NormalizerState, PolicyConfig,
+    ActOutput, ActorCriticModel, InputsState, MlpModel, NormalizerState, PolicyConfig,
     parameter_shapes,
 };
 use rl_storage::{MiniBatch, MiniBatchSchedule, Rollout, RolloutStorage, Transition};
@@ -28,7 +26,7 @@ use crate::Error;
 use crate::config::{GradNormClip, LearningRateSchedule, PpoConfig, TimeoutBootstrap};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
-type PpoOptimizer<B> = OptimizerAdaptor<Adam, ActorCritic<B>, B>;
+type PpoOptimizer<B, M> = OptimizerAdaptor<Adam, <M as ActorCriticModel<B>>::Network, B>;
 /// The logged parts of a mini-batch's loss, by TensorBoard tag, `[1]` each.
 type Logged<B> = [(&'static str, Tensor<Inner<B>, 1>); 3];
 
@@ -60,13 +58,14 @@ struct PpoState {
     critic_normalizer: Option<NormalizerState>,
 }
 
-/// PPO with an MLP actor-critic, generic over an autodiff backend `B`.
-pub struct Ppo<B: AutodiffBackend> {
+/// PPO, generic over an autodiff backend `B` and the actor-critic model `M` (by default
+/// the MLP).
+pub struct Ppo<B: AutodiffBackend, M: ActorCriticModel<B> = MlpModel<B>> {
     cfg: PpoConfig,
     policy_cfg: PolicyConfig,
     /// The trained actor-critic with its inputs (and a rollout copy of its weights).
-    model: ActorCriticModel<B>,
-    optimizer: PpoOptimizer<B>,
+    model: M,
+    optimizer: PpoOptimizer<B, M>,
     learning_rate: f64,
     storage: RolloutStorage<Inner<B>>,
     rollout: Option<Rollout<Inner<B>>>,
@@ -76,7 +75,7 @@ pub struct Ppo<B: AutodiffBackend> {
     device: B::Device,
 }
 
-impl<B: AutodiffBackend> Ppo<B> {
+impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
     /// Builds PPO for environments described by `spec`, storing `num_steps_per_env` steps.
     ///
     /// That `num_mini_batches` divides the batch is checked by the update (and by the
@@ -104,36 +103,16 @@ impl<B: AutodiffBackend> Ppo<B> {
                 });
             }
         }
-        let (actor_input, critic_input) = ActorCriticModel::<B>::input_dims(&policy_cfg, spec)?;
-        // Weight initialisation draws from the backend's process-wide generator: seed it so
-        // that the same seed gives the same network. Burn initialises parameters lazily, on
-        // first use, so the draws are made here, under a lock: runs built on parallel threads
-        // of one process (a sweep, a test binary) must not draw from each other's seeds.
-        let mut network = {
-            let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-            B::seed(device, seed);
-            let network = ActorCritic::<B>::new(
-                &policy_cfg,
-                actor_input,
-                critic_input,
-                &spec.action_space,
-                device,
-            );
-            network.visit(&mut Materialize);
-            network
-        };
-        if let Some(std) = policy_cfg.scheduled_std(0) {
-            network = network.set_std(std);
-        }
+        let model = M::new(&policy_cfg, spec, seed, device)?;
         // Adam as in PyTorch: beta1 0.9, beta2 0.999, eps 1e-8 (Burn's default eps is 1e-5).
         let optimizer = AdamConfig::new()
             .with_beta_1(0.9)
             .with_beta_2(0.999)
             .with_epsilon(1e-8)
-            .init::<B, ActorCritic<B>>();
+            .init::<B, M::Network>();
         Ok(Self {
             learning_rate: cfg.learning_rate,
-            model: ActorCriticModel::new(&policy_cfg, spec, network, device)?,
+            model,
             optimizer,
             storage: RolloutStorage::new(spec.num_envs, num_steps_per_env),
             rollout: None,
@@ -147,7 +126,7 @@ impl<B: AutodiffBackend> Ppo<B> {
     }
 
     /// The trained actor-critic networks.
-    pub fn model(&self) -> &ActorCritic<B> {
+    pub fn model(&self) -> &M::Network {
         self.model.network()
     }
 
@@ -213,30 +192,29 @@ impl<B: AutodiffBackend> Ppo<B> {
     /// Clips gradients by L2 norm: actor (with its std) and critic separately, or globally.
     fn clip_gradients(&self, grads: &mut GradientsParams) {
         let max_norm = self.cfg.max_grad_norm;
-        let model = self.model.network();
         match self.cfg.grad_norm_clip {
             GradNormClip::Separate => {
                 let mut actor = SquaredNorm::new(grads);
-                model.visit_actor(&mut actor);
+                self.model.visit_actor(&mut actor);
                 let actor = actor.total;
                 let mut critic = SquaredNorm::new(grads);
-                model.critic.visit(&mut critic);
+                self.model.visit_critic(&mut critic);
                 let critic = critic.total;
                 if let Some(total) = actor {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    model.visit_actor(&mut scale);
+                    self.model.visit_actor(&mut scale);
                 }
                 if let Some(total) = critic {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    model.critic.visit(&mut scale);
+                    self.model.visit_critic(&mut scale);
                 }
             }
             GradNormClip::Global => {
                 let mut all = SquaredNorm::new(grads);
-                model.visit(&mut all);
+                self.model.network().visit(&mut all);
                 if let Some(total) = all.total {
                     let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    model.visit(&mut scale);
+                    self.model.network().visit(&mut scale);
                 }
             }
         }
@@ -270,11 +248,13 @@ impl<B: AutodiffBackend> Ppo<B> {
             TimeoutBootstrap::FinalObservation => self.model.value(&step.final_observations)?,
         };
         let rewards = step.rewards.clone() + bootstrap * time_outs * self.cfg.gamma;
+        let dones = step.dones();
+        self.model.reset(&dones);
         self.storage.add(Transition {
             observations,
             actions: act.actions,
             rewards,
-            dones: step.dones().float(),
+            dones: dones.float(),
             values: act.values,
             actions_log_prob: act.actions_log_prob,
             dist_params: act.dist_params,
@@ -507,18 +487,6 @@ pub fn clip_coefficient<B: Backend>(sum_of_squares: Tensor<B, 1>, max_norm: f32)
         .clamp_max(1.0)
 }
 
-/// Held while a network is seeded and its weights drawn (see [`Ppo::new`]).
-static INIT_LOCK: Mutex<()> = Mutex::new(());
-
-/// Draws the weights of lazily initialised parameters now, in visiting order.
-struct Materialize;
-
-impl<B: Backend> ModuleVisitor<B> for Materialize {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let _ = param.val();
-    }
-}
-
 /// Sums the squares of the gradients of the visited parameters.
 struct SquaredNorm<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
@@ -564,7 +532,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_, B> {
     }
 }
 
-impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
+impl<B: AutodiffBackend, M: ActorCriticModel<B>> Algorithm<B> for Ppo<B, M> {
     fn act(&mut self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, AlgorithmError> {
         Ok(self.try_act(obs)?)
     }
@@ -595,8 +563,7 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
     fn set_iteration(&mut self, iteration: usize) {
         self.iteration = iteration;
         if let Some(std) = self.policy_cfg.scheduled_std(iteration) {
-            let network = self.model.network().clone().set_std(std);
-            self.model.set_network(network);
+            self.model.set_std(std);
         }
     }
 
@@ -605,12 +572,10 @@ impl<B: AutodiffBackend> Algorithm<B> for Ppo<B> {
     }
 
     fn compute_cost(&self) -> ComputeCost {
-        let network = self.model.network();
-        let (actor, critic) = (&network.actor, &network.critic);
+        let (forward, train) = self.model.flop_per_sample();
         ComputeCost {
-            rollout_flop_per_sample: actor.forward_flop() + critic.forward_flop(),
-            update_flop_per_sample: self.cfg.num_learning_epochs as f64
-                * (actor.train_flop() + critic.train_flop()),
+            rollout_flop_per_sample: forward,
+            update_flop_per_sample: self.cfg.num_learning_epochs as f64 * train,
         }
     }
 

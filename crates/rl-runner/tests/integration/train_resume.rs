@@ -171,3 +171,49 @@ fn play_reports_mean_return_of_a_checkpoint() {
     let missing = rl_runner::play::<B>(&tmp.path().join("nope"), 10, None, None, &options, &device);
     assert!(missing.is_err());
 }
+
+#[test]
+fn play_reads_the_stored_policy_and_older_checkpoints_without_one_alike() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = write_config(tmp.path());
+    let request = TrainRequest {
+        config: Some(config),
+        max_iterations: Some(2),
+        console: Some(ConsoleMode::Off),
+        ..Default::default()
+    };
+    let device = Default::default();
+    let summary = train::<B>(&request, &device, |_| {}).expect("train");
+    let ckpt = Checkpoint::read(&summary.checkpoint).expect("checkpoint");
+    assert!(
+        ckpt.state.policy.is_some(),
+        "a new checkpoint stores the policy"
+    );
+    let options = PlayOptions::default();
+    let play = |path: &Path| {
+        rl_runner::play::<B>(path, 8, Some(8), Some(3), &options, &device)
+            .expect("play")
+            .evaluation
+    };
+    let with_policy = play(&summary.checkpoint);
+
+    // A checkpoint as written before the policy was stored on its own: play takes the
+    // policy from the algorithm's state and measures the same episodes.
+    let mut old = ckpt.clone();
+    old.state.policy = None;
+    let old_path = tmp.path().join("old.ckpt");
+    old.write_atomic(&old_path).expect("write");
+    let without = play(&old_path);
+    assert_eq!(with_policy.mean_return, without.mean_return);
+    assert_eq!(with_policy.mean_episode_length, without.mean_episode_length);
+
+    // A stored policy that is not a policy is a checkpoint error naming the file.
+    let mut bad = ckpt;
+    bad.state.policy = Some(vec![1, 2, 3]);
+    let bad_path = tmp.path().join("bad.ckpt");
+    bad.write_atomic(&bad_path).expect("write");
+    let err = rl_runner::play::<B>(&bad_path, 8, Some(8), None, &options, &device)
+        .expect_err("unreadable policy");
+    assert!(err.to_string().contains("bad.ckpt"), "{err}");
+    assert!(err.to_string().contains("policy"), "{err}");
+}
