@@ -14,4 +14,6 @@ pub use config::{
     PpoConfig, TimeoutBootstrap,
 };
 pub use error::Error;
-pub use ppo::{Ppo, adapt_learning_rate, clip_coefficient, surrogate_loss, value_loss};
+pub use ppo::{
+    Ppo, adapt_learning_rate, clip_coefficient, clip_gradients, surrogate_loss, value_loss,
+};

@@ -189,37 +189,6 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
         })
     }
 
-    /// Clips gradients by L2 norm: actor (with its std) and critic separately, or globally.
-    fn clip_gradients(&self, grads: &mut GradientsParams) {
-        let max_norm = self.cfg.max_grad_norm;
-        match self.cfg.grad_norm_clip {
-            GradNormClip::Separate => {
-                let mut actor = SquaredNorm::new(grads);
-                self.model.visit_actor(&mut actor);
-                let actor = actor.total;
-                let mut critic = SquaredNorm::new(grads);
-                self.model.visit_critic(&mut critic);
-                let critic = critic.total;
-                if let Some(total) = actor {
-                    let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.visit_actor(&mut scale);
-                }
-                if let Some(total) = critic {
-                    let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.visit_critic(&mut scale);
-                }
-            }
-            GradNormClip::Global => {
-                let mut all = SquaredNorm::new(grads);
-                self.model.network().visit(&mut all);
-                if let Some(total) = all.total {
-                    let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
-                    self.model.network().visit(&mut scale);
-                }
-            }
-        }
-    }
-
     fn non_finite(&self, quantity: &str) -> Error {
         Error::NonFinite {
             iteration: self.iteration,
@@ -320,7 +289,12 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             // Gradient step with L2-norm clipping
             let grads = loss.backward();
             let mut grads = GradientsParams::from_grads(grads, self.model.network());
-            self.clip_gradients(&mut grads);
+            clip_gradients(
+                &self.model,
+                &mut grads,
+                self.cfg.max_grad_norm,
+                self.cfg.grad_norm_clip,
+            );
             let network =
                 self.optimizer
                     .step(self.learning_rate, self.model.network().clone(), grads);
@@ -485,6 +459,43 @@ pub fn clip_coefficient<B: Backend>(sum_of_squares: Tensor<B, 1>, max_norm: f32)
         .recip()
         .mul_scalar(max_norm)
         .clamp_max(1.0)
+}
+
+/// Clips the gradients of `model` by L2 norm, as rsl_rl 5.x does: the actor's (with its
+/// std) and the critic's each to `max_norm`, or all of them together
+/// (`torch.nn.utils.clip_grad_norm_`), scaled on the device without a host read.
+pub fn clip_gradients<B: AutodiffBackend, M: ActorCriticModel<B>>(
+    model: &M,
+    grads: &mut GradientsParams,
+    max_norm: f32,
+    mode: GradNormClip,
+) {
+    match mode {
+        GradNormClip::Separate => {
+            let mut actor = SquaredNorm::new(grads);
+            model.visit_actor(&mut actor);
+            let actor = actor.total;
+            let mut critic = SquaredNorm::new(grads);
+            model.visit_critic(&mut critic);
+            let critic = critic.total;
+            if let Some(total) = actor {
+                let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
+                model.visit_actor(&mut scale);
+            }
+            if let Some(total) = critic {
+                let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
+                model.visit_critic(&mut scale);
+            }
+        }
+        GradNormClip::Global => {
+            let mut all = SquaredNorm::new(grads);
+            model.network().visit(&mut all);
+            if let Some(total) = all.total {
+                let mut scale = ScaleGrads::new(grads, clip_coefficient(total, max_norm));
+                model.network().visit(&mut scale);
+            }
+        }
+    }
 }
 
 /// Sums the squares of the gradients of the visited parameters.
@@ -766,7 +777,12 @@ mod tests {
             let actor_before = norm_of(&grads, |v| ppo.model().visit_actor(v));
             let critic_before = norm_of(&grads, |v| ppo.model().critic.visit(v));
             assert!(actor_before > 0.5 && critic_before > 0.5);
-            ppo.clip_gradients(&mut grads);
+            clip_gradients(
+                &ppo.model,
+                &mut grads,
+                ppo.cfg.max_grad_norm,
+                ppo.cfg.grad_norm_clip,
+            );
             let actor = norm_of(&grads, |v| ppo.model().visit_actor(v));
             let critic = norm_of(&grads, |v| ppo.model().critic.visit(v));
             match mode {
