@@ -64,7 +64,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
     pub fn new(cfg: TrainConfig, run_dir: PathBuf, device: &B::Device) -> Result<Self, Error> {
         cfg.validate()?;
         let env = Self::make_env(&cfg, device)?;
-        Self::with_env(cfg, env, run_dir, device)
+        Self::build(cfg, env, run_dir, device)
     }
 
     /// A new run on environments built by the caller (a task outside the registry, or a
@@ -77,6 +77,16 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         device: &B::Device,
     ) -> Result<Self, Error> {
         cfg.validate_values()?;
+        Self::build(cfg, env, run_dir, device)
+    }
+
+    /// A new run on `env` with a checked `cfg`.
+    fn build(
+        cfg: TrainConfig,
+        env: Box<dyn VecEnv<Inner<B>>>,
+        run_dir: PathBuf,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
         if env.num_envs() != cfg.env.num_envs {
             return Err(Error::Invalid {
                 origin: String::new(),
@@ -154,12 +164,25 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             .unwrap_or_else(|| PathBuf::from("."));
         cfg.validate()?;
         let env = Self::make_env(&cfg, device)?;
-        Self::resume_with_env(cfg, env, ckpt, checkpoint, run_dir, device)
+        Self::restore(cfg, env, ckpt, checkpoint, run_dir, device)
     }
 
     /// [`OnPolicyRunner::resume`] on environments built by the caller, continuing in
     /// `run_dir`.
     pub fn resume_with_env(
+        cfg: TrainConfig,
+        env: Box<dyn VecEnv<Inner<B>>>,
+        ckpt: Checkpoint,
+        checkpoint: &Path,
+        run_dir: PathBuf,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        cfg.validate_values()?;
+        Self::restore(cfg, env, ckpt, checkpoint, run_dir, device)
+    }
+
+    /// The run of `ckpt` continued on `env` with a checked `cfg`.
+    fn restore(
         cfg: TrainConfig,
         env: Box<dyn VecEnv<Inner<B>>>,
         ckpt: Checkpoint,
@@ -190,7 +213,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             path: checkpoint.to_path_buf(),
             message,
         };
-        let mut runner = Self::with_env(cfg, env, run_dir, device)?;
+        let mut runner = Self::build(cfg, env, run_dir, device)?;
         runner
             .alg
             .load_state(&ckpt.state.algorithm)

@@ -75,7 +75,15 @@ impl TrainRequest {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "checkpoint config".into());
-        cfg.validate_in(&origin)?;
+        // The file was checked when it was parsed; check again only what the flags changed.
+        let flags = self.seed.is_some()
+            || self.num_envs.is_some()
+            || self.max_iterations.is_some()
+            || self.log_dir.is_some()
+            || self.run_name.is_some();
+        if flags {
+            cfg.validate_in(&origin)?;
+        }
         Ok(cfg)
     }
 }
