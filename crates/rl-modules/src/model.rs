@@ -61,9 +61,13 @@ pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
     /// The trained parameters.
     fn network(&self) -> &Self::Network;
 
-    /// Replaces the trained parameters (after an optimiser step) and refreshes the rollout
-    /// copy.
+    /// Replaces the trained parameters (after an optimiser step). The rollout copy keeps
+    /// the previous weights until [`ActorCriticModel::sync_inference`]: an update refreshes
+    /// it once, after its last mini-batch.
     fn set_network(&mut self, network: Self::Network);
+
+    /// Refreshes the rollout copy from the trained parameters.
+    fn sync_inference(&mut self);
 
     /// Visits the actor's parameters (with the action std), the group whose gradient norm
     /// is clipped on its own.
@@ -230,8 +234,11 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
     }
 
     fn set_network(&mut self, network: ActorCritic<B>) {
-        self.inference = network.valid();
         self.network = network;
+    }
+
+    fn sync_inference(&mut self) {
+        self.inference = self.network.valid();
     }
 
     fn visit_actor<V: ModuleVisitor<B>>(&self, visitor: &mut V) {
@@ -243,8 +250,8 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
     }
 
     fn set_std(&mut self, std: f32) {
-        let network = self.network.clone().set_std(std);
-        self.set_network(network);
+        self.network = self.network.clone().set_std(std);
+        self.sync_inference();
     }
 
     fn act(

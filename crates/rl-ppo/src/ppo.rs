@@ -312,6 +312,8 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             });
         }
 
+        self.model.sync_inference();
+
         // One host read for every logged loss (means over the mini-batches), the count of
         // non-finite distribution parameters, and the mean action std
         let count = schedule.batches.len() as f32;
@@ -398,6 +400,7 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             })
             .map_err(|e| Error::Checkpoint(e.to_string()))?;
         self.model.set_network(network);
+        self.model.sync_inference();
         self.optimizer = self.optimizer.clone().load_record(optimizer_record);
         self.learning_rate = state.learning_rate;
         self.iteration = state.iteration;

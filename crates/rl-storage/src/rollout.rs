@@ -30,15 +30,21 @@ mod scalar {
 }
 
 /// Declares the stored fields of [`Transition`], [`Rollout`] and [`MiniBatch`] from one list,
-/// with the code that stacks steps into a rollout and gathers a mini-batch from it.
+/// with the code that stacks steps into a rollout and gathers a mini-batch from it. Fields
+/// under `sampled` go into mini-batches; those under `rollout_only` (what GAE reads) stop at
+/// the rollout, so that the update gathers nothing it does not use.
 macro_rules! stored_fields {
-    ($( $(#[$doc:meta])* $field:ident: $kind:ident, )*) => {
+    (
+        sampled { $( $(#[$doc:meta])* $field:ident: $kind:ident, )* }
+        rollout_only { $( $(#[$rdoc:meta])* $rfield:ident: $rkind:ident, )* }
+    ) => {
         /// One environment step of all `N` environments, as the algorithm stores it.
         #[derive(Debug, Clone)]
         pub struct Transition<B: Backend> {
             /// Observation groups as the environment returned them, `[N, D_group]` each.
             pub observations: Observations<B>,
             $( $(#[$doc])* pub $field: $kind::Step<B>, )*
+            $( $(#[$rdoc])* pub $rfield: $rkind::Step<B>, )*
         }
 
         /// A complete rollout: every field of [`Transition`] stacked to `[T, N, ...]`, with
@@ -48,14 +54,15 @@ macro_rules! stored_fields {
             /// Observation groups, `[T, N, D_group]` each.
             pub observations: BTreeMap<String, Tensor<B, 3>>,
             $( $(#[$doc])* pub $field: $kind::Stacked<B>, )*
+            $( $(#[$rdoc])* pub $rfield: $rkind::Stacked<B>, )*
             /// GAE returns `A_t + V_t`, `[T, N]`.
             pub returns: Tensor<B, 2>,
             /// GAE advantages, `[T, N]`.
             pub advantages: Tensor<B, 2>,
         }
 
-        /// `M` samples drawn from a [`Rollout`], time and environment flattened: every
-        /// field of [`Transition`] as `[M, ...]`, with returns and advantages.
+        /// `M` samples drawn from a [`Rollout`], time and environment flattened: the
+        /// observations and every `sampled` field as `[M, ...]`, with returns and advantages.
         #[derive(Debug, Clone)]
         pub struct MiniBatch<B: Backend> {
             /// Observation groups, `[M, D_group]` each.
@@ -86,6 +93,7 @@ macro_rules! stored_fields {
                     .map(|(name, v)| (name, Tensor::stack::<3>(v, 0))) // [T, N, D]
                     .collect(),
                 $( $field: Tensor::stack(steps.iter().map(|s| s.$field.clone()).collect(), 0), )*
+                $( $rfield: Tensor::stack(steps.iter().map(|s| s.$rfield.clone()).collect(), 0), )*
                 returns,
                 advantages,
             }
@@ -110,19 +118,23 @@ macro_rules! stored_fields {
 }
 
 stored_fields! {
-    /// Actions sent to the environment (unclipped), `[.., A]`.
-    actions: vector,
-    /// Rewards, already including any time-out bootstrap.
-    rewards: scalar,
-    /// 1.0 where the episode ended (terminated or timed out).
-    dones: scalar,
-    /// Critic values `V(s_t)`.
-    values: scalar,
-    /// Log-probabilities of `actions` under the rollout policy.
-    actions_log_prob: scalar,
-    /// Parameters of the rollout policy's action distribution, flattened, `[.., P]` (for a
-    /// Gaussian its mean and std, for a categorical its log-probabilities).
-    dist_params: vector,
+    sampled {
+        /// Actions sent to the environment (unclipped), `[.., A]`.
+        actions: vector,
+        /// Critic values `V(s_t)`.
+        values: scalar,
+        /// Log-probabilities of `actions` under the rollout policy.
+        actions_log_prob: scalar,
+        /// Parameters of the rollout policy's action distribution, flattened, `[.., P]` (for
+        /// a Gaussian its mean and std, for a categorical its log-probabilities).
+        dist_params: vector,
+    }
+    rollout_only {
+        /// Rewards, already including any time-out bootstrap.
+        rewards: scalar,
+        /// 1.0 where the episode ended (terminated or timed out).
+        dones: scalar,
+    }
 }
 
 /// Gathers rows of the flattened `T * N` axis.
