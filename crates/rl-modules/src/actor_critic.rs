@@ -47,14 +47,8 @@ impl<B: Backend> ActorCritic<B> {
         space: &ActionSpace,
         device: &B::Device,
     ) -> Self {
-        let outputs = match space {
-            ActionSpace::Box { low, .. } => low.len(),
-            ActionSpace::Discrete { n } => *n,
-        };
-        let actor = MlpConfig::new(actor_input, cfg.actor_hidden_dims.clone(), outputs)
-            .with_activation(cfg.activation)
-            .with_precision(cfg.precision)
-            .init(device);
+        let actor = Self::actor_network(cfg, actor_input, space, device);
+        let outputs = actor.output_dim();
         let critic = MlpConfig::new(critic_input, cfg.critic_hidden_dims.clone(), 1)
             .with_activation(cfg.activation)
             .with_precision(cfg.precision)
@@ -79,6 +73,24 @@ impl<B: Backend> ActorCritic<B> {
             std,
             settings,
         }
+    }
+
+    /// A freshly initialised actor network of `cfg` for `input` features: the Gaussian's
+    /// means of a [`ActionSpace::Box`], or the logits of a [`ActionSpace::Discrete`].
+    pub(crate) fn actor_network(
+        cfg: &PolicyConfig,
+        input: usize,
+        space: &ActionSpace,
+        device: &B::Device,
+    ) -> Mlp<B> {
+        let outputs = match space {
+            ActionSpace::Box { low, .. } => low.len(),
+            ActionSpace::Discrete { n } => *n,
+        };
+        MlpConfig::new(input, cfg.actor_hidden_dims.clone(), outputs)
+            .with_activation(cfg.activation)
+            .with_precision(cfg.precision)
+            .init(device)
     }
 
     fn encode_std(

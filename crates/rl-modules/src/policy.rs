@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{EnvSpec, Observations};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Mlp, MlpConfig, NormalizerState, ObsInput, PolicyConfig};
+use crate::{ActorCritic, Error, Mlp, NormalizerState, ObsInput, PolicyConfig};
 
 /// The deterministic policy of a trained actor: observation groups in, the mode of the
 /// action distribution out (the Gaussian's mean, or the most likely choice as a float index
@@ -129,14 +129,8 @@ impl<B: Backend> Policy<B> {
                 "the policy's action space (discrete or continuous) differs from the task's".into(),
             ));
         }
-        let outputs = match &spec.action_space {
-            rl_core::ActionSpace::Box { low, .. } => low.len(),
-            rl_core::ActionSpace::Discrete { n } => *n,
-        };
-        let skeleton: Mlp<B> = MlpConfig::new(input.dim(), cfg.actor_hidden_dims.clone(), outputs)
-            .with_activation(cfg.activation)
-            .with_precision(cfg.precision)
-            .init(device);
+        let skeleton =
+            ActorCritic::<B>::actor_network(cfg, input.dim(), &spec.action_space, device);
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         let weights = Recorder::<B>::load(&recorder, record.actor, device)
             .map_err(|e| Error::Record(format!("the actor's weights are unreadable: {e}")))?;
