@@ -55,6 +55,8 @@ impl TrainRequest {
                 });
             }
         };
+        // The file was checked when it was parsed; check again only if a flag changed it.
+        let parsed = cfg.clone();
         if let Some(s) = self.seed {
             cfg.seed = s;
         }
@@ -75,13 +77,7 @@ impl TrainRequest {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "checkpoint config".into());
-        // The file was checked when it was parsed; check again only what the flags changed.
-        let flags = self.seed.is_some()
-            || self.num_envs.is_some()
-            || self.max_iterations.is_some()
-            || self.log_dir.is_some()
-            || self.run_name.is_some();
-        if flags {
+        if cfg != parsed {
             cfg.validate_in(&origin)?;
         }
         Ok(cfg)
