@@ -154,36 +154,6 @@ pub struct MlpModel<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> MlpModel<B> {
-    /// The model of `cfg` for the environment `spec`, around the (initialised) `network`.
-    ///
-    /// # Errors
-    /// A group `cfg` names that the environment does not provide.
-    pub fn with_network(
-        cfg: &PolicyConfig,
-        spec: &EnvSpec,
-        network: ActorCritic<B>,
-        device: &B::Device,
-    ) -> Result<Self, Error> {
-        let actor_input = ObsInput::new(
-            spec,
-            &cfg.obs_groups.policy,
-            cfg.actor_obs_normalization,
-            device,
-        )?;
-        let critic_input = ObsInput::new(
-            spec,
-            &cfg.obs_groups.critic,
-            cfg.critic_obs_normalization,
-            device,
-        )?;
-        Ok(Self {
-            inference: network.valid(),
-            network,
-            actor_input,
-            critic_input,
-        })
-    }
-
     /// The rollout copy of the networks (inner backend), refreshed after every update.
     pub fn inference(&self) -> &ActorCritic<Inner<B>> {
         &self.inference
@@ -209,8 +179,18 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         seed: u64,
         device: &B::Device,
     ) -> Result<Self, Error> {
-        let actor_input = spec.obs_dim(&cfg.obs_groups.policy)?;
-        let critic_input = spec.obs_dim(&cfg.obs_groups.critic)?;
+        let actor_input = ObsInput::new(
+            spec,
+            &cfg.obs_groups.policy,
+            cfg.actor_obs_normalization,
+            device,
+        )?;
+        let critic_input = ObsInput::new(
+            spec,
+            &cfg.obs_groups.critic,
+            cfg.critic_obs_normalization,
+            device,
+        )?;
         // Weight initialisation draws from the backend's process-wide generator: seed it so
         // that the same seed gives the same network. Burn initialises parameters lazily, on
         // first use, so the draws are made here, under a lock: runs built on parallel threads
@@ -218,15 +198,25 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         let mut network = {
             let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
             B::seed(device, seed);
-            let network =
-                ActorCritic::<B>::new(cfg, actor_input, critic_input, &spec.action_space, device);
+            let network = ActorCritic::<B>::new(
+                cfg,
+                actor_input.dim(),
+                critic_input.dim(),
+                &spec.action_space,
+                device,
+            );
             network.visit(&mut Materialize);
             network
         };
         if let Some(std) = cfg.scheduled_std(0) {
             network = network.set_std(std);
         }
-        Self::with_network(cfg, spec, network, device)
+        Ok(Self {
+            inference: network.valid(),
+            network,
+            actor_input,
+            critic_input,
+        })
     }
 
     fn network(&self) -> &ActorCritic<B> {
