@@ -178,12 +178,17 @@ pub struct Articulation<B: Backend> {
     drive_damping: T<B>,
     effort_limit: T<B>,
     contact_force: Tensor<B, 3>,
-    contact_flag: Tensor<B, 2, Bool>,
+    /// 1 where a link's contact points pressed on the ground, else 0, `[N, L]`.
+    contact_touch: T<B>,
     applied_torque: T<B>,
     /// Link masses, `[1, L]` (the model's) or `[N, L]` once set per environment.
     link_mass: T<B>,
     /// Friction coefficient of every environment's contacts `[N, 1]`.
     friction: T<B>,
+    /// The step as one kernel on CubeCL backends: the packed model `[C]` and tree `[T]`
+    /// (uploaded once), and what the kernel is compiled for.
+    #[cfg(feature = "cube")]
+    pub(crate) kernel: Option<(Tensor<B, 1>, Tensor<B, 1>, crate::cube::articulation::Dims)>,
 }
 
 fn flag(b: bool) -> f32 {
@@ -453,7 +458,18 @@ impl<B: Backend> Articulation<B> {
         let effort_limit = row::<B>(effort_limit, device).repeat_dim(0, n);
         let root_quat = row::<B>(vec![1.0, 0.0, 0.0, 0.0], device).repeat_dim(0, n);
         let link_mass = consts.mass.clone();
+        #[cfg(feature = "cube")]
+        let kernel = {
+            let program = crate::cube::articulation::StepProgram::new(&model, &config);
+            let (packed, tree) = program.constants();
+            let upload = |v: &[f32]| {
+                Tensor::<B, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+            };
+            Some((upload(packed), upload(tree), program.dims()))
+        };
         Ok(Self {
+            #[cfg(feature = "cube")]
+            kernel,
             num_envs,
             device: device.clone(),
             consts,
@@ -470,7 +486,7 @@ impl<B: Backend> Articulation<B> {
             drive_damping: zeros(nj),
             effort_limit,
             contact_force: Tensor::zeros([n, l, 3], device),
-            contact_flag: T::<B>::zeros([n, l], device).greater_elem(0.0),
+            contact_touch: zeros(l),
             applied_torque: zeros(nj),
             link_mass,
             friction: zeros(1).add_scalar(config.contact.friction),
@@ -505,6 +521,10 @@ impl<B: Backend> Articulation<B> {
 
     /// Advances every environment by `dt`, in `substeps` sub-steps.
     pub fn step(&mut self) {
+        #[cfg(feature = "cube")]
+        if self.step_kernel() {
+            return;
+        }
         let h = self.config.dt / self.config.substeps as f64;
         for _ in 0..self.config.substeps {
             self.substep(h);
@@ -820,7 +840,7 @@ impl<B: Backend> Articulation<B> {
             let to_link = |t: T<B>| t.matmul(c.contact_to_link.clone()); // [N, L]
             self.contact_force = Tensor::stack(vec![to_link(f.x), to_link(f.y), to_link(f.z)], 2);
             let touching = ct.a_normal.greater_elem(0.0).float(); // [N, K]
-            self.contact_flag = to_link(touching).greater_elem(0.0);
+            self.contact_touch = to_link(touching);
         }
         if let Some((drive, a_drive)) = drive_implicit {
             self.applied_torque = drive - a_drive * qdd.clone().narrow(1, off, nj);
@@ -964,6 +984,64 @@ impl<B: Backend> Articulation<B> {
     }
 }
 
+/// The GPU path.
+#[cfg(feature = "cube")]
+impl<B: Backend> Articulation<B> {
+    /// Runs [`Articulation::step`] as one kernel when the backend is a CubeCL one; returns
+    /// whether it did (false: take the tensor path).
+    fn step_kernel(&mut self) -> bool {
+        use burn::tensor::TensorPrimitive;
+        let Some((packed, tree, dims)) = self.kernel.clone() else {
+            return false;
+        };
+        let float = |t: Tensor<B, 1>| t.into_primitive().tensor();
+        let float2 = |t: &T<B>| t.clone().into_primitive().tensor();
+        let inputs = vec![
+            float(packed),
+            float(tree),
+            float2(&self.root_pos),
+            float2(&self.root_quat),
+            float2(&self.root_lin_vel),
+            float2(&self.root_ang_vel),
+            float2(&self.joint_pos),
+            float2(&self.joint_vel),
+            float2(&self.pos_target),
+            float2(&self.vel_target),
+            float2(&self.effort),
+            float2(&self.stiffness),
+            float2(&self.drive_damping),
+            float2(&self.effort_limit),
+            float2(&self.link_mass),
+            float2(&self.friction),
+        ];
+        let Ok(outputs) = crate::cube::dispatch::run::<B, _>(dims, inputs) else {
+            // Not a CubeCL backend: never try again.
+            self.kernel = None;
+            return false;
+        };
+        let outputs: Vec<T<B>> = outputs
+            .into_iter()
+            .map(|p| Tensor::from_primitive(TensorPrimitive::Float(p)))
+            .collect();
+        let Ok([pos, quat, lin, ang, q, qd, applied, force, touch]) =
+            <[T<B>; crate::cube::articulation::OUTPUTS]>::try_from(outputs)
+        else {
+            unreachable!("the kernel returns its nine outputs");
+        };
+        let [n, l] = touch.dims();
+        self.root_pos = pos;
+        self.root_quat = quat;
+        self.root_lin_vel = lin;
+        self.root_ang_vel = ang;
+        self.joint_pos = q;
+        self.joint_vel = qd;
+        self.applied_torque = applied;
+        self.contact_force = force.reshape([n, l, 3]);
+        self.contact_touch = touch;
+        true
+    }
+}
+
 /// State access: reading, setting for chosen environments, and commands.
 impl<B: Backend> Articulation<B> {
     /// Root (base) position `[N, 3]`, world frame.
@@ -1026,7 +1104,7 @@ impl<B: Backend> Articulation<B> {
 
     /// Whether any contact point of a link pressed on the ground in the last sub-step `[N, L]`.
     pub fn contact_flags(&self) -> Tensor<B, 2, Bool> {
-        self.contact_flag.clone()
+        self.contact_touch.clone().greater_elem(0.0)
     }
 
     /// Link frame origins `[N, L, 3]` and rotations `[N, L, 3, 3]` (link to world).

@@ -11,11 +11,15 @@
 //! - [`robots`]: the robots that ship with the crate; [`trace`]: a recorded trajectory for
 //!   comparisons with MuJoCo.
 //! - [`scatter_rows`]: writes chosen environments' rows into a batch (also used by the tasks).
+//! - `cube` (features `wgpu`, `cuda`): the GPU path, the step as one CubeCL kernel, and the
+//!   dispatch that the tasks' kernels use too.
 //! - [`Error`]: the error type of this crate.
 
 mod articulation;
 mod batch;
 mod config;
+#[cfg(feature = "cube")]
+pub mod cube;
 mod error;
 mod model;
 pub mod robots;

@@ -1,0 +1,10 @@
+//! The simulator's GPU path: hand-written CubeCL kernels for CubeCL backends (wgpu, cuda),
+//! dispatched at run time from the generic code (see [`dispatch`]).
+
+pub(crate) mod articulation;
+pub(crate) mod dispatch;
+
+pub use dispatch::{CubeProgram, run};
+
+#[cfg(all(test, feature = "wgpu"))]
+mod tests;
