@@ -14,7 +14,7 @@ Usage:
 BEFORE and AFTER are run directories (holding `metrics.jsonl`), `metrics.jsonl` files, or
 baselines written by `--strip`. Exit status 0 when identical; 1 with the first difference
 printed otherwise. `tools/baselines/` holds the stripped records of the shipped configs
-taken before the architecture change of issue 15 (see tools/baselines/README.md).
+(see tools/baselines/README.md for when they were taken).
 """
 
 import json

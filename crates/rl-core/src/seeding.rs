@@ -76,6 +76,23 @@ impl HostRng {
         }
     }
 
+    /// Stream `stream` of the generator seeded with `seed`; [`HostRng::new`] is stream 0.
+    /// Streams of one seed are independent, so that a second consumer of a run's seed (the
+    /// initial weights) does not repeat the numbers of the first (the action noise).
+    pub fn with_stream(seed: u64, stream: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Self { rng }
+    }
+
+    /// `n` samples of `U(low, high)`, drawn in float64 and rounded to float32 (so that they
+    /// stay within `[low, high]` as float32 numbers).
+    pub fn uniform_values(&mut self, n: usize, low: f64, high: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| (low + (high - low) * self.rng.random::<f64>()) as f32)
+            .collect()
+    }
+
     /// Standard normal samples of the given 2-d shape, as a tensor on `device`.
     pub fn normal<B: Backend>(&mut self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
         let values: Vec<f32> = (0..shape[0] * shape[1])
@@ -166,6 +183,26 @@ mod tests {
             / n;
         assert!((mean - 0.5772).abs() < 0.05, "mean {mean}");
         assert!((var - 1.6449).abs() < 0.1, "variance {var}");
+    }
+
+    #[test]
+    fn uniform_values_are_seeded_bounded_and_differ_between_streams() {
+        let a = HostRng::with_stream(4, 1).uniform_values(1000, -0.25, 0.25);
+        let b = HostRng::with_stream(4, 1).uniform_values(1000, -0.25, 0.25);
+        assert_eq!(a, b, "same seed and stream, same samples");
+        assert!(a.iter().all(|v| (-0.25..=0.25).contains(v)));
+        // Both ends of the range are reached (1000 samples of U(-k, k) pass 0.9 k).
+        assert!(a.iter().any(|&v| v > 0.225) && a.iter().any(|&v| v < -0.225));
+        let stream0 = HostRng::new(4).uniform_values(1000, -0.25, 0.25);
+        assert_eq!(
+            stream0,
+            HostRng::with_stream(4, 0).uniform_values(1000, -0.25, 0.25)
+        );
+        assert_ne!(a, stream0, "streams of one seed differ");
+        assert_ne!(
+            a,
+            HostRng::with_stream(5, 1).uniform_values(1000, -0.25, 0.25)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::config::{NoiseStdType, PolicyConfig};
 use crate::{ActionDistribution, Categorical, DiagGaussian, Mlp, MlpConfig};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use rl_core::ActionSpace;
+use rl_core::{ActionSpace, HostRng};
 
 /// How the std parameter is read.
 #[derive(Debug, Clone, Copy)]
@@ -39,20 +39,23 @@ pub struct ActorCritic<B: Backend> {
 }
 
 impl<B: Backend> ActorCritic<B> {
-    /// A freshly initialised actor-critic for the action space `space`.
+    /// A freshly initialised actor-critic for the action space `space`, its weights drawn
+    /// from `rng`: the actor's layers, then the critic's (see [`MlpConfig::init_with_rng`]
+    /// for the order within a network). The std starts at `cfg.init_noise_std`, no draw.
     pub fn new(
         cfg: &PolicyConfig,
         actor_input: usize,
         critic_input: usize,
         space: &ActionSpace,
+        rng: &mut HostRng,
         device: &B::Device,
     ) -> Self {
-        let actor = Self::actor_network(cfg, actor_input, space, device);
+        let actor = Self::actor_network(cfg, actor_input, space, rng, device);
         let outputs = actor.output_dim();
         let critic = MlpConfig::new(critic_input, cfg.critic_hidden_dims.clone(), 1)
             .with_activation(cfg.activation)
             .with_precision(cfg.precision)
-            .init(device);
+            .init_with_rng(rng, device);
         let settings = StdSettings {
             std_type: cfg.noise_std_type,
             min_std: cfg.min_std,
@@ -75,12 +78,14 @@ impl<B: Backend> ActorCritic<B> {
         }
     }
 
-    /// A freshly initialised actor network of `cfg` for `input` features: the Gaussian's
-    /// means of a [`ActionSpace::Box`], or the logits of a [`ActionSpace::Discrete`].
+    /// A freshly initialised actor network of `cfg` for `input` features, its weights drawn
+    /// from `rng`: the Gaussian's means of a [`ActionSpace::Box`], or the logits of a
+    /// [`ActionSpace::Discrete`].
     pub(crate) fn actor_network(
         cfg: &PolicyConfig,
         input: usize,
         space: &ActionSpace,
+        rng: &mut HostRng,
         device: &B::Device,
     ) -> Mlp<B> {
         let outputs = match space {
@@ -90,7 +95,7 @@ impl<B: Backend> ActorCritic<B> {
         MlpConfig::new(input, cfg.actor_hidden_dims.clone(), outputs)
             .with_activation(cfg.activation)
             .with_precision(cfg.precision)
-            .init(device)
+            .init_with_rng(rng, device)
     }
 
     fn encode_std(
@@ -232,7 +237,8 @@ mod tests {
                 max_std: 2.0,
                 ..Default::default()
             };
-            let ac = ActorCritic::<NdArray>::new(&cfg, 3, 3, &boxed(2), &dev).set_std(50.0);
+            let ac = ActorCritic::<NdArray>::new(&cfg, 3, 3, &boxed(2), &mut HostRng::new(0), &dev)
+                .set_std(50.0);
             let v: Vec<f32> = std_values(&ac);
             assert!(
                 v.iter().all(|&s| (s - 2.0).abs() < 1e-5),
@@ -262,7 +268,7 @@ mod tests {
             noise_std_schedule: NoiseStdSchedule::Learned,
             ..Default::default()
         };
-        let ac = ActorCritic::<NdArray>::new(&cfg, 5, 7, &boxed(3), &dev);
+        let ac = ActorCritic::<NdArray>::new(&cfg, 5, 7, &boxed(3), &mut HostRng::new(0), &dev);
         match ac.distribution(Tensor::zeros([11, 5], &dev)) {
             ActionDistribution::Gaussian(d) => {
                 assert_eq!(d.mean.dims(), [11, 3]);
@@ -282,7 +288,14 @@ mod tests {
             critic_hidden_dims: vec![8],
             ..Default::default()
         };
-        let ac = ActorCritic::<NdArray>::new(&cfg, 4, 4, &ActionSpace::Discrete { n: 3 }, &dev);
+        let ac = ActorCritic::<NdArray>::new(
+            &cfg,
+            4,
+            4,
+            &ActionSpace::Discrete { n: 3 },
+            &mut HostRng::new(0),
+            &dev,
+        );
         assert!(ac.is_discrete());
         assert!(ac.action_std_vector().is_none());
         assert!(ac.clone().set_std(2.0).std.is_none());

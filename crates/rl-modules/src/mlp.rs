@@ -1,9 +1,10 @@
 //! Multi-layer perceptron: the actor and critic bodies of rsl_rl's `MLP`.
 
 use burn::config::Config;
-use burn::module::{Initializer, Module};
-use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{FloatDType, Tensor, backend::Backend};
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{FloatDType, Tensor, TensorData, backend::Backend};
+use rl_core::HostRng;
 
 use crate::{Activation, Precision, linear_act};
 
@@ -25,12 +26,22 @@ pub struct MlpConfig {
 }
 
 impl MlpConfig {
-    /// Builds the network on `device`.
+    /// Builds the network on `device` with weights drawn from the host stream
+    /// `HostRng::new(0)` (see [`MlpConfig::init_with_rng`]): a fixed network for tests and
+    /// benchmarks. A model that follows a run's seed passes its own stream.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
+        self.init_with_rng(&mut HostRng::new(0), device)
+    }
+
+    /// Builds the network on `device`, its weights and biases drawn from `rng` on the host.
     ///
     /// Every linear layer uses PyTorch's default initialisation: weights and biases are drawn
     /// from `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, so a network built here starts from the same
-    /// distribution as rsl_rl's.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
+    /// distribution as rsl_rl's. The draws are made layer by layer from the input, each
+    /// layer's weight `[fan_in, fan_out]` in row-major order and then its bias `[fan_out]`
+    /// (the order in which the module visits its parameters), and uploaded with one write
+    /// per parameter: the same stream gives bit-identical weights on every backend.
+    pub fn init_with_rng<B: Backend>(&self, rng: &mut HostRng, device: &B::Device) -> Mlp<B> {
         let dims: Vec<usize> = core::iter::once(self.input_dim)
             .chain(self.hidden_dims.iter().copied())
             .chain(core::iter::once(self.output_dim))
@@ -39,15 +50,14 @@ impl MlpConfig {
             .windows(2)
             .map(|pair| {
                 let (fan_in, fan_out) = (pair[0], pair[1]);
-                // Note: set explicitly rather than relying on Burn's default (currently the
-                // same bound through KaimingUniform with gain 1/sqrt(3)).
                 let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-                LinearConfig::new(fan_in, fan_out)
-                    .with_initializer(Initializer::Uniform {
-                        min: -bound,
-                        max: bound,
-                    })
-                    .init(device)
+                let weight = rng.uniform_values(fan_in * fan_out, -bound, bound);
+                let bias = rng.uniform_values(fan_out, -bound, bound);
+                Linear {
+                    // Burn's row layout: [d_input, d_output]
+                    weight: Param::from_data(TensorData::new(weight, [fan_in, fan_out]), device),
+                    bias: Some(Param::from_data(TensorData::new(bias, [fan_out]), device)),
+                }
             })
             .collect();
         Mlp {
@@ -60,7 +70,7 @@ impl MlpConfig {
 
 /// A multi-layer perceptron: linear layers with an activation after each hidden layer.
 ///
-/// Create it with [`MlpConfig::init`].
+/// Create it with [`MlpConfig::init_with_rng`] (or [`MlpConfig::init`]).
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// The linear layers, input first; there are `hidden_dims.len() + 1` of them.
@@ -210,29 +220,80 @@ mod tests {
     fn pytorch_default_initialisation_bounds() {
         let device = Default::default();
         let dims = [64usize, 256, 128, 1];
-        let mlp = MlpConfig::new(dims[0], dims[1..3].to_vec(), dims[3]).init::<B>(&device);
-        for (layer, fan_in) in mlp.layers().iter().zip(dims) {
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            let w = layer.weight.val().into_data().to_vec::<f32>().expect("f32");
-            let b = layer
-                .bias
-                .as_ref()
-                .expect("linear layers have a bias")
-                .val()
-                .into_data()
-                .to_vec::<f32>()
-                .expect("f32");
-            for (name, values) in [("weight", &w), ("bias", &b)] {
-                let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let config = MlpConfig::new(dims[0], dims[1..3].to_vec(), dims[3]);
+        for seed in [0, 1, 2] {
+            let mlp = config.init_with_rng::<B>(&mut HostRng::new(seed), &device);
+            for (layer, fan_in) in mlp.layers().iter().zip(dims) {
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                let w = layer.weight.val().into_data().to_vec::<f32>().expect("f32");
+                let b = layer
+                    .bias
+                    .as_ref()
+                    .expect("linear layers have a bias")
+                    .val()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .expect("f32");
+                for (name, values) in [("weight", &w), ("bias", &b)] {
+                    let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    assert!(
+                        max <= bound,
+                        "{name} (fan_in {fan_in}): |x| {max} > {bound}"
+                    );
+                }
+                // The weights fill the range (a U(-k, k) sample of this size reaches past
+                // 0.9 k on both sides) with the uniform's mean 0 and variance k^2 / 3.
+                let wmax = w.iter().fold(f32::MIN, |m, &v| m.max(v));
+                let wmin = w.iter().fold(f32::MAX, |m, &v| m.min(v));
+                assert!(wmax > 0.9 * bound, "weights only reach {wmax} of {bound}");
+                assert!(wmin < -0.9 * bound, "weights only reach {wmin} of -{bound}");
+                let n = w.len() as f64;
+                let mean = w.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+                let var = w
+                    .iter()
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let k2 = f64::from(bound).powi(2);
+                // Five standard errors of the mean and of the variance.
+                assert!(mean.abs() < 5.0 * (k2 / 3.0 / n).sqrt(), "mean {mean}");
                 assert!(
-                    max <= bound,
-                    "{name} (fan_in {fan_in}): |x| {max} > {bound}"
+                    (var - k2 / 3.0).abs() < 5.0 * k2 * (4.0 / 45.0 / n).sqrt(),
+                    "variance {var}, expected {}",
+                    k2 / 3.0
                 );
             }
-            // The weights fill the range (a U(-k, k) sample of this size reaches past 0.9 k).
-            let wmax = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            assert!(wmax > 0.9 * bound, "weights only reach {wmax} of {bound}");
         }
+    }
+
+    /// The bits of every weight and bias, layer by layer.
+    fn parameter_bits<B2: Backend>(mlp: &Mlp<B2>) -> Vec<Vec<u32>> {
+        let bits = |t: Tensor<B2, 1>| -> Vec<u32> {
+            let values: Vec<f32> = t.into_data().to_vec().expect("f32");
+            values.into_iter().map(f32::to_bits).collect()
+        };
+        mlp.layers()
+            .iter()
+            .flat_map(|l| {
+                let bias = l.bias.as_ref().expect("bias").val();
+                [bits(l.weight.val().flatten(0, 1)), bits(bias)]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_gives_the_same_network_on_flex_and_ndarray_and_another_stream_another() {
+        let config = MlpConfig::new(6, vec![16, 8], 3);
+        let ndarray =
+            parameter_bits(&config.init_with_rng::<B>(&mut HostRng::new(9), &Default::default()));
+        let flex = parameter_bits(
+            &config.init_with_rng::<burn::backend::Flex>(&mut HostRng::new(9), &Default::default()),
+        );
+        assert_eq!(ndarray.len(), 6);
+        assert_eq!(ndarray, flex);
+        let other =
+            parameter_bits(&config.init_with_rng::<B>(&mut HostRng::new(10), &Default::default()));
+        assert!(ndarray.iter().zip(&other).all(|(a, b)| a != b));
     }
 
     #[test]

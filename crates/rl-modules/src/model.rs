@@ -7,10 +7,8 @@
 //! backend, where the observations are. A recurrent model is a second implementation, with
 //! its hidden state beside its inputs (reset where episodes end, [`ActorCriticModel::reset`]).
 
-use std::sync::{Mutex, PoisonError};
-
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::module::{AutodiffModule, Module, ModuleVisitor};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor};
 use rl_core::{EnvSpec, HostRng, Observations};
 
@@ -50,7 +48,8 @@ pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
     type Network: AutodiffModule<B> + Clone;
 
     /// A freshly initialised model of `cfg` for the environment `spec`; the weights are
-    /// drawn from the backend's generator seeded with `seed`.
+    /// drawn on the host from a stream of `seed`, so that one seed gives the same initial
+    /// weights on every backend.
     fn new(
         cfg: &PolicyConfig,
         spec: &EnvSpec,
@@ -132,17 +131,9 @@ pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
     fn load_inputs_state(&mut self, state: &InputsState) -> Result<(), Error>;
 }
 
-/// Held while a network is seeded and its weights drawn (see [`MlpModel::new`]).
-static INIT_LOCK: Mutex<()> = Mutex::new(());
-
-/// Draws the weights of lazily initialised parameters now, in visiting order.
-struct Materialize;
-
-impl<B: Backend> ModuleVisitor<B> for Materialize {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let _ = param.val();
-    }
-}
+/// The stream of a run's seed that the initial weights are drawn from ([`HostRng::with_stream`]).
+/// Stream 0 is the algorithm's (action noise and mini-batches, `HostRng::new(seed)`).
+const WEIGHTS_STREAM: u64 = 1;
 
 /// The MLP actor-critic with its inputs.
 #[derive(Debug)]
@@ -191,23 +182,18 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
             cfg.critic_obs_normalization,
             device,
         )?;
-        // Weight initialisation draws from the backend's process-wide generator: seed it so
-        // that the same seed gives the same network. Burn initialises parameters lazily, on
-        // first use, so the draws are made here, under a lock: runs built on parallel threads
-        // of one process (a sweep, a test binary) must not draw from each other's seeds.
-        let mut network = {
-            let _guard = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-            B::seed(device, seed);
-            let network = ActorCritic::<B>::new(
-                cfg,
-                actor_input.dim(),
-                critic_input.dim(),
-                &spec.action_space,
-                device,
-            );
-            network.visit(&mut Materialize);
-            network
-        };
+        // Drawn on the host: the same seed gives the same weights on every backend, and
+        // networks built on parallel threads (a sweep, a test binary) cannot draw from each
+        // other's streams.
+        let mut rng = HostRng::with_stream(seed, WEIGHTS_STREAM);
+        let mut network = ActorCritic::<B>::new(
+            cfg,
+            actor_input.dim(),
+            critic_input.dim(),
+            &spec.action_space,
+            &mut rng,
+            device,
+        );
         if let Some(std) = cfg.scheduled_std(0) {
             network = network.set_std(std);
         }
@@ -310,5 +296,133 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         self.actor_input.load_state(state.actor.as_ref(), "actor")?;
         self.critic_input
             .load_state(state.critic.as_ref(), "critic")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ObsGroups, parameter_shapes};
+    use burn::backend::{Autodiff, Flex, NdArray};
+    use burn::module::Param;
+    use burn::tensor::backend::Backend;
+    use rl_core::ActionSpace;
+    use std::collections::BTreeMap;
+
+    fn spec(action_space: ActionSpace) -> EnvSpec {
+        EnvSpec {
+            task: "test".into(),
+            num_envs: 4,
+            obs_groups: BTreeMap::from([("policy".to_string(), 5), ("extra".to_string(), 3)]),
+            action_space,
+            max_episode_length: 10,
+            step_dt: 0.1,
+        }
+    }
+
+    fn cfg() -> PolicyConfig {
+        PolicyConfig {
+            actor_hidden_dims: vec![32, 16],
+            critic_hidden_dims: vec![24],
+            actor_obs_normalization: true,
+            obs_groups: ObsGroups {
+                policy: vec!["policy".into()],
+                critic: vec!["policy".into(), "extra".into()],
+            },
+            ..Default::default()
+        }
+    }
+
+    fn spaces() -> [ActionSpace; 2] {
+        [
+            ActionSpace::Box {
+                low: vec![-1.0; 2],
+                high: vec![1.0; 2],
+            },
+            ActionSpace::Discrete { n: 3 },
+        ]
+    }
+
+    /// The bits of every float parameter of a module, in visiting order.
+    fn parameter_bits<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<u32>> {
+        struct Bits(Vec<Vec<u32>>);
+        impl<B: Backend> ModuleVisitor<B> for Bits {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let values: Vec<f32> = param.val().into_data().to_vec().expect("f32");
+                self.0.push(values.into_iter().map(f32::to_bits).collect());
+            }
+        }
+        let mut bits = Bits(Vec::new());
+        module.visit(&mut bits);
+        bits.0
+    }
+
+    fn model<B: AutodiffBackend>(space: &ActionSpace, seed: u64) -> MlpModel<B> {
+        MlpModel::<B>::new(&cfg(), &spec(space.clone()), seed, &Default::default()).expect("model")
+    }
+
+    #[test]
+    fn one_seed_gives_bit_identical_weights_on_flex_and_ndarray() {
+        type F = Autodiff<Flex>;
+        type N = Autodiff<NdArray>;
+        for space in spaces() {
+            let (f, n) = (model::<F>(&space, 21), model::<N>(&space, 21));
+            assert_eq!(
+                parameter_shapes(f.network()),
+                parameter_shapes(n.network()),
+                "{space:?}"
+            );
+            let bits = parameter_bits(f.network());
+            // Actor (3 layers), critic (2 layers), weight and bias each, and the std.
+            let expected = 2 * (3 + 2) + usize::from(!space.is_discrete());
+            assert_eq!(bits.len(), expected, "{space:?}");
+            assert_eq!(bits, parameter_bits(n.network()), "{space:?}: trained copy");
+            assert_eq!(
+                bits,
+                parameter_bits(n.inference()),
+                "{space:?}: rollout copy"
+            );
+            assert_eq!(
+                parameter_bits(f.inference()),
+                parameter_bits(n.inference()),
+                "{space:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_seed_gives_other_weights_in_every_layer() {
+        type N = Autodiff<NdArray>;
+        for space in spaces() {
+            let a = parameter_bits(model::<N>(&space, 21).network());
+            let b = parameter_bits(model::<N>(&space, 22).network());
+            assert_eq!(a.len(), b.len());
+            let std = usize::from(!space.is_discrete());
+            for (i, (x, y)) in a.iter().zip(&b).enumerate().take(a.len() - std) {
+                assert_ne!(x, y, "{space:?}: parameter {i} is the same for two seeds");
+            }
+            // The std is a constant, not a draw.
+            assert_eq!(a[a.len() - std..], b[b.len() - std..], "{space:?}");
+        }
+    }
+
+    #[test]
+    fn the_weights_do_not_repeat_the_action_noise() {
+        type N = Autodiff<NdArray>;
+        let spaces = spaces();
+        let m = model::<N>(&spaces[0], 21);
+        let first = m.network().actor.layers()[0].weight.val();
+        let [fan_in, fan_out] = first.dims();
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let drawn: Vec<f32> = first.into_data().to_vec().expect("f32");
+        // The same draws from the algorithm's stream (stream 0 of the seed).
+        let noise_stream = HostRng::new(21).uniform_values(fan_in * fan_out, -bound, bound);
+        assert_ne!(drawn, noise_stream);
+        let weights_stream = HostRng::with_stream(21, WEIGHTS_STREAM).uniform_values(
+            fan_in * fan_out,
+            -bound,
+            bound,
+        );
+        assert_eq!(drawn, weights_stream, "the documented stream and order");
     }
 }

@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::{Tensor, backend::Backend};
-use rl_core::{EnvSpec, Observations};
+use rl_core::{EnvSpec, HostRng, Observations};
 use serde::{Deserialize, Serialize};
 
 use crate::{ActorCritic, Error, Mlp, NormalizerState, ObsInput, PolicyConfig};
@@ -129,8 +129,14 @@ impl<B: Backend> Policy<B> {
                 "the policy's action space (discrete or continuous) differs from the task's".into(),
             ));
         }
-        let skeleton =
-            ActorCritic::<B>::actor_network(cfg, input.dim(), &spec.action_space, device);
+        // The skeleton's weights are overwritten by the record's.
+        let skeleton = ActorCritic::<B>::actor_network(
+            cfg,
+            input.dim(),
+            &spec.action_space,
+            &mut HostRng::new(0),
+            device,
+        );
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         let weights = Recorder::<B>::load(&recorder, record.actor, device)
             .map_err(|e| Error::Record(format!("the actor's weights are unreadable: {e}")))?;

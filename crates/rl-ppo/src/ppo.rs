@@ -732,8 +732,9 @@ mod tests {
             parameter_values(build(6).model()),
         ];
         assert_ne!(want[0], want[1]);
-        // Networks built on parallel threads, as in a sweep or a test binary, seed and draw
-        // from the same process-wide generator: each must still get its seed's weights.
+        // Networks built on parallel threads, as in a sweep or a test binary, must each get
+        // their seed's weights (they are drawn from a host stream of the seed, not from a
+        // process-wide generator that the threads would share).
         std::thread::scope(|scope| {
             for thread in 0..4 {
                 let (build, want) = (&build, &want);

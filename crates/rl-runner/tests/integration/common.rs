@@ -50,3 +50,26 @@ pub fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
     ppo.load_state(&ckpt.state.algorithm).expect("load");
     parameters(ppo.model())
 }
+
+/// Every logged number agrees to a relative 1e-4, and the keys are the same.
+pub fn close(a: &[serde_json::Value], b: &[serde_json::Value]) -> bool {
+    close_within(a, b, 1e-4, 0.0)
+}
+
+/// Every logged number agrees to `rel` relative plus `abs` absolute (`|p - q| <= rel *
+/// max(|p|, |q|) + abs`), and the keys are the same.
+pub fn close_within(a: &[serde_json::Value], b: &[serde_json::Value], rel: f64, abs: f64) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (x, y) = (x.as_object().expect("row"), y.as_object().expect("row"));
+            x.len() == y.len()
+                && x.iter().all(
+                    |(k, v)| match (v.as_f64(), y.get(k).and_then(|w| w.as_f64())) {
+                        (Some(p), Some(q)) => {
+                            (p - q).abs() <= rel * p.abs().max(q.abs()).max(1e-6) + abs
+                        }
+                        _ => Some(v) == y.get(k),
+                    },
+                )
+        })
+}

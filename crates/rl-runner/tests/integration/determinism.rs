@@ -1,6 +1,6 @@
 //! The same seed on the same backend gives the same run, while other tests of this binary
-//! train on parallel threads and draw from the backend's process-wide generator too (the
-//! weights are drawn under a lock when the network is built: `Ppo::new`).
+//! train on parallel threads (every random number of a run, initial weights included, comes
+//! from host streams of its seed).
 //!
 //! Note: two runs in one process can differ in the last bits. ndarray's SIMD reductions
 //! depend on the alignment of their buffers, which differs between the first and the second
@@ -12,6 +12,8 @@ use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
 use rl_runner::{ConsoleMode, TrainRequest, train};
+
+use crate::common::close;
 
 type B = Autodiff<NdArray>;
 
@@ -60,21 +62,4 @@ fn same_seed_same_run_other_seed_other_run() {
         "same seed, same backend: the same run\n{a:?}\n{b:?}"
     );
     assert!(!close(&a, &c), "another seed must give another run");
-}
-
-/// Every logged number agrees to a relative 1e-4, and the keys are the same.
-fn close(a: &[serde_json::Value], b: &[serde_json::Value]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            let (x, y) = (x.as_object().expect("row"), y.as_object().expect("row"));
-            x.len() == y.len()
-                && x.iter().all(
-                    |(k, v)| match (v.as_f64(), y.get(k).and_then(|w| w.as_f64())) {
-                        (Some(p), Some(q)) => {
-                            (p - q).abs() <= 1e-4 * p.abs().max(q.abs()).max(1e-6)
-                        }
-                        _ => Some(v) == y.get(k),
-                    },
-                )
-        })
 }

@@ -4,6 +4,7 @@
 mod common;
 mod config_errors;
 mod config_fuzz;
+mod cross_backend;
 mod determinism;
 mod legged;
 mod resume_exact;
