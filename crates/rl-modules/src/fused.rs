@@ -627,6 +627,16 @@ mod tests {
     }
 
     #[cfg(feature = "flex")]
+    /// The GPU path (in CI on Mesa's lavapipe): the fused node on `Autodiff<Wgpu>`, with the
+    /// element-wise maths as operations of the inner backend.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn fused_equals_plain_on_wgpu() {
+        for act in Activation::ALL.iter().copied() {
+            check::<burn::backend::Autodiff<burn::backend::Wgpu>>(act);
+        }
+    }
+
     #[test]
     fn fused_equals_plain_on_flex() {
         for &act in Activation::ALL {

@@ -311,19 +311,37 @@ mod tests {
     /// error, `f32` at both ends, and `f32` parameter gradients.
     #[test]
     fn half_precision_matches_f32_within_its_rounding() {
-        type AB = Autodiff<burn::backend::Flex>;
+        half_precision_check::<Autodiff<burn::backend::Flex>>();
+    }
+
+    /// The same on the GPU path, for each half type the device has (lavapipe in CI).
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn half_precision_on_wgpu_where_the_device_has_it() {
+        half_precision_check::<Autodiff<burn::backend::Wgpu>>();
+    }
+
+    fn half_precision_check<AB: burn::tensor::backend::AutodiffBackend>() {
+        use burn::tensor::ElementConversion;
         let device = Default::default();
         let full = MlpConfig::new(3, vec![16, 16], 2).init::<AB>(&device);
         let x = Tensor::<AB, 2>::random([32, 3], Distribution::Normal(0.0, 1.0), &device);
         let y_full = full.forward(x.clone());
         let g_full = y_full.clone().sum().backward();
         for (precision, tolerance) in [(Precision::Bf16, 0.05), (Precision::F16, 0.01)] {
+            let dtype = precision.half().map(burn::tensor::DType::from);
+            if let Some(dtype) = dtype
+                && !AB::supports_dtype(&device, dtype)
+            {
+                println!("{precision}: not supported by this device, skipped");
+                continue;
+            }
             let mut half = full.clone();
             half.precision = precision;
             let y_half = half.forward(x.clone());
             assert_eq!(y_half.dtype(), burn::tensor::DType::F32, "{precision}");
-            let scale = y_full.clone().abs().max().into_scalar().max(1.0);
-            let err = (y_half.clone() - y_full.clone()).abs().max().into_scalar();
+            let scale = y_full.clone().abs().max().into_scalar().elem::<f32>().max(1.0);
+            let err = (y_half.clone() - y_full.clone()).abs().max().into_scalar().elem::<f32>();
             assert!(err <= tolerance * scale, "{precision}: output error {err}");
             assert!(
                 err > 0.0,
@@ -333,8 +351,8 @@ mod tests {
             let ga = full.layers()[0].weight.grad(&g_full).expect("grad");
             let gb = half.layers()[0].weight.grad(&g_half).expect("grad");
             assert_eq!(gb.dtype(), burn::tensor::DType::F32, "{precision}");
-            let scale = ga.clone().abs().max().into_scalar().max(1.0);
-            let err = (ga - gb).abs().max().into_scalar();
+            let scale = ga.clone().abs().max().into_scalar().elem::<f32>().max(1.0);
+            let err = (ga - gb).abs().max().into_scalar().elem::<f32>();
             assert!(
                 err <= 4.0 * tolerance * scale,
                 "{precision}: gradient error {err}"

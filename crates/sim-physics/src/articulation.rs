@@ -455,8 +455,13 @@ impl<B: Backend> Articulation<B> {
             .iter()
             .map(|j| (j.effort_limit as f32).min(NO_LIMIT))
             .collect();
-        let effort_limit = row::<B>(effort_limit, device).repeat_dim(0, n);
-        let root_quat = row::<B>(vec![1.0, 0.0, 0.0, 0.0], device).repeat_dim(0, n);
+        // Uploaded whole rather than repeated: a repeated row can be a strided view, which the
+        // GPU path would have to copy before every step.
+        let per_env = |row: &[f32]| {
+            Tensor::<B, 2>::from_data(TensorData::new(row.repeat(n), [n, row.len()]), device)
+        };
+        let effort_limit = per_env(&effort_limit);
+        let root_quat = per_env(&[1.0, 0.0, 0.0, 0.0]);
         let link_mass = consts.mass.clone();
         #[cfg(feature = "cube")]
         let kernel = {

@@ -49,3 +49,6 @@ fn choose<B: Backend>(
     let [n, k] = old.dims();
     old.mask_where(mask.clone().unsqueeze_dim::<2>(1).expand([n, k]), new)
 }
+
+#[cfg(all(test, feature = "wgpu"))]
+mod wgpu_tests;

@@ -7,4 +7,4 @@ pub(crate) mod dispatch;
 pub use dispatch::{CubeProgram, run};
 
 #[cfg(all(test, feature = "wgpu"))]
-mod tests;
+mod wgpu_tests;

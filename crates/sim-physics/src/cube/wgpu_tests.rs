@@ -166,10 +166,10 @@ fn the_quadruped_kernel_follows_the_tensor_path_for_1000_steps() {
 fn on_one_device_the_kernel_and_the_tensor_path_agree() {
     let model = quadruped().expect("quadruped");
     let config = SimConfig::default();
-    let tensor_path = run::<Wgpu>(&model, config.clone(), 3, 40, false, 0.4);
-    let kernel = run::<Wgpu>(&model, config, 3, 40, true, 0.4);
+    let tensor_path = run::<Wgpu>(&model, config.clone(), 3, 10, false, 0.4);
+    let kernel = run::<Wgpu>(&model, config, 3, 10, true, 0.4);
     let errors = compare(&snapshot(&tensor_path), &snapshot(&kernel));
-    println!("quadruped, 40 steps on wgpu, kernel vs tensor path: {errors:?}");
+    println!("quadruped, 10 steps on wgpu, kernel vs tensor path: {errors:?}");
     // Rounding: the kernel sums subtrees leaf to root, the tensor path by matrix products.
     for (name, e) in errors {
         assert!(e < 1e-4, "{name}: relative difference {e:.2e}");
