@@ -17,6 +17,8 @@
 //! (mountain car) to 878 (acrobot) for the tensor path on wgpu.
 
 pub(crate) mod math;
+#[cfg(all(test, feature = "wgpu"))]
+mod tests;
 
 use core::marker::PhantomData;
 
