@@ -119,7 +119,7 @@ impl<B: Backend> Acrobot<B> {
     }
 }
 
-impl_vec_env!(Acrobot, STATE_NAMES);
+impl_vec_env!(Acrobot, STATE_NAMES, kernel::AcrobotKernel);
 
 /// Time derivative of the state `[N, 4]` under `torque` `[N]` (Gymnasium's `_dsdt`, the
 /// book's equations): `[theta1_dot, theta2_dot, theta1_acc, theta2_acc]`, `[N, 4]`.
@@ -197,6 +197,136 @@ fn wrap_angle<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
         .clamp_min(0.0)
         .max_pair(below);
     x - (off - on).mul_scalar(TWO_PI)
+}
+
+/// [`Acrobot::dynamics`] (its RK4 step included) and [`Acrobot::observe`] for one
+/// environment, as parts of the step kernel (see `crate::cube`).
+#[cfg(feature = "cube")]
+mod kernel {
+    use cubecl::prelude::*;
+
+    use super::{
+        DT, GRAVITY, LINK_COM_POS_1, LINK_COM_POS_2, LINK_LENGTH_1, LINK_MASS_1, LINK_MASS_2,
+        LINK_MOI, MAX_VEL_1, MAX_VEL_2, NUM_ACTIONS, PI, TWO_PI,
+    };
+    use crate::cube::TaskKernel;
+    use crate::cube::math::{clamp, cos, discrete_index, sin, sin_cos};
+
+    const HALF_DT: f32 = DT / 2.0;
+    const SIXTH_DT: f32 = DT / 6.0;
+    // The constant factors of `super::derivatives`, computed as it computes them.
+    const M1: f32 = LINK_MASS_1;
+    const M2: f32 = LINK_MASS_2;
+    const L1: f32 = LINK_LENGTH_1;
+    const LC1: f32 = LINK_COM_POS_1;
+    const LC2: f32 = LINK_COM_POS_2;
+    const I1: f32 = LINK_MOI;
+    const I2: f32 = LINK_MOI;
+    const D1_COS: f32 = M2 * 2.0 * L1 * LC2;
+    const D1_CONST: f32 = M1 * LC1 * LC1 + M2 * (L1 * L1 + LC2 * LC2) + I1 + I2;
+    const D2_COS: f32 = M2 * L1 * LC2;
+    const D2_CONST: f32 = M2 * LC2 * LC2 + I2;
+    const PHI2_SIN: f32 = M2 * LC2 * GRAVITY;
+    const PHI1_SIN: f32 = (M1 * LC1 + M2 * L1) * GRAVITY;
+    const CORIOLIS: f32 = -M2 * L1 * LC2;
+    const CORIOLIS_2: f32 = 2.0 * M2 * L1 * LC2;
+
+    /// [`super::Acrobot`] in the step kernel.
+    pub(crate) struct AcrobotKernel;
+
+    #[cube]
+    impl TaskKernel for AcrobotKernel {
+        fn dynamics(state: &Array<f32>, action: f32, next: &mut Array<f32>) -> (f32, bool) {
+            let torque = discrete_index(action, NUM_ACTIONS) - 1.0f32;
+            let s0 = state[0usize];
+            let s1 = state[1usize];
+            let s2 = state[2usize];
+            let s3 = state[3usize];
+
+            // One RK4 step over [0, dt] with the torque held (Gymnasium's `rk4`).
+            let (a0, a1, a2, a3) = derivatives(s0, s1, s2, s3, torque);
+            let (b0, b1, b2, b3) = derivatives(
+                s0 + a0 * HALF_DT,
+                s1 + a1 * HALF_DT,
+                s2 + a2 * HALF_DT,
+                s3 + a3 * HALF_DT,
+                torque,
+            );
+            let (c0, c1, c2, c3) = derivatives(
+                s0 + b0 * HALF_DT,
+                s1 + b1 * HALF_DT,
+                s2 + b2 * HALF_DT,
+                s3 + b3 * HALF_DT,
+                torque,
+            );
+            let (d0, d1, d2, d3) = derivatives(
+                s0 + c0 * DT,
+                s1 + c1 * DT,
+                s2 + c2 * DT,
+                s3 + c3 * DT,
+                torque,
+            );
+            let theta1 = wrap_angle(s0 + (a0 + b0 * 2.0f32 + c0 * 2.0f32 + d0) * SIXTH_DT);
+            let theta2 = wrap_angle(s1 + (a1 + b1 * 2.0f32 + c1 * 2.0f32 + d1) * SIXTH_DT);
+            let theta1_dot = s2 + (a2 + b2 * 2.0f32 + c2 * 2.0f32 + d2) * SIXTH_DT;
+            let theta2_dot = s3 + (a3 + b3 * 2.0f32 + c3 * 2.0f32 + d3) * SIXTH_DT;
+            next[0usize] = theta1;
+            next[1usize] = theta2;
+            next[2usize] = clamp(theta1_dot, -MAX_VEL_1, MAX_VEL_1);
+            next[3usize] = clamp(theta2_dot, -MAX_VEL_2, MAX_VEL_2);
+
+            // Height of the free end above the pivot, in link lengths (negative below it).
+            let height = -cos(theta1) - cos(theta1 + theta2);
+            let terminated = height > 1.0f32;
+            // -1 per step, 0 on the terminal step.
+            (select(terminated, 0.0f32, -1.0f32), terminated)
+        }
+
+        fn observe(state: &Array<f32>, obs: &mut Array<f32>, at: usize) {
+            let (sin1, cos1) = sin_cos(state[0usize]);
+            let (sin2, cos2) = sin_cos(state[1usize]);
+            obs[at] = cos1;
+            obs[at + 1usize] = sin1;
+            obs[at + 2usize] = cos2;
+            obs[at + 3usize] = sin2;
+            obs[at + 4usize] = state[2usize];
+            obs[at + 5usize] = state[3usize];
+        }
+    }
+
+    /// [`super::derivatives`] for one environment: `(theta1_dot, theta2_dot, theta1_acc,
+    /// theta2_acc)`.
+    #[cube]
+    fn derivatives(
+        theta1: f32,
+        theta2: f32,
+        dtheta1: f32,
+        dtheta2: f32,
+        torque: f32,
+    ) -> (f32, f32, f32, f32) {
+        let (sin2, cos2) = sin_cos(theta2);
+        let d1 = cos2 * D1_COS + D1_CONST;
+        let d2 = cos2 * D2_COS + D2_CONST;
+        let phi2 = sin(theta1 + theta2) * PHI2_SIN;
+        let phi1 = dtheta2 * dtheta2 * sin2 * CORIOLIS - dtheta2 * dtheta1 * sin2 * CORIOLIS_2
+            + sin(theta1) * PHI1_SIN
+            + phi2;
+        let ddtheta2 = (torque + d2 / d1 * phi1 - dtheta1 * dtheta1 * sin2 * D2_COS - phi2)
+            / (-(d2 * d2 / d1) + D2_CONST);
+        let ddtheta1 = -((d2 * ddtheta2 + phi1) / d1);
+        (dtheta1, dtheta2, ddtheta1, ddtheta2)
+    }
+
+    /// [`super::wrap_angle`] for one angle.
+    #[cube]
+    fn wrap_angle(x: f32) -> f32 {
+        let above = select(x >= PI, 1.0f32, 0.0f32);
+        let below = select(x <= -PI, 1.0f32, 0.0f32);
+        // Turns to take off (x > pi) or add (x < -pi): at least one on the boundary.
+        let off = f32::max(f32::max(((x - PI) / TWO_PI).ceil(), 0.0f32), above);
+        let on = f32::max(f32::max(((-x - PI) / TWO_PI).ceil(), 0.0f32), below);
+        x - (off - on) * TWO_PI
+    }
 }
 
 #[cfg(test)]

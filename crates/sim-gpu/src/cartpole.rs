@@ -82,7 +82,7 @@ impl<B: Backend> CartPole<B> {
     }
 }
 
-impl_vec_env!(CartPole, STATE_NAMES);
+impl_vec_env!(CartPole, STATE_NAMES, kernel::CartPoleKernel);
 
 /// One step of Gymnasium's cart-pole physics, shared by [`CartPole`] and
 /// [`crate::CartPoleDiscrete`]: `state` `[N, 4]` pushed by `force` `[N]` (newtons) gives the
@@ -134,6 +134,66 @@ pub(crate) fn physics<B: Backend>(state: Tensor<B, 2>, force: Tensor<B, 1>) -> D
         next_state,
         rewards,
         terminated,
+    }
+}
+
+/// The cart-pole on the GPU: [`CartPole::dynamics`], [`physics`] and [`CartPole::observe`]
+/// for one environment, as parts of the step kernel (see `crate::cube`).
+#[cfg(feature = "cube")]
+pub(crate) mod kernel {
+    use cubecl::prelude::*;
+
+    use super::{
+        FORCE_MAG, GRAVITY, LENGTH, MASS_POLE, POLEMASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
+        X_THRESHOLD,
+    };
+    use crate::cube::TaskKernel;
+    use crate::cube::math::{clamp, sin_cos};
+
+    const FOUR_THIRDS: f32 = 4.0 / 3.0;
+
+    /// [`super::CartPole`] in the step kernel.
+    pub(crate) struct CartPoleKernel;
+
+    #[cube]
+    impl TaskKernel for CartPoleKernel {
+        fn dynamics(state: &Array<f32>, action: f32, next: &mut Array<f32>) -> (f32, bool) {
+            physics(state, clamp(action, -1.0f32, 1.0f32) * FORCE_MAG, next)
+        }
+
+        fn observe(state: &Array<f32>, obs: &mut Array<f32>, at: usize) {
+            for c in 0..4usize {
+                obs[at + c] = state[c];
+            }
+        }
+    }
+
+    /// [`super::physics`] for one environment: `state` pushed by `force` (newtons) gives
+    /// the next state (into `next`), the reward and the terminated flag.
+    #[cube]
+    pub(crate) fn physics(state: &Array<f32>, force: f32, next: &mut Array<f32>) -> (f32, bool) {
+        let x = state[0usize];
+        let x_dot = state[1usize];
+        let theta = state[2usize];
+        let theta_dot = state[3usize];
+        let (sin, cos) = sin_cos(theta);
+
+        // Gymnasium's equations of motion (Florian 2005), term by term.
+        let temp = (force + theta_dot * theta_dot * POLEMASS_LENGTH * sin) / TOTAL_MASS;
+        let theta_acc = (sin * GRAVITY - cos * temp)
+            / ((-(cos * cos * MASS_POLE / TOTAL_MASS) + FOUR_THIRDS) * LENGTH);
+        let x_acc = temp - theta_acc * POLEMASS_LENGTH * cos / TOTAL_MASS;
+
+        // Explicit Euler: positions move with the old velocities.
+        let next_x = x + x_dot * TAU;
+        let next_theta = theta + theta_dot * TAU;
+        next[0usize] = next_x;
+        next[1usize] = x_dot + x_acc * TAU;
+        next[2usize] = next_theta;
+        next[3usize] = theta_dot + theta_acc * TAU;
+
+        let terminated = next_x.abs() > X_THRESHOLD || next_theta.abs() > THETA_THRESHOLD;
+        (1.0f32, terminated)
     }
 }
 

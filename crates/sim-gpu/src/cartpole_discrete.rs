@@ -67,7 +67,44 @@ impl<B: Backend> CartPoleDiscrete<B> {
     }
 }
 
-impl_vec_env!(CartPoleDiscrete, STATE_NAMES);
+impl_vec_env!(
+    CartPoleDiscrete,
+    STATE_NAMES,
+    kernel::CartPoleDiscreteKernel
+);
+
+/// [`CartPoleDiscrete::dynamics`] and [`CartPoleDiscrete::observe`] for one environment, as
+/// parts of the step kernel (see `crate::cube`).
+#[cfg(feature = "cube")]
+mod kernel {
+    use cubecl::prelude::*;
+
+    use super::NUM_ACTIONS;
+    use crate::cartpole::FORCE_MAG;
+    use crate::cartpole::kernel::physics;
+    use crate::cube::TaskKernel;
+    use crate::cube::math::discrete_index;
+
+    const TWICE_FORCE_MAG: f32 = 2.0 * FORCE_MAG;
+
+    /// [`super::CartPoleDiscrete`] in the step kernel.
+    pub(crate) struct CartPoleDiscreteKernel;
+
+    #[cube]
+    impl TaskKernel for CartPoleDiscreteKernel {
+        fn dynamics(state: &Array<f32>, action: f32, next: &mut Array<f32>) -> (f32, bool) {
+            // Index 1 -> +10 N, index 0 -> -10 N.
+            let force = discrete_index(action, NUM_ACTIONS) * TWICE_FORCE_MAG - FORCE_MAG;
+            physics(state, force, next)
+        }
+
+        fn observe(state: &Array<f32>, obs: &mut Array<f32>, at: usize) {
+            for c in 0..4usize {
+                obs[at + c] = state[c];
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

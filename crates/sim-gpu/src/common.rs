@@ -12,9 +12,11 @@ use crate::{Error, Result};
 /// Implements [`rl_core::VecEnv`] and [`crate::ClassicEnv`] for a task struct with a
 /// `core: EnvCore<B>` field and the associated functions `dynamics(state, actions)` and
 /// `observe(state)`: the traits' methods are the same for every classic task, only those two
-/// functions differ. `$names` are the names of the state components.
+/// functions differ. `$names` are the names of the state components; `$kernel` is the
+/// task's [`crate::cube::TaskKernel`], the same two functions for the GPU, which steps on
+/// CubeCL backends (only built with the `cube` feature).
 macro_rules! impl_vec_env {
-    ($env:ident, $names:expr) => {
+    ($env:ident, $names:expr, $kernel:ty) => {
         impl<B: burn::tensor::backend::Backend> $crate::ClassicEnv<B> for $env<B> {
             fn state_names(&self) -> &'static [&'static str] {
                 &$names
@@ -54,6 +56,10 @@ macro_rules! impl_vec_env {
                 &mut self,
                 actions: burn::tensor::Tensor<B, 2>,
             ) -> rl_core::Result<rl_core::StepOutput<B>> {
+                #[cfg(feature = "cube")]
+                if self.core.kernel {
+                    return self.core.step_kernel::<$kernel>(actions);
+                }
                 let transition = Self::dynamics(self.core.state.clone(), actions)?;
                 Ok(self.core.finish_step(transition, Self::observe))
             }
@@ -150,6 +156,9 @@ pub(crate) struct EnvCore<B: Backend> {
     returns: Tensor<B, 1>,
     /// Steps taken in the running episodes, `[N]` (as f32).
     lengths: Tensor<B, 1>,
+    /// `B` is a CubeCL backend: `step` runs as one kernel ([`EnvCore::step_kernel`]).
+    #[cfg(feature = "cube")]
+    pub(crate) kernel: bool,
 }
 
 impl<B: Backend> EnvCore<B> {
@@ -178,6 +187,8 @@ impl<B: Backend> EnvCore<B> {
             reset_high,
             returns: Tensor::zeros([n], device),
             lengths: Tensor::zeros([n], device),
+            #[cfg(feature = "cube")]
+            kernel: crate::cube::is_cube_backend::<B>(),
         })
     }
 
@@ -314,6 +325,89 @@ impl<B: Backend> EnvCore<B> {
             final_observations: policy_obs(final_obs),
             episode,
         }
+    }
+}
+
+#[cfg(feature = "cube")]
+impl<B: Backend> EnvCore<B> {
+    /// The whole env step of task `T` as one kernel (see [`crate::cube`]): the same
+    /// transition, counters, auto-reset and outputs as `T`'s `dynamics` followed by
+    /// [`EnvCore::finish_step`], drawing the same reset noise.
+    ///
+    /// Errors when `actions` is not `[N, 1]` (every classic task has one action), or when
+    /// `B` is not a CubeCL backend (`kernel` is set only for those).
+    pub(crate) fn step_kernel<T: crate::cube::TaskKernel>(
+        &mut self,
+        actions: Tensor<B, 2>,
+    ) -> rl_core::Result<StepOutput<B>> {
+        use crate::cube::{INPUTS, OUTPUTS, StepProgram};
+        use burn::tensor::TensorPrimitive;
+
+        let n = self.spec.num_envs;
+        check_shape("actions", actions.dims(), [n, 1])?;
+        let program = StepProgram::<T> {
+            state_dim: self.state_dim(),
+            obs_dim: self.spec.obs_groups.get(POLICY).copied().unwrap_or(0),
+            max_episode_length: self.spec.max_episode_length,
+            task: core::marker::PhantomData,
+        };
+        // Drawn for every environment, as in `finish_step`.
+        let noise = self
+            .rng
+            .uniform::<B>(self.reset_low, self.reset_high, &self.device); // [N, K]
+        let float = |t: Tensor<B, 2>| t.into_primitive().tensor();
+        let float1 = |t: Tensor<B, 1>| t.into_primitive().tensor();
+        let inputs = vec![
+            float(self.state.clone()),
+            float(actions.to_device(&self.device)),
+            float(noise),
+            float1(self.returns.clone()),
+            float1(self.lengths.clone()),
+        ];
+        debug_assert_eq!(inputs.len(), INPUTS);
+        let Ok(outputs) = sim_physics::cube::run::<B, _>(program, inputs) else {
+            return Err(rl_core::Error::Env(format!(
+                "task `{}`: the step kernel runs only on a CubeCL backend (wgpu, cuda)",
+                self.spec.task
+            )));
+        };
+        let Ok(
+            [
+                state,
+                final_state,
+                obs,
+                final_obs,
+                rewards,
+                terminated,
+                time_outs,
+                returns,
+                lengths,
+                episode_returns,
+                episode_lengths,
+            ],
+        ) = <[_; OUTPUTS]>::try_from(outputs)
+        else {
+            unreachable!("the step kernel returns {OUTPUTS} outputs");
+        };
+        let t1 = |p| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(p));
+        let t2 = |p| Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(p));
+        self.state = t2(state);
+        self.final_state = t2(final_state);
+        self.returns = t1(returns);
+        self.lengths = t1(lengths);
+        Ok(StepOutput {
+            observations: policy_obs(t2(obs)),
+            rewards: t1(rewards),
+            // The flags come as 0/1 floats.
+            terminated: t1(terminated).greater_elem(0.5),
+            time_outs: t1(time_outs).greater_elem(0.5),
+            final_observations: policy_obs(t2(final_obs)),
+            episode: EpisodeInfo {
+                returns: t1(episode_returns),
+                lengths: t1(episode_lengths),
+                terms: BTreeMap::new(),
+            },
+        })
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Every environment holds the state of `N` copies as tensors `[N, K]` on one device and
 //! steps them together with batched tensor ops (no loop over environments, no read-back to
-//! the host inside `step`). Finished environments are reset inside `step` (auto-reset).
+//! the host inside `step`). Finished environments are reset inside `step` (auto-reset). On
+//! the CubeCL backends (features `wgpu`, `cuda`) a classic task's whole step runs instead as
+//! one hand-written kernel, with the tensor ops as the reference (module `cube`).
 //!
 //! - [`CartPole`]: Gymnasium CartPole-v1 with a continuous force `F = 10 clamp(a, -1, 1)`.
 //! - [`CartPoleDiscrete`]: Gymnasium CartPole-v1 exactly (push left or right).
@@ -27,6 +29,8 @@ mod cartpole;
 mod cartpole_discrete;
 mod classic;
 mod common;
+#[cfg(feature = "cube")]
+mod cube;
 mod error;
 pub mod legged;
 mod math;

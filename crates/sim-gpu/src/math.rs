@@ -12,18 +12,18 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
+pub(crate) const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
 /// `pi / 2` in three parts; the first two have few significant bits, so `k * part` is exact
 /// for the quadrant counts `k` that occur.
-const PIO2_1: f32 = 1.570_312_5;
-const PIO2_2: f32 = 4.837_513e-4;
-const PIO2_3: f32 = 7.549_79e-8;
-const SIN_1: f32 = -1.666_665_5e-1;
-const SIN_2: f32 = 8.332_161e-3;
-const SIN_3: f32 = -1.951_529_6e-4;
-const COS_1: f32 = 4.166_664_6e-2;
-const COS_2: f32 = -1.388_731_6e-3;
-const COS_3: f32 = 2.443_315_7e-5;
+pub(crate) const PIO2_1: f32 = 1.570_312_5;
+pub(crate) const PIO2_2: f32 = 4.837_513e-4;
+pub(crate) const PIO2_3: f32 = 7.549_79e-8;
+pub(crate) const SIN_1: f32 = -1.666_665_5e-1;
+pub(crate) const SIN_2: f32 = 8.332_161e-3;
+pub(crate) const SIN_3: f32 = -1.951_529_6e-4;
+pub(crate) const COS_1: f32 = 4.166_664_6e-2;
+pub(crate) const COS_2: f32 = -1.388_731_6e-3;
+pub(crate) const COS_3: f32 = 2.443_315_7e-5;
 
 /// `(sin x, cos x)` element-wise.
 pub(crate) fn sin_cos<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, D>, Tensor<B, D>) {

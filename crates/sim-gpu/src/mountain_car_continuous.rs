@@ -110,7 +110,60 @@ impl<B: Backend> MountainCarContinuous<B> {
     }
 }
 
-impl_vec_env!(MountainCarContinuous, STATE_NAMES);
+impl_vec_env!(
+    MountainCarContinuous,
+    STATE_NAMES,
+    kernel::MountainCarContinuousKernel
+);
+
+/// [`MountainCarContinuous::dynamics`] and [`MountainCarContinuous::observe`] for one
+/// environment, as parts of the step kernel (see `crate::cube`).
+#[cfg(feature = "cube")]
+mod kernel {
+    use cubecl::prelude::*;
+
+    use super::{
+        ACTION_COST, GOAL_POSITION, GOAL_REWARD, GOAL_VELOCITY, MAX_ACTION, MAX_POSITION,
+        MAX_SPEED, MIN_ACTION, MIN_POSITION, POWER,
+    };
+    use crate::cube::TaskKernel;
+    use crate::cube::math::{clamp, cos};
+
+    /// [`super::MountainCarContinuous`] in the step kernel.
+    pub(crate) struct MountainCarContinuousKernel;
+
+    #[cube]
+    impl TaskKernel for MountainCarContinuousKernel {
+        fn dynamics(state: &Array<f32>, action: f32, next: &mut Array<f32>) -> (f32, bool) {
+            let position = state[0usize];
+            let velocity = state[1usize];
+            let force = clamp(action, MIN_ACTION, MAX_ACTION);
+
+            // Same order of operations as Gymnasium: v += (f power - 0.0025 cos(3 x)).
+            let velocity = clamp(
+                velocity + (force * POWER - cos(position * 3.0f32) * 0.0025f32),
+                -MAX_SPEED,
+                MAX_SPEED,
+            );
+            let position = clamp(position + velocity, MIN_POSITION, MAX_POSITION);
+            // The left wall stops a car that runs into it.
+            let at_wall = position == MIN_POSITION && velocity < 0.0f32;
+            let velocity = select(at_wall, 0.0f32, velocity);
+            next[0usize] = position;
+            next[1usize] = velocity;
+
+            let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
+            // The action cost uses the raw action, as Gymnasium does.
+            let reward = select(terminated, GOAL_REWARD, 0.0f32) - action * action * ACTION_COST;
+            (reward, terminated)
+        }
+
+        fn observe(state: &Array<f32>, obs: &mut Array<f32>, at: usize) {
+            obs[at] = state[0usize];
+            obs[at + 1usize] = state[1usize];
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

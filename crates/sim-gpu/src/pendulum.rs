@@ -103,7 +103,64 @@ fn angle_normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     x.add_scalar(PI).remainder_scalar(2.0 * PI).sub_scalar(PI)
 }
 
-impl_vec_env!(Pendulum, STATE_NAMES);
+impl_vec_env!(Pendulum, STATE_NAMES, kernel::PendulumKernel);
+
+/// [`Pendulum::dynamics`] and [`Pendulum::observe`] for one environment, as parts of the
+/// step kernel (see `crate::cube`).
+#[cfg(feature = "cube")]
+mod kernel {
+    use cubecl::prelude::*;
+
+    use super::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE, PI};
+    use crate::cube::TaskKernel;
+    use crate::cube::math::{clamp, sin, sin_cos};
+
+    const TWO_PI: f32 = 2.0 * PI;
+    const GRAVITY_GAIN: f32 = 3.0 * GRAVITY / (2.0 * LENGTH);
+    const TORQUE_GAIN: f32 = 3.0 / (MASS * LENGTH * LENGTH);
+
+    /// [`super::Pendulum`] in the step kernel.
+    pub(crate) struct PendulumKernel;
+
+    #[cube]
+    impl TaskKernel for PendulumKernel {
+        fn dynamics(state: &Array<f32>, action: f32, next: &mut Array<f32>) -> (f32, bool) {
+            let theta = state[0usize];
+            let theta_dot = state[1usize];
+            let u = clamp(action, -MAX_TORQUE, MAX_TORQUE);
+
+            // Costs of the state before the step.
+            let normalized = angle_normalize(theta);
+            let costs = normalized * normalized + theta_dot * theta_dot * 0.1f32 + u * u * 0.001f32;
+
+            let next_theta_dot = clamp(
+                theta_dot + (sin(theta) * GRAVITY_GAIN + u * TORQUE_GAIN) * DT,
+                -MAX_SPEED,
+                MAX_SPEED,
+            );
+            next[0usize] = theta + next_theta_dot * DT;
+            next[1usize] = next_theta_dot;
+            // Pendulum never terminates.
+            (-costs, false)
+        }
+
+        fn observe(state: &Array<f32>, obs: &mut Array<f32>, at: usize) {
+            let (sin, cos) = sin_cos(state[0usize]);
+            obs[at] = cos;
+            obs[at + 1usize] = sin;
+            obs[at + 2usize] = state[1usize];
+        }
+    }
+
+    /// `((x + pi) mod 2 pi) - pi` with the modulo taking the sign of the divisor, as
+    /// [`super::angle_normalize`] (up to the rounding of the modulo, which only matters next
+    /// to `+-pi`, where the squared cost is the same on both sides).
+    #[cube]
+    fn angle_normalize(x: f32) -> f32 {
+        let shifted = x + PI;
+        shifted - (shifted / TWO_PI).floor() * TWO_PI - PI
+    }
+}
 
 #[cfg(test)]
 mod tests {
