@@ -18,7 +18,7 @@
 
 pub(crate) mod math;
 #[cfg(all(test, feature = "wgpu"))]
-mod tests;
+mod wgpu_tests;
 
 use core::marker::PhantomData;
 
