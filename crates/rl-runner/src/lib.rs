@@ -9,7 +9,7 @@
 //! - [`write_gif`]: an animated GIF of a recorded episode (`play --render`).
 //! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
 //!   with given actions, one JSON line per step.
-//! - [`bench`] and [`LaunchCounter`]: what `cargo xtask bench` runs, and the count of CubeCL
+//! - [`bench()`] and [`LaunchCounter`]: what `cargo xtask bench` runs, and the count of CubeCL
 //!   kernel launches it reports (with [`launch_layer`] in the subscriber).
 
 mod algorithms;
