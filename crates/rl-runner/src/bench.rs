@@ -109,8 +109,8 @@ pub struct TrainReport {
     pub update_gflops: f64,
     /// Gradient steps of one update (epochs times mini-batches).
     pub mini_batches_per_update: usize,
-    /// CubeCL kernels launched per iteration (collection and update; the median over the
-    /// timed iterations, which normally agree exactly); `None` on the CPU backends.
+    /// CubeCL kernels launched per iteration (collection and update, each the median over
+    /// the timed iterations); `None` on the CPU backends.
     pub launches_per_iter: Option<u64>,
     /// Launches of the collection per iteration (rollout, episode statistics, returns).
     pub collection_launches_per_iter: Option<u64>,
