@@ -493,19 +493,24 @@ fn install_stop_handler() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Each layer has its own filter: RUST_LOG (default `warn`) picks what is printed, while
-    // the launch counter of `bench` and `sim-bench` sees CubeCL's launch spans only.
+    // the launch counter sees CubeCL's launch spans only, and only in the commands that
+    // report launches (a span per launch costs a little).
     let printed =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let counts_launches = matches!(
+        cli.command,
+        Command::Bench { .. } | Command::SimBench { .. }
+    );
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(printed),
         )
-        .with(rl_runner::launch_layer())
+        .with(counts_launches.then(rl_runner::launch_layer))
         .init();
-    let cli = Cli::parse();
     // Run on a worker of the global thread pool that the CPU backends' kernels use, so
     // that their parallel matrix products and element-wise blocks are joined from a worker
     // (the calling thread takes part in the work) rather than handed over from outside the
