@@ -20,6 +20,7 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rl_runner::{BenchRequest, ConsoleMode, RolloutRequest, TrainRequest};
+use tracing_subscriber::prelude::*;
 
 #[derive(Parser)]
 #[command(
@@ -405,6 +406,22 @@ fn bench_table(r: &rl_runner::BenchReport) -> String {
             100.0 * r.update_fraction_of_matmul
         ),
     ];
+    if let (Some(sim), Some(c), Some(u), Some(step), Some(mini_batch)) = (
+        r.sim.launches_per_env_step,
+        t.collection_launches_per_iter,
+        t.update_launches_per_iter,
+        t.launches_per_policy_step,
+        t.update_launches_per_mini_batch,
+    ) {
+        rows.push(format!(
+            "  kernel launches        {sim:>12.1} per env step (simulation only)"
+        ));
+        rows.push(format!(
+            "                         {:>12} per iteration: {c} collection ({step:.1} per policy step), {u} update ({mini_batch:.1} per mini-batch, {} mini-batches)",
+            c + u,
+            t.mini_batches_per_update
+        ));
+    }
     if let Some(s) = &r.solve {
         rows.push(format!(
             "  to mean return >= {}   {} in {} iterations, {} env steps, {:.1} s ({:.0} env steps/s)",
@@ -476,13 +493,24 @@ fn install_stop_handler() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // Each layer has its own filter: RUST_LOG (default `warn`) picks what is printed, while
+    // the launch counter sees CubeCL's launch spans only, and only in the commands that
+    // report launches (a span per launch costs a little).
+    let printed =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let counts_launches = matches!(
+        cli.command,
+        Command::Bench { .. } | Command::SimBench { .. }
+    );
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(printed),
+        )
+        .with(counts_launches.then(rl_runner::launch_layer))
+        .init();
     // Run on a worker of the global thread pool that the CPU backends' kernels use, so
     // that their parallel matrix products and element-wise blocks are joined from a worker
     // (the calling thread takes part in the work) rather than handed over from outside the
@@ -672,5 +700,37 @@ fn run(cli: Cli) -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "wgpu"))]
+mod tests {
+    use burn::tensor::Tensor;
+    use rl_runner::LaunchCounter;
+    use tracing_subscriber::prelude::*;
+
+    type Wgpu = burn::backend::Wgpu;
+
+    #[test]
+    fn counter_counts_the_launches_of_a_small_tensor_op_on_wgpu() {
+        // Global, as in `main`: Burn's fusion launches from its own device thread
+        let subscriber = tracing_subscriber::registry().with(rl_runner::launch_layer());
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        let device = Default::default();
+        let mut counter = LaunchCounter::<Wgpu>::new(&device)
+            .expect("the device")
+            .expect("wgpu launches CubeCL kernels");
+        let x = Tensor::<Wgpu, 1>::ones([256], &device);
+        let double_sum = || {
+            let sum = (x.clone() * 2.0).sum().into_data();
+            assert_eq!(sum.to_vec::<f32>().expect("f32"), [512.0]);
+        };
+        // The first time, autotune also launches the candidate reductions it times
+        double_sum();
+        counter.start().expect("the device");
+        assert_eq!(counter.count().expect("the device"), 0);
+        double_sum();
+        let n = counter.count().expect("the device");
+        assert!((1..10).contains(&n), "{n} launches for a product and a sum");
     }
 }

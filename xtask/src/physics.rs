@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
+use rl_runner::LaunchCounter;
 use sim_physics::robots::{QUADRUPED_STANDING_HEIGHT, quadruped, quadruped_standing_joint_pos};
 use sim_physics::{Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace};
 
@@ -169,8 +170,13 @@ pub fn sim_trace<B: Backend>(args: &TraceArgs, device: &B::Device) -> anyhow::Re
     Ok(())
 }
 
+/// Physics steps over which `sim-bench` counts kernel launches.
+const LAUNCH_STEPS: usize = 20;
+
 /// Physics steps per second of the quadruped standing on PD drives whose targets move every
-/// 4 steps (a 50 Hz policy at dt = 0.005 s), for each batch size.
+/// 4 steps (a 50 Hz policy at dt = 0.005 s), for each batch size; on the CubeCL backends also
+/// the kernels one physics step launches (`Articulation::step` alone, counted over
+/// `LAUNCH_STEPS` further steps).
 pub fn sim_bench<B: Backend>(
     num_envs: &[usize],
     steps: usize,
@@ -227,13 +233,27 @@ pub fn sim_bench<B: Backend>(
         run(steps, &mut sim)?;
         let wall = start.elapsed().as_secs_f64();
         let rate = (n * steps) as f64 / wall;
+        let launches_per_step = match LaunchCounter::<B>::new(device)? {
+            Some(mut counter) => {
+                counter.start()?;
+                for _ in 0..LAUNCH_STEPS {
+                    sim.step();
+                }
+                Some(counter.count()? as f64 / LAUNCH_STEPS as f64)
+            }
+            None => None,
+        };
+        let launches = launches_per_step
+            .map(|l| format!(", {l:.1} kernel launches per step"))
+            .unwrap_or_default();
         println!(
-            "quadruped on {backend}: {n:>6} envs x {steps} steps in {wall:.2} s: {:.2} ms per step, {rate:.0} env steps/s",
+            "quadruped on {backend}: {n:>6} envs x {steps} steps in {wall:.2} s: {:.2} ms per step, {rate:.0} env steps/s{launches}",
             1e3 * wall / steps as f64
         );
         results.push(serde_json::json!({
             "num_envs": n, "steps": steps, "wall_s": wall,
             "ms_per_step": 1e3 * wall / steps as f64, "env_steps_per_s": rate.round(),
+            "launches_per_step": launches_per_step,
         }));
     }
     println!(

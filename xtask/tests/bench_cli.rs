@@ -88,6 +88,57 @@ fn bench_prints_a_table_and_writes_consistent_json() {
     assert_eq!(printed["solve"]["evaluation"]["episodes"], 8, "{last}");
     assert!(stdout.contains("final policy, deterministic"), "{stdout}");
     assert_eq!(printed["matmul"]["size"], 64);
+    // Kernel launches are counted on the CubeCL backends only
+    assert!(printed["sim"]["launches_per_env_step"].is_null(), "{last}");
+    assert!(printed["train"]["launches_per_iter"].is_null(), "{last}");
+    assert!(!stdout.contains("kernel launches"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On wgpu (Mesa's lavapipe in CI) the report counts kernel launches, and its numbers add up.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_bench_counts_kernel_launches() {
+    let dir = dir("wgpu");
+    let config = dir.join("small.toml");
+    std::fs::write(&config, CONFIG).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--backend", "wgpu", "--config"])
+        .arg(&config)
+        .args([
+            "--iterations",
+            "1",
+            "--warmup",
+            "1",
+            "--sim-steps",
+            "2",
+            "--matmul-size",
+            "16",
+        ])
+        .output()
+        .expect("run xtask");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("kernel launches"), "{stdout}");
+    let last = stdout.lines().last().expect("a JSON line");
+    let r: serde_json::Value = serde_json::from_str(last).expect("JSON on the last line");
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("{v} in {last}"));
+    let train = &r["train"];
+    assert!(number(&r["sim"]["launches_per_env_step"]) >= 1.0, "{last}");
+    let collection = number(&train["collection_launches_per_iter"]);
+    let update = number(&train["update_launches_per_iter"]);
+    assert!(collection >= 8.0 && update >= 1.0, "{last}");
+    assert_eq!(number(&train["launches_per_iter"]), collection + update);
+    assert_eq!(number(&train["launches_per_policy_step"]), collection / 8.0);
+    let mini_batches = number(&train["mini_batches_per_update"]);
+    assert_eq!(
+        number(&train["update_launches_per_mini_batch"]),
+        update / mini_batches
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

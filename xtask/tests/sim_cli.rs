@@ -354,6 +354,8 @@ fn sim_bench_reports_json_and_rejects_zero_envs() {
     assert_eq!(results[0]["num_envs"], 4, "{last}");
     assert_eq!(results[0]["steps"], 2, "{last}");
     assert!(float(&results[0], "env_steps_per_s") > 0.0, "{last}");
+    // Kernel launches are counted on the CubeCL backends only
+    assert!(results[0]["launches_per_step"].is_null(), "{last}");
 
     fails_with(&["sim-bench", "--num-envs", "0"], &["--num-envs", "`0`"]);
     fails_with(&["sim-bench", "--num-envs", "4,x"], &["--num-envs", "`x`"]);

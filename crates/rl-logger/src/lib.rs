@@ -48,6 +48,11 @@ pub mod tags {
     pub const COLLECTION_TIME: &str = "Perf/collection_time";
     /// Seconds spent in the update.
     pub const LEARNING_TIME: &str = "Perf/learning_time";
+    /// CubeCL kernels launched while collecting the rollout (only where they are counted:
+    /// `cargo xtask bench` on the wgpu and cuda backends).
+    pub const COLLECTION_LAUNCHES: &str = "Perf/collection_launches";
+    /// CubeCL kernels launched by the update (where they are counted).
+    pub const LEARNING_LAUNCHES: &str = "Perf/learning_launches";
     /// Resident memory of the process in MiB at the end of the iteration (where the
     /// platform reports it).
     pub const RESIDENT_MEMORY: &str = "Perf/resident_memory_mb";

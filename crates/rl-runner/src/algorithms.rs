@@ -85,6 +85,13 @@ impl AlgorithmConfig {
         })
     }
 
+    /// Gradient steps of one update: mini-batches per epoch times epochs.
+    pub(crate) fn mini_batches_per_update(&self) -> usize {
+        match self {
+            AlgorithmConfig::Ppo(ppo) => ppo.num_mini_batches * ppo.num_learning_epochs,
+        }
+    }
+
     /// The algorithm for environments `spec`, storing `num_steps_per_env` steps per
     /// iteration, seeded with `seed`.
     pub(crate) fn build<B: AutodiffBackend>(

@@ -1,6 +1,7 @@
 //! The benchmark behind `cargo xtask bench`: simulation alone, end-to-end PPO split into
 //! collection and update, the update's achieved matrix FLOP rate beside the machine's, time to
-//! a return threshold, and resident memory.
+//! a return threshold, resident memory, and on the CubeCL backends (wgpu, cuda) the kernels
+//! launched per environment step, policy step, iteration and mini-batch.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use rl_core::ActionSpace;
 use rl_logger::{IterationRecord, Logger, MetricWriter, tags};
 use serde::Serialize;
 
+use crate::launches::LaunchCounter;
 use crate::play::{EvalPlan, Evaluation, evaluate, evaluation_env};
 use crate::{Error, OnPolicyRunner, TrainConfig};
 
@@ -80,6 +82,9 @@ pub struct SimReport {
     pub env_steps: u64,
     /// Seconds timed.
     pub wall_s: f64,
+    /// CubeCL kernels launched per step of the batch of environments (`env.step` alone,
+    /// counted over 20 further steps with fixed actions); `None` on the CPU backends.
+    pub launches_per_env_step: Option<f64>,
 }
 
 /// End-to-end PPO iterations after the warm-up.
@@ -102,6 +107,19 @@ pub struct TrainReport {
     pub rollout_gflop_per_iter: f64,
     /// `update_gflop_per_iter / update_s_per_iter`.
     pub update_gflops: f64,
+    /// Gradient steps of one update (epochs times mini-batches).
+    pub mini_batches_per_update: usize,
+    /// CubeCL kernels launched per iteration (collection and update, each the median over
+    /// the timed iterations); `None` on the CPU backends.
+    pub launches_per_iter: Option<u64>,
+    /// Launches of the collection per iteration (rollout, episode statistics, returns).
+    pub collection_launches_per_iter: Option<u64>,
+    /// Launches of the update per iteration.
+    pub update_launches_per_iter: Option<u64>,
+    /// `collection_launches_per_iter / steps_per_env`.
+    pub launches_per_policy_step: Option<f64>,
+    /// `update_launches_per_iter / mini_batches_per_update`.
+    pub update_launches_per_mini_batch: Option<f64>,
 }
 
 /// The matrix-multiply reference.
@@ -208,6 +226,9 @@ fn invalid(field: &str, message: &str) -> Error {
     }
 }
 
+/// Environment steps over which the simulation phase counts kernel launches.
+const LAUNCH_STEPS: usize = 20;
+
 /// Steps the task with uniformly random actions.
 fn bench_sim<B: Backend>(
     cfg: &TrainConfig,
@@ -248,10 +269,23 @@ fn bench_sim<B: Backend>(
     run(steps)?;
     let wall_s = start.elapsed().as_secs_f64();
     let env_steps = (steps * n) as u64;
+    // Counted apart from the timed steps, without the sampling and the checksum
+    let launches_per_env_step = match LaunchCounter::<B>::new(device)? {
+        Some(mut counter) => {
+            let actions = Tensor::<B, 2>::random([n, dim], dist, device);
+            counter.start()?;
+            for _ in 0..LAUNCH_STEPS {
+                env.step(actions.clone())?;
+            }
+            Some(counter.count()? as f64 / LAUNCH_STEPS as f64)
+        }
+        None => None,
+    };
     Ok(SimReport {
         env_steps_per_s: env_steps as f64 / wall_s.max(1e-12),
         env_steps,
         wall_s,
+        launches_per_env_step,
     })
 }
 
@@ -297,9 +331,11 @@ impl MetricWriter for Records {
     }
 }
 
-/// Trains `cfg` in a temporary directory and returns the runner and its records.
+/// Trains `cfg` in a temporary directory (counting kernel launches, if given a counter) and
+/// returns the runner and its records.
 fn run_training<B: AutodiffBackend>(
     cfg: TrainConfig,
+    launches: Option<LaunchCounter<Inner<B>>>,
     device: &B::Device,
 ) -> Result<(OnPolicyRunner<B>, crate::TrainSummary, Vec<IterationRecord>), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Io {
@@ -308,6 +344,9 @@ fn run_training<B: AutodiffBackend>(
         source: e,
     })?;
     let mut runner = OnPolicyRunner::<B>::new(cfg, dir.path().join("run"), device)?;
+    if let Some(counter) = launches {
+        runner.count_launches(counter);
+    }
     let records = Records::default();
     let mut logger = Logger::new(vec![Box::new(records.clone())]);
     let summary = runner.learn(&mut logger)?;
@@ -324,7 +363,8 @@ fn bench_train<B: AutodiffBackend>(
     cfg.runner.stop_at_mean_reward = None;
     cfg.runner.max_iterations = request.warmup + request.iterations;
     cfg.runner.save_interval = cfg.runner.max_iterations;
-    let (runner, _, rows) = run_training::<B>(cfg.clone(), device)?;
+    let launches = LaunchCounter::<Inner<B>>::new(device)?;
+    let (runner, _, rows) = run_training::<B>(cfg.clone(), launches, device)?;
     let timed: Vec<&IterationRecord> = rows.iter().skip(request.warmup).collect();
     let series = |tag: &str| -> Vec<f64> { timed.iter().filter_map(|r| r.get(tag)).collect() };
     let collect = series(tags::COLLECTION_TIME);
@@ -338,6 +378,14 @@ fn bench_train<B: AutodiffBackend>(
     let forward = cost.rollout_flop_per_sample;
     let update_flop = batch * cost.update_flop_per_sample;
     let update_s = median(&update);
+    // Launch counts are whole numbers; the median of a series is `None` where none was logged
+    let count = |tag: &str| -> Option<u64> {
+        let values = series(tag);
+        (!values.is_empty()).then(|| median(&values).round() as u64)
+    };
+    let collection_launches = count(tags::COLLECTION_LAUNCHES);
+    let update_launches = count(tags::LEARNING_LAUNCHES);
+    let mini_batches = cfg.algorithm.mini_batches_per_update();
     let report = TrainReport {
         iterations: timed.len(),
         warmup: request.warmup,
@@ -347,6 +395,13 @@ fn bench_train<B: AutodiffBackend>(
         update_gflop_per_iter: update_flop / 1e9,
         rollout_gflop_per_iter: batch * forward / 1e9,
         update_gflops: update_flop / 1e9 / update_s.max(1e-12),
+        mini_batches_per_update: mini_batches,
+        launches_per_iter: collection_launches.zip(update_launches).map(|(c, u)| c + u),
+        collection_launches_per_iter: collection_launches,
+        update_launches_per_iter: update_launches,
+        launches_per_policy_step: collection_launches
+            .map(|c| c as f64 / cfg.runner.num_steps_per_env as f64),
+        update_launches_per_mini_batch: update_launches.map(|u| u as f64 / mini_batches as f64),
     };
     Ok((report, rss.first().copied(), rss.last().copied()))
 }
@@ -361,7 +416,7 @@ fn bench_solve<B: AutodiffBackend>(
     cfg.runner.stop_at_mean_reward = Some(threshold);
     cfg.runner.max_iterations = request.solve_max_iterations;
     cfg.runner.save_interval = cfg.runner.max_iterations.max(1);
-    let (runner, summary, _) = run_training::<B>(cfg.clone(), device)?;
+    let (runner, summary, _) = run_training::<B>(cfg.clone(), None, device)?;
     let plan = EvalPlan::new(cfg.env.num_envs, cfg.env.num_envs);
     let mut env = evaluation_env::<Inner<B>>(&cfg, plan.num_envs, cfg.seed, device)?;
     let (evaluation, _) = evaluate(
@@ -444,6 +499,11 @@ mod tests {
         assert_eq!(report.sim.env_steps, 40);
         assert!(report.sim.env_steps_per_s > 0.0);
         assert_eq!(report.train.iterations, 3);
+        // Kernel launches are counted on the CubeCL backends only
+        assert_eq!(report.sim.launches_per_env_step, None);
+        assert_eq!(report.train.launches_per_iter, None);
+        assert_eq!(report.train.update_launches_per_mini_batch, None);
+        assert_eq!(report.train.mini_batches_per_update, 4 * 5);
         assert!(report.train.update_s_per_iter > 0.0 && report.train.collect_s_per_iter > 0.0);
         let expected = (report.train.update_gflop_per_iter / report.train.update_s_per_iter
             - report.train.update_gflops)

@@ -9,12 +9,15 @@
 //! - [`write_gif`]: an animated GIF of a recorded episode (`play --render`).
 //! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
 //!   with given actions, one JSON line per step.
+//! - [`bench()`] and [`LaunchCounter`]: what `cargo xtask bench` runs, and the count of CubeCL
+//!   kernel launches it reports (with [`launch_layer`] in the subscriber).
 
 mod algorithms;
 mod bench;
 mod checkpoint;
 mod config;
 mod error;
+mod launches;
 mod play;
 mod render;
 mod rollout;
@@ -32,6 +35,7 @@ pub use checkpoint::{
 };
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
 pub use error::Error;
+pub use launches::{LaunchCounter, launch_layer};
 pub use play::{EvalPlan, Evaluation, PlayOptions, PlayResult, play};
 pub use render::{RenderOptions, write_gif};
 pub use rl_logger::ConsoleMode;

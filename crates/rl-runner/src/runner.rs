@@ -16,6 +16,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointHeader, RunState, checkpoint_path, prune_checkpoints, write_latest_marker,
 };
 use crate::config::TrainConfig;
+use crate::launches::LaunchCounter;
 use crate::stats::{EpisodeStats, episode_rows, guard_rows, read_steps};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
@@ -57,6 +58,8 @@ pub struct OnPolicyRunner<B: AutodiffBackend> {
     stop: Option<Arc<AtomicBool>>,
     /// The newest checkpoint this run wrote or resumed from.
     last_checkpoint: Option<PathBuf>,
+    /// Counts each iteration's kernel launches, when asked to.
+    launches: Option<LaunchCounter<Inner<B>>>,
 }
 
 impl<B: AutodiffBackend> OnPolicyRunner<B> {
@@ -117,6 +120,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             env_started: false,
             stop: None,
             last_checkpoint: None,
+            launches: None,
         })
     }
 
@@ -132,6 +136,14 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             sim_gpu::Purpose::Training,
             device,
         )?)
+    }
+
+    /// Logs the CubeCL kernels that each iteration's collection and update launch
+    /// (`Perf/collection_launches`, `Perf/learning_launches`). Counting waits for the device
+    /// at the end of the collection, so that the work it queued is launched (and timed) there
+    /// rather than in the update.
+    pub fn count_launches(&mut self, counter: LaunchCounter<Inner<B>>) {
+        self.launches = Some(counter);
     }
 
     /// Stops training after the current iteration (with a checkpoint) once `flag` is set,
@@ -338,6 +350,9 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             }
             let it = self.iteration;
             self.alg.set_iteration(it);
+            if let Some(counter) = &mut self.launches {
+                counter.start()?;
+            }
             let start = Instant::now();
 
             // Rollout: no autodiff, no host read until the episode statistics and the
@@ -357,12 +372,14 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             }
             self.read_rollout(it, rows, &term_names, &guard_names)?;
             self.alg.compute_returns(&obs)?;
+            let collection_launches = self.launches.as_mut().map(|c| c.lap()).transpose()?;
             let collection_time = start.elapsed().as_secs_f64();
 
             // Update
             let learn_start = Instant::now();
             let stats = self.alg.update().map_err(|e| self.non_finite(e))?;
             let learning_time = learn_start.elapsed().as_secs_f64();
+            let learning_launches = self.launches.as_ref().map(|c| c.count()).transpose()?;
 
             self.iteration += 1;
             self.total_steps += steps_per_iteration;
@@ -375,6 +392,14 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             );
             scalars.insert(tags::COLLECTION_TIME.into(), collection_time);
             scalars.insert(tags::LEARNING_TIME.into(), learning_time);
+            for (tag, launches) in [
+                (tags::COLLECTION_LAUNCHES, collection_launches),
+                (tags::LEARNING_LAUNCHES, learning_launches),
+            ] {
+                if let Some(n) = launches {
+                    scalars.insert(tag.into(), n as f64);
+                }
+            }
             if let Some(usage) = memory_stats::memory_stats() {
                 scalars.insert(
                     tags::RESIDENT_MEMORY.into(),
