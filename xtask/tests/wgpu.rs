@@ -84,7 +84,14 @@ fn a_wgpu_cartpole_run_starts_like_flex_and_resumes_on_flex() {
     }
     // The wgpu checkpoint continues on flex.
     let gpu_dir = gpu.to_str().expect("utf-8 path");
-    let resumed = train(&["--resume", gpu_dir, "--backend", "flex", "--max-iterations", "4"]);
+    let resumed = train(&[
+        "--resume",
+        gpu_dir,
+        "--backend",
+        "flex",
+        "--max-iterations",
+        "4",
+    ]);
     let r = metrics(&resumed);
     assert_eq!(r.len(), 4, "iterations 0-3 after the resume on flex: {r:?}");
     for row in &r {

@@ -340,8 +340,18 @@ mod tests {
             half.precision = precision;
             let y_half = half.forward(x.clone());
             assert_eq!(y_half.dtype(), burn::tensor::DType::F32, "{precision}");
-            let scale = y_full.clone().abs().max().into_scalar().elem::<f32>().max(1.0);
-            let err = (y_half.clone() - y_full.clone()).abs().max().into_scalar().elem::<f32>();
+            let scale = y_full
+                .clone()
+                .abs()
+                .max()
+                .into_scalar()
+                .elem::<f32>()
+                .max(1.0);
+            let err = (y_half.clone() - y_full.clone())
+                .abs()
+                .max()
+                .into_scalar()
+                .elem::<f32>();
             assert!(err <= tolerance * scale, "{precision}: output error {err}");
             assert!(
                 err > 0.0,

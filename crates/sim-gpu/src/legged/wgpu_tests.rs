@@ -76,5 +76,7 @@ fn the_quadruped_task_steps_on_wgpu_like_on_flex() {
             );
         }
     }
-    println!("quadruped_flat, {steps} steps, wgpu vs flex: largest relative difference {worst:.2e}");
+    println!(
+        "quadruped_flat, {steps} steps, wgpu vs flex: largest relative difference {worst:.2e}"
+    );
 }
