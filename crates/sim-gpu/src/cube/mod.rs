@@ -24,11 +24,9 @@ use core::marker::PhantomData;
 
 use burn::tensor::TensorMetadata;
 use burn_cubecl::CubeRuntime;
-use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
-use sim_physics::cube::CubeProgram;
+use sim_physics::cube::{CubeProgram, empty_outputs, per_environment};
 
 /// Whether `B` is a backend that [`sim_physics::cube::run`] runs programs on (wgpu or cuda
 /// with 32-bit floats, fused or not): asks it to run a program that does nothing.
@@ -81,29 +79,14 @@ pub(crate) struct StepProgram<T> {
 
 impl<T: TaskKernel> CubeProgram for StepProgram<T> {
     fn run<R: CubeRuntime>(self, inputs: Vec<CubeTensor<R>>) -> Vec<CubeTensor<R>> {
-        let inputs: Vec<CubeTensor<R>> = inputs.into_iter().map(into_contiguous).collect();
         let i = &inputs;
-        let (client, device) = (i[0].client.clone(), i[0].device.clone());
         let n = i[0].shape()[0];
-        let out = |shape: Vec<usize>| {
-            empty_device::<R, f32>(client.clone(), device.clone(), shape.into())
-        };
         let (k, d) = (self.state_dim, self.obs_dim);
-        let outputs = vec![
-            out(vec![n, k]),
-            out(vec![n, k]),
-            out(vec![n, d]),
-            out(vec![n, d]),
-            out(vec![n]),
-            out(vec![n]),
-            out(vec![n]),
-            out(vec![n]),
-            out(vec![n]),
-            out(vec![n]),
-            out(vec![n]),
-        ];
-        let cube_dim = CubeDim::new_1d(64);
-        let cube_count = CubeCount::Static(n.div_ceil(64) as u32, 1, 1);
+        let mut shapes = vec![vec![n, k], vec![n, k], vec![n, d], vec![n, d]];
+        shapes.extend((0..7).map(|_| vec![n]));
+        let outputs = empty_outputs(&i[0], shapes);
+        let (cube_count, cube_dim) = per_environment(n);
+        let client = i[0].client.clone();
         let arg = |t: &CubeTensor<R>| t.clone().into_array_arg();
         let o = &outputs;
         step_kernel::launch::<T, R>(

@@ -8,12 +8,10 @@
 
 use burn::tensor::TensorMetadata;
 use burn_cubecl::CubeRuntime;
-use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::dispatch::CubeProgram;
+use super::dispatch::{CubeProgram, empty_outputs, per_environment};
 use crate::SimConfig;
 use crate::model::{BaseKind, JointKind, Model, mat_mul, mat_vec, principal_axes};
 
@@ -172,28 +170,26 @@ impl StepProgram {
 
 impl CubeProgram for Dims {
     fn run<R: CubeRuntime>(self, inputs: Vec<CubeTensor<R>>) -> Vec<CubeTensor<R>> {
-        let inputs: Vec<CubeTensor<R>> = inputs.into_iter().map(into_contiguous).collect();
         let first = &inputs[2];
-        let (client, device) = (first.client.clone(), first.device.clone());
         let n = first.shape()[0];
         let d = self;
-        let out = |shape: Vec<usize>| {
-            empty_device::<R, f32>(client.clone(), device.clone(), shape.into())
-        };
         let nj = d.joints;
-        let outputs = vec![
-            out(vec![n, 3]),
-            out(vec![n, 4]),
-            out(vec![n, 3]),
-            out(vec![n, 3]),
-            out(vec![n, nj]),
-            out(vec![n, nj]),
-            out(vec![n, nj]),
-            out(vec![n, d.links * 3]),
-            out(vec![n, d.links]),
-        ];
-        let cube_dim = CubeDim::new_1d(64);
-        let cube_count = CubeCount::Static(n.div_ceil(64) as u32, 1, 1);
+        let outputs = empty_outputs(
+            first,
+            vec![
+                vec![n, 3],
+                vec![n, 4],
+                vec![n, 3],
+                vec![n, 3],
+                vec![n, nj],
+                vec![n, nj],
+                vec![n, nj],
+                vec![n, d.links * 3],
+                vec![n, d.links],
+            ],
+        );
+        let (cube_count, cube_dim) = per_environment(n);
+        let client = first.client.clone();
         let arg = |t: &CubeTensor<R>| t.clone().into_array_arg();
         let i = &inputs;
         let o = &outputs;

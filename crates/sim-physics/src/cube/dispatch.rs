@@ -16,12 +16,16 @@ use core::any::{Any, TypeId};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, IntElement};
+use cubecl::prelude::{CubeCount, CubeDim};
 
 /// A computation written for CubeCL runtimes: takes float tensors and returns float tensors.
 pub trait CubeProgram {
-    /// Runs the program on `inputs` (all on one device, `f32`); returns its outputs.
+    /// Runs the program on `inputs` (all on one device, `f32`, contiguous); returns its
+    /// outputs.
     fn run<R: CubeRuntime>(self, inputs: Vec<CubeTensor<R>>) -> Vec<CubeTensor<R>>;
 }
 
@@ -63,6 +67,32 @@ pub fn run<B: Backend, P: CubeProgram>(
     Err(parts)
 }
 
+/// The inputs as the kernels index them: dense, row-major.
+fn contiguous<R: CubeRuntime>(inputs: Vec<CubeTensor<R>>) -> Vec<CubeTensor<R>> {
+    inputs.into_iter().map(into_contiguous).collect()
+}
+
+/// The launch of a kernel with one thread per environment, for `n` environments.
+pub fn per_environment(n: usize) -> (CubeCount, CubeDim) {
+    const THREADS: usize = 64;
+    let cubes = u32::try_from(n.div_ceil(THREADS)).unwrap_or(u32::MAX);
+    (
+        CubeCount::Static(cubes, 1, 1),
+        CubeDim::new_1d(THREADS as u32),
+    )
+}
+
+/// Fresh `f32` tensors of `shapes` on the device of `like`, for a kernel's outputs.
+pub fn empty_outputs<R: CubeRuntime>(
+    like: &CubeTensor<R>,
+    shapes: Vec<Vec<usize>>,
+) -> Vec<CubeTensor<R>> {
+    shapes
+        .into_iter()
+        .map(|shape| empty_device::<R, f32>(like.client.clone(), like.device.clone(), shape.into()))
+        .collect()
+}
+
 /// Moves `value` into a `U` when `T` and `U` are the same type; gives it back otherwise.
 fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
     let mut slot = Some(value);
@@ -94,7 +124,7 @@ fn plain<B: Backend, P: CubeProgram, R: CubeRuntime, I: IntElement, BT: BoolElem
     }
     let (program, inputs) = parts;
     let inputs: Vec<CubeTensor<R>> = cast_all(inputs);
-    Ok(cast_all(program.run(inputs)))
+    Ok(cast_all(program.run(contiguous(inputs))))
 }
 
 /// `B` is `Fusion<CubeBackend<R, f32, I, BT>>`, what Burn's `Wgpu` and `Cuda` are by default.
@@ -122,7 +152,7 @@ fn fused<B: Backend, P: CubeProgram, R: CubeRuntime, I: IntElement, BT: BoolElem
         .map(|t| client.resolve_tensor_float::<Inner<R, I, BT>>(t))
         .collect();
     let outputs = program
-        .run(resolved)
+        .run(contiguous(resolved))
         .into_iter()
         .map(|out| {
             let (shape, dtype) = (out.shape(), out.dtype);

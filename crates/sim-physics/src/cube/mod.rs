@@ -4,7 +4,7 @@
 pub(crate) mod articulation;
 pub(crate) mod dispatch;
 
-pub use dispatch::{CubeProgram, run};
+pub use dispatch::{CubeProgram, empty_outputs, per_environment, run};
 
 #[cfg(all(test, feature = "wgpu"))]
 mod wgpu_tests;
