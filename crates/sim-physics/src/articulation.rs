@@ -1232,6 +1232,37 @@ impl<B: Backend> Articulation<B> {
         self.root_ang_vel = pick(self.root_ang_vel.clone(), 10, 3);
     }
 
+    /// Replaces the whole state of every environment at once, as given, on the device:
+    /// root position `[N, 3]`, orientation `[N, 4]` (taken as it is, not normalised), linear
+    /// and angular velocity `[N, 3]` in the world frame, joint positions and velocities
+    /// `[N, nj]`. For callers that compute a batch's next state themselves (the tasks'
+    /// step kernels).
+    ///
+    /// # Errors
+    /// A shape that does not fit.
+    pub fn replace_state(
+        &mut self,
+        root: [Tensor<B, 2>; 4],
+        joint_pos: Tensor<B, 2>,
+        joint_vel: Tensor<B, 2>,
+    ) -> Result<()> {
+        let (n, nj) = (self.num_envs, self.model.num_joints());
+        let [pos, quat, lin, ang] = root;
+        self.check("root positions", &pos, 3, n)?;
+        self.check("root orientations", &quat, 4, n)?;
+        self.check("root linear velocities", &lin, 3, n)?;
+        self.check("root angular velocities", &ang, 3, n)?;
+        self.check("joint positions", &joint_pos, nj, n)?;
+        self.check("joint velocities", &joint_vel, nj, n)?;
+        self.root_pos = pos;
+        self.root_quat = quat;
+        self.root_lin_vel = lin;
+        self.root_ang_vel = ang;
+        self.joint_pos = joint_pos;
+        self.joint_vel = joint_vel;
+        Ok(())
+    }
+
     /// Sets joint positions and velocities `[M, nj]` of the environments `env_ids`.
     ///
     /// # Errors

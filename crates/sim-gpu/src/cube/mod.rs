@@ -1,5 +1,7 @@
-//! The classic tasks' whole env step as one CubeCL kernel, for the CubeCL backends (wgpu,
-//! cuda); other backends take the tensor path (`dynamics` + `EnvCore::finish_step`).
+//! The tasks' env steps as CubeCL kernels, for the CubeCL backends (wgpu, cuda); other
+//! backends take the tensor path. The legged task's work after the physics is one kernel
+//! ([`legged`]); each classic task's whole env step is one kernel (below; the tensor path is
+//! `dynamics` + `EnvCore::finish_step`).
 //!
 //! One thread per environment runs, on that environment's scalars:
 //! 1. the task's dynamics ([`TaskKernel::dynamics`]: next state, reward, terminated);
@@ -16,6 +18,7 @@
 //! two comparisons; two without fusion): two launches per step in all, against 33
 //! (mountain car) to 878 (acrobot) for the tensor path on wgpu.
 
+pub(crate) mod legged;
 pub(crate) mod math;
 #[cfg(all(test, feature = "wgpu"))]
 mod wgpu_tests;

@@ -94,6 +94,24 @@ pub struct LeggedEnv<B: Backend> {
     last_contact: Tensor<B, 2>,
     /// The observations of the current state.
     obs: Observations<B>,
+    /// The task state packed `[N, S]` (the columns of `task_state!`, in order) while the
+    /// step kernel carries it; the fields above are then stale until [`LeggedEnv::sync`].
+    packed: Option<Tensor<B, 2>>,
+    /// The step kernel, on a CubeCL backend.
+    #[cfg(feature = "cube")]
+    kernel: Option<StepKernel<B>>,
+}
+
+/// What the step kernel needs besides the state: its packed constants, the sizes it is
+/// compiled for, the names of its episode-term rows, and a placeholder for a group without
+/// noise.
+#[cfg(feature = "cube")]
+#[derive(Debug, Clone)]
+struct StepKernel<B: Backend> {
+    consts: Tensor<B, 1>,
+    dims: crate::cube::legged::LeggedDims,
+    terms: Vec<String>,
+    placeholder: Tensor<B, 2>,
 }
 
 impl<B: Backend> std::fmt::Debug for LeggedEnv<B> {
@@ -272,6 +290,9 @@ impl<B: Backend> LeggedEnv<B> {
             feet_air_time: zeros(feet.len()),
             last_contact: zeros(feet.len()),
             obs: Observations::new(),
+            packed: None,
+            #[cfg(feature = "cube")]
+            kernel: None,
             sim,
             cfg,
         };
@@ -284,6 +305,10 @@ impl<B: Backend> LeggedEnv<B> {
             env.spec.obs_groups.insert(name.to_string(), width);
         }
         env.obs = env.observe(true);
+        #[cfg(feature = "cube")]
+        {
+            env.kernel = env.step_kernel_program(&feet, &penalised, &termination_links);
+        }
         Ok(env)
     }
 
@@ -299,7 +324,7 @@ impl<B: Backend> LeggedEnv<B> {
 
     /// Velocity commands `[N, 3]`.
     pub fn commands(&self) -> Tensor<B, 2> {
-        self.commands.command.clone()
+        self.task_tensor("commands")
     }
 
     /// Sets the velocity commands `[N, 3]` of every environment (for evaluation and tests);
@@ -309,6 +334,7 @@ impl<B: Backend> LeggedEnv<B> {
     /// A shape that does not fit.
     pub fn set_commands(&mut self, commands: Tensor<B, 2>) -> Result<()> {
         check_shape("commands", commands.dims(), [self.spec.num_envs, 3])?;
+        self.sync();
         self.commands.command = commands.to_device(&self.device);
         Ok(())
     }
@@ -317,9 +343,66 @@ impl<B: Backend> LeggedEnv<B> {
     /// events drew.
     pub fn randomisation(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
         (
-            column(&self.events.friction, 0),
-            column(&self.events.added_mass, 0),
+            column(&self.task_tensor("friction"), 0),
+            column(&self.task_tensor("added_mass"), 0),
         )
+    }
+
+    /// The task state in one tensor `[N, S]`, the columns of `task_state!` in order.
+    #[cfg(feature = "cube")]
+    fn pack(&self) -> Tensor<B, 2> {
+        Tensor::cat(
+            task_state!(self; &)
+                .into_iter()
+                .map(|(_, t)| t.clone())
+                .collect(),
+            1,
+        )
+    }
+
+    /// Brings the fields up to date from the packed state the step kernel left, if any.
+    fn sync(&mut self) {
+        if let Some(packed) = self.packed.take() {
+            let mut at = 0;
+            for (_, t) in task_state!(self; &mut) {
+                let width = t.dims()[1];
+                *t = packed.clone().narrow(1, at, width);
+                at += width;
+            }
+        }
+    }
+
+    /// The task state by snapshot key, current whether or not the kernel carries it.
+    fn task_tensors(&self) -> Vec<(&'static str, Tensor<B, 2>)> {
+        let mut at = 0;
+        task_state!(self; &)
+            .into_iter()
+            .map(|(name, t)| {
+                let width = t.dims()[1];
+                let value = match &self.packed {
+                    Some(packed) => packed.clone().narrow(1, at, width),
+                    None => t.clone(),
+                };
+                at += width;
+                (name, value)
+            })
+            .collect()
+    }
+
+    /// One entry of [`LeggedEnv::task_tensors`].
+    fn task_tensor(&self, key: &str) -> Tensor<B, 2> {
+        let mut at = 0;
+        for (name, t) in task_state!(self; &) {
+            let width = t.dims()[1];
+            if name == key {
+                return match &self.packed {
+                    Some(packed) => packed.clone().narrow(1, at, width),
+                    None => t.clone(),
+                };
+            }
+            at += width;
+        }
+        unreachable!("`{key}` is a key of task_state!")
     }
 
     /// Everything the terms read, at the current state. `first_contact` `[N, F]` gives this
@@ -526,6 +609,202 @@ impl<B: Backend> LeggedEnv<B> {
     }
 }
 
+/// The step as one kernel after the physics, on the CubeCL backends (`crate::cube::legged`).
+#[cfg(feature = "cube")]
+impl<B: Backend> LeggedEnv<B> {
+    /// The step kernel for this task, when `B` is a CubeCL backend and the kernel knows
+    /// every term of the config; `None` keeps the tensor path.
+    fn step_kernel_program(
+        &self,
+        feet: &[usize],
+        penalised: &[usize],
+        termination_links: &[usize],
+    ) -> Option<StepKernel<B>> {
+        use super::terms::{COLLISION_FORCE, FEET_AIR_TIME_TARGET, STAND_STILL_SPEED};
+        use crate::cube::legged::{LeggedProgram, LeggedSettings};
+        if !crate::cube::is_cube_backend::<B>() {
+            return None;
+        }
+        let host = |t: Tensor<B, 2>| t.into_data().convert::<f32>().to_vec::<f32>().ok();
+        let cfg = &self.cfg;
+        let (rewards, termination_reward) = self.rewards.weighted_terms();
+        let (draw_offsets, draw_width) = self.draw.offsets();
+        let settings = LeggedSettings {
+            dt: self.dt,
+            max_episode_length: self.spec.max_episode_length,
+            only_positive: self.rewards.only_positive(),
+            episode_length_s: cfg.episode_length_s,
+            tracking_sigma: cfg.rewards.tracking_sigma,
+            max_contact_force: cfg.rewards.max_contact_force,
+            base_height_target: cfg.robot.base_height_target,
+            ground_height: cfg.sim.contact.ground_height,
+            init_height: cfg.robot.init_height,
+            min_speed: cfg.commands.min_speed,
+            resampling_time_s: cfg.commands.resampling_time_s,
+            heading_command: cfg.commands.heading_command,
+            heading_stiffness: cfg.commands.heading_stiffness,
+            yaw_rate: cfg.commands.ang_vel_z,
+            push: cfg.events.interval.push_velocity > 0.0,
+            foot_contact_force: FOOT_CONTACT_FORCE,
+            collision_force: COLLISION_FORCE,
+            stand_still_speed: STAND_STILL_SPEED,
+            air_time_offset: self.dt - FEET_AIR_TIME_TARGET,
+            rewards: rewards.clone(),
+            termination_reward,
+            terminations: self.terminations.named_terms(),
+            default_joint_pos: host(self.actions.default_joint_pos())?,
+            soft_lower: host(self.soft_limits.0.clone())?,
+            soft_upper: host(self.soft_limits.1.clone())?,
+            feet: feet.to_vec(),
+            penalised: penalised.to_vec(),
+            termination_links: termination_links.to_vec(),
+            num_links: self.sim.model().links.len(),
+            groups: self.observations.layouts(),
+            draw_offsets,
+            draw_width,
+        };
+        let program = LeggedProgram::new(&settings)?;
+        let mut terms: Vec<String> = rewards
+            .iter()
+            .map(|(name, _)| format!("rew_{name}"))
+            .collect();
+        if termination_reward.is_some() {
+            terms.push("rew_termination".into());
+        }
+        terms.extend(["lin_vel_error".into(), "ang_vel_error".into()]);
+        let len = program.consts.len();
+        Some(StepKernel {
+            consts: Tensor::from_data(TensorData::new(program.consts, [len]), &self.device),
+            dims: program.dims,
+            terms,
+            placeholder: Tensor::zeros([1, 1], &self.device),
+        })
+    }
+
+    /// Whether the steps run the step kernel (for tests).
+    #[cfg(test)]
+    pub(crate) fn uses_step_kernel(&self) -> bool {
+        self.kernel.is_some()
+    }
+
+    /// [`VecEnv::step`] with everything after the physics in one kernel launch.
+    fn step_with_kernel(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
+        use burn::tensor::TensorPrimitive;
+        let Some(kernel) = self.kernel.clone() else {
+            return Err(env_error("the legged step kernel is not set up"));
+        };
+        let n = self.spec.num_envs;
+        let target = self.actions.compute(actions, &self.device)?;
+        let clipped = self.actions.action.clone();
+        self.sim
+            .set_joint_position_target(target)
+            .map_err(env_error)?;
+        for _ in 0..self.cfg.decimation {
+            self.sim.step();
+        }
+        // The random numbers of the reset and of the observation noise, in the order the
+        // tensor path draws them.
+        let draw = self.draw.uniform::<B>(&mut self.rng, &self.device);
+        let mut noise = self
+            .observations
+            .draw_noise(&mut self.rng, &self.device)
+            .into_iter();
+        let mut next_noise = || {
+            noise
+                .next()
+                .flatten()
+                .unwrap_or_else(|| kernel.placeholder.clone())
+        };
+        let (noise0, noise1) = (next_noise(), next_noise());
+        let packed = match self.packed.take() {
+            Some(packed) => packed,
+            None => self.pack(),
+        };
+        let sim = &self.sim;
+        let f = |t: Tensor<B, 2>| t.into_primitive().tensor();
+        let inputs = vec![
+            kernel.consts.clone().into_primitive().tensor(),
+            f(sim.root_pos()),
+            f(sim.root_quat()),
+            f(sim.root_lin_vel_w()),
+            f(sim.root_ang_vel_w()),
+            f(sim.joint_pos()),
+            f(sim.joint_vel()),
+            f(sim.applied_torque()),
+            sim.contact_forces().into_primitive().tensor(),
+            f(packed),
+            f(clipped),
+            f(draw),
+            f(noise0),
+            f(noise1),
+        ];
+        debug_assert_eq!(inputs.len(), crate::cube::legged::INPUTS);
+        let outputs = sim_physics::cube::run::<B, _>(kernel.dims, inputs)
+            .map_err(|_| env_error("the legged step kernel needs a CubeCL backend"))?;
+        let outputs: Vec<Tensor<B, 2>> = outputs
+            .into_iter()
+            .map(|p| Tensor::from_primitive(TensorPrimitive::Float(p)))
+            .collect();
+        let Ok(
+            [
+                pos,
+                quat,
+                lin,
+                ang,
+                q,
+                qd,
+                state,
+                rows,
+                final0,
+                obs0,
+                final1,
+                obs1,
+            ],
+        ) = <[Tensor<B, 2>; crate::cube::legged::OUTPUTS]>::try_from(outputs)
+        else {
+            return Err(env_error(
+                "the legged step kernel returned the wrong outputs",
+            ));
+        };
+        self.sim
+            .replace_state([pos, quat, lin, ang], q, qd)
+            .map_err(env_error)?;
+        self.packed = Some(state);
+        let row = |i: usize| rows.clone().narrow(0, i, 1).reshape([n]);
+        let terms = kernel
+            .terms
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), row(5 + i)))
+            .collect();
+        let episode = EpisodeInfo {
+            returns: row(3),
+            lengths: row(4),
+            terms,
+        };
+        let mut observations = Observations::new();
+        let mut final_observations = Observations::new();
+        for (name, (fin, obs)) in self
+            .observations
+            .names()
+            .iter()
+            .zip([(final0, obs0), (final1, obs1)])
+        {
+            final_observations = final_observations.with(name, fin);
+            observations = observations.with(name, obs);
+        }
+        self.obs = observations.clone();
+        Ok(StepOutput {
+            observations,
+            rewards: row(0),
+            terminated: row(1).greater_elem(0.5),
+            time_outs: row(2).greater_elem(0.5),
+            final_observations,
+            episode,
+        })
+    }
+}
+
 /// The default joint positions of `model`: the config's patterns, or the built-in
 /// quadruped's standing pose.
 fn default_joint_pos(model: &Model, cfg: &LeggedConfig, task: &str) -> Result<Vec<f64>> {
@@ -587,6 +866,11 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     }
 
     fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
+        #[cfg(feature = "cube")]
+        if self.kernel.is_some() {
+            return self.step_with_kernel(actions);
+        }
+        self.sync();
         // Actions, processed once; the drives track them through `decimation` physics steps.
         let target = self.actions.compute(actions, &self.device)?;
         self.sim
@@ -628,6 +912,7 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     }
 
     fn reset(&mut self) -> Observations<B> {
+        self.sync();
         self.reset_all();
         let obs = self.observe(true);
         self.obs = obs.clone();
@@ -649,8 +934,8 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
         let joints = Tensor::cat(vec![sim.joint_pos(), sim.joint_vel()], 1);
         let mut entries: Vec<(String, Tensor<B, 2>)> =
             vec![("root".into(), root), ("joints".into(), joints)];
-        for (name, t) in task_state!(self; &) {
-            entries.push((name.into(), t.clone()));
+        for (name, t) in self.task_tensors() {
+            entries.push((name.into(), t));
         }
         for (name, _) in self.observations.groups() {
             entries.push((format!("obs/{name}"), self.obs.get(name)?));
@@ -688,6 +973,7 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
             joints.clone().narrow(1, 0, nj),
             joints.narrow(1, nj, nj),
         );
+        self.packed = None;
         for ((_, t), loaded) in task_state!(self; &mut).into_iter().zip(state) {
             *t = loaded;
         }

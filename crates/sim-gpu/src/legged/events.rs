@@ -74,10 +74,34 @@ impl DrawLayout {
         }
     }
 
+    /// One step's random numbers `[N, D]`, all columns together (what [`DrawLayout::draw`]
+    /// splits).
+    pub(crate) fn uniform<B: Backend>(&self, rng: &mut EnvRng, device: &B::Device) -> Tensor<B, 2> {
+        rng.uniform::<B>(&self.low, &self.high, device)
+    }
+
+    /// The first column of each part of the draw, in [`Draw`]'s field order, and the width.
+    #[cfg(feature = "cube")]
+    pub(crate) fn offsets(&self) -> ([usize; 8], usize) {
+        (
+            [
+                self.base_yaw.start,
+                self.base_velocity.start,
+                self.joint_position_scale.start,
+                self.joint_velocity.start,
+                self.command.start,
+                self.heading.start,
+                self.push_velocity.start,
+                self.push_interval.start,
+            ],
+            self.low.len(),
+        )
+    }
+
     /// Draws one row per environment from `rng` (one uniform number per column and
     /// environment, from that environment's stream) and names its columns.
     pub fn draw<B: Backend>(&self, rng: &mut EnvRng, device: &B::Device) -> Draw<B> {
-        let u = rng.uniform::<B>(&self.low, &self.high, device); // [N, D]
+        let u = self.uniform::<B>(rng, device); // [N, D]
         let take = |r: &Range<usize>| u.clone().narrow(1, r.start, r.len());
         Draw {
             base_yaw: take(&self.base_yaw),

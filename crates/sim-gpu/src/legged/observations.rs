@@ -53,9 +53,15 @@ pub fn observation_term<B: Backend>(name: &str) -> Option<ObsFn<B>> {
 /// One observation term of a group, ready to evaluate.
 #[derive(Clone, Debug)]
 struct GroupTerm<B: Backend> {
+    /// The term's name (for the step kernel).
+    #[cfg_attr(not(feature = "cube"), allow(dead_code))]
+    name: &'static str,
     function: ObsFn<B>,
     /// Scale `[1, K]`.
     scale: Tensor<B, 2>,
+    /// `scale` on the host (for the step kernel).
+    #[cfg_attr(not(feature = "cube"), allow(dead_code))]
+    host_scale: Vec<f32>,
     clip: Option<f64>,
     /// Columns of the term in its group.
     start: usize,
@@ -70,6 +76,9 @@ struct ObsGroup<B: Backend> {
     clip: Option<f64>,
     /// Noise half-widths `[1, D]` when the group is noisy.
     noise: Option<Tensor<B, 2>>,
+    /// The noise half-widths per column on the host (for the step kernel).
+    #[cfg_attr(not(feature = "cube"), allow(dead_code))]
+    host_noise: Vec<f32>,
     width: usize,
 }
 
@@ -150,6 +159,51 @@ impl<B: Backend> ObservationManager<B> {
 }
 
 /// Builds one observation group: the terms' functions, widths, scales and noise.
+#[cfg(feature = "cube")]
+impl<B: Backend> ObservationManager<B> {
+    /// Every group as the step kernel writes it, in order.
+    pub(crate) fn layouts(&self) -> Vec<crate::cube::legged::GroupLayout> {
+        self.groups
+            .iter()
+            .map(|g| crate::cube::legged::GroupLayout {
+                terms: g
+                    .terms
+                    .iter()
+                    .map(|t| (t.name.to_string(), t.clip))
+                    .collect(),
+                scale: g.terms.iter().flat_map(|t| t.host_scale.clone()).collect(),
+                noise: g.host_noise.clone(),
+                clip: g.clip,
+                noisy: g.noise.is_some(),
+            })
+            .collect()
+    }
+
+    /// The group names in order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.name.clone()).collect()
+    }
+
+    /// The uniform numbers in `[-1, 1)` that [`ObservationManager::compute`] would draw for
+    /// its noisy groups, drawn the same way and in the same order (`None` for a group
+    /// without noise).
+    pub(crate) fn draw_noise(
+        &self,
+        rng: &mut EnvRng,
+        device: &B::Device,
+    ) -> Vec<Option<Tensor<B, 2>>> {
+        self.groups
+            .iter()
+            .map(|g| {
+                g.noise.as_ref().map(|_| {
+                    let w = g.width;
+                    rng.uniform::<B>(&vec![-1.0; w], &vec![1.0; w], device)
+                })
+            })
+            .collect()
+    }
+}
+
 fn build_group<B: Backend>(
     name: &str,
     g: &ObsGroupConfig,
@@ -178,7 +232,12 @@ fn build_group<B: Backend>(
         };
         noise.extend(std::iter::repeat_n(t.noise as f32, width));
         terms.push(GroupTerm {
+            name: ObservationTerm::<B>::ALL
+                .iter()
+                .find(|row| row.name == t.name)
+                .map_or("", |row| row.name),
             function,
+            host_scale: scale.clone(),
             scale: row(scale, device),
             clip: t.clip,
             start,
@@ -191,6 +250,7 @@ fn build_group<B: Backend>(
         name: name.to_string(),
         terms,
         clip: g.clip,
+        host_noise: noise.clone(),
         noise: noisy.then(|| row(noise, device)),
         width: start,
     })

@@ -123,6 +123,20 @@ impl<B: Backend> RewardManager<B> {
         }
     }
 
+    /// `(name, weight * dt)` of the terms in the order they are summed, and `weight * dt`
+    /// of the `termination` term (added after the clip at zero), for the step kernel.
+    #[cfg(feature = "cube")]
+    pub(crate) fn weighted_terms(&self) -> (Vec<(&'static str, f64)>, Option<f64>) {
+        let terms = self.terms.iter().map(|(name, _, w)| (*name, *w)).collect();
+        (terms, self.termination.as_ref().map(|(_, w)| *w))
+    }
+
+    /// Whether the summed reward is clipped at zero before the termination term.
+    #[cfg(feature = "cube")]
+    pub(crate) fn only_positive(&self) -> bool {
+        self.only_positive
+    }
+
     /// Clears the episode sums of the environments in `mask` `[N]`.
     pub fn reset(&mut self, mask: &Tensor<B, 1, Bool>) {
         self.returns = choose(mask, self.returns.clone(), self.returns.zeros_like());

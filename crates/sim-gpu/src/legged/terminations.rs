@@ -18,7 +18,7 @@ use crate::common::column;
 #[derive(Clone, Debug)]
 pub struct TerminationManager<B: Backend> {
     /// Terms and their thresholds, in the config's (name) order.
-    terms: Vec<(TerminationFn<B>, f64)>,
+    terms: Vec<(&'static str, TerminationFn<B>, f64)>,
     /// Policy steps after which an episode times out.
     max_episode_length: usize,
 }
@@ -42,12 +42,21 @@ impl<B: Backend> TerminationManager<B> {
                         "unknown termination term",
                     )
                 })?;
-            terms.push((term.function, threshold));
+            terms.push((term.name, term.function, threshold));
         }
         Ok(Self {
             terms,
             max_episode_length,
         })
+    }
+
+    /// `(name, threshold)` of the terms, for the step kernel.
+    #[cfg(feature = "cube")]
+    pub(crate) fn named_terms(&self) -> Vec<(String, f64)> {
+        self.terms
+            .iter()
+            .map(|(name, _, threshold)| ((*name).to_string(), *threshold))
+            .collect()
     }
 
     /// Which environments `[N]` ended this step at `ctx`: `terminated` by any term, and
@@ -60,7 +69,7 @@ impl<B: Backend> TerminationManager<B> {
     ) -> (Tensor<B, 1, Bool>, Tensor<B, 1, Bool>) {
         let n = episode_length.dims()[0];
         let none = Tensor::<B, 1>::zeros([n], &episode_length.device()).greater_elem(1.0);
-        let terminated = self.terms.iter().fold(none, |acc, (term, threshold)| {
+        let terminated = self.terms.iter().fold(none, |acc, (_, term, threshold)| {
             acc.bool_or(term(ctx, *threshold))
         });
         let time_outs = column(episode_length, 0)
