@@ -22,7 +22,7 @@ use crate::algorithms::load_policy;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
 use crate::render::{RenderOptions, check_target, write_gif};
-use crate::stats::{FinishedEpisode, episode_rows, read_finished_episodes, read_floats};
+use crate::stats::{FinishedEpisode, StepRecord, read_finished_episodes, read_floats};
 
 /// Optional outputs of [`play`].
 #[derive(Debug, Clone, Default)]
@@ -251,7 +251,7 @@ pub(crate) fn evaluate<B: Backend>(
             if term_names.len() != step.episode.terms.len() {
                 term_names = step.episode.terms.keys().cloned().collect();
             }
-            rows.push(episode_rows(&step));
+            rows.push(StepRecord::episodes(&step));
             if let Some(task) = recording {
                 // After env 0's episode ends, its scene is the next episode's start.
                 if env_0_done(&step)? {

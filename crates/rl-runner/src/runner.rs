@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use rl_core::{Algorithm, AlgorithmError, VecEnv};
 use rl_logger::{IterationRecord, Logger, tags};
@@ -17,7 +16,7 @@ use crate::checkpoint::{
 };
 use crate::config::TrainConfig;
 use crate::launches::LaunchCounter;
-use crate::stats::{EpisodeStats, episode_rows, guard_rows, read_steps};
+use crate::stats::{EpisodeStats, StepRecord, guard_names, read_steps};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -356,21 +355,23 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             let start = Instant::now();
 
             // Rollout: no autodiff, no host read until the episode statistics and the
-            // finiteness checks at the end
-            let mut rows = Vec::with_capacity(self.cfg.runner.num_steps_per_env);
+            // finiteness checks at the end; each step keeps its own tensors (and one
+            // reduction per observation group), read back together in one transaction
+            let mut records = Vec::with_capacity(self.cfg.runner.num_steps_per_env);
             let mut term_names = Vec::new();
-            let mut guard_names = Vec::new();
+            let mut checked = Vec::new();
             for _ in 0..self.cfg.runner.num_steps_per_env {
                 let actions = self.alg.act(&obs)?;
                 let step = self.env.step(actions)?;
+                if records.is_empty() {
+                    term_names = step.episode.terms.keys().cloned().collect();
+                    checked = guard_names(&step);
+                }
+                records.push(StepRecord::guarded(&step));
                 self.alg.process_env_step(&step)?;
-                let (names, guard) = guard_rows(&step);
-                rows.push(Tensor::cat(vec![episode_rows(&step), guard], 0));
-                term_names = step.episode.terms.keys().cloned().collect();
-                guard_names = names;
                 obs = step.observations;
             }
-            self.read_rollout(it, rows, &term_names, &guard_names)?;
+            self.read_rollout(it, records, &term_names, &checked)?;
             self.alg.compute_returns(&obs)?;
             let collection_launches = self.launches.as_mut().map(|c| c.lap()).transpose()?;
             let collection_time = start.elapsed().as_secs_f64();
@@ -457,17 +458,17 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         })
     }
 
-    /// Reads the rollout's episode data and finiteness checks back in one transfer; stops
-    /// on a non-finite value, otherwise feeds the window in the order episodes finished (by
-    /// step, then environment index), as rsl_rl does.
+    /// Reads the rollout's episode data and finiteness checks back in one transaction;
+    /// stops on a non-finite value, otherwise feeds the window in the order episodes
+    /// finished (by step, then environment index), as rsl_rl does.
     fn read_rollout(
         &mut self,
         iteration: usize,
-        rows: Vec<Tensor<Inner<B>, 2>>,
+        records: Vec<StepRecord<Inner<B>>>,
         term_names: &[String],
         guard_names: &[String],
     ) -> Result<(), Error> {
-        let readout = read_steps(rows, term_names, guard_names, "episode statistics")?;
+        let readout = read_steps(records, term_names, guard_names, "episode statistics")?;
         if let Some(at) = readout.non_finite {
             return Err(Error::NonFinite {
                 iteration,
