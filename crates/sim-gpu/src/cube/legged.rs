@@ -925,3 +925,35 @@ fn legged_kernel(
         out_state[env * sw + c] = st[c];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+    use crate::legged::observations::ObservationTerm;
+    use crate::legged::terms::{RewardTerm, TerminationTerm};
+
+    /// A term added to the tensor path but not to the kernel would silently send the task
+    /// back to the tensor path on a GPU: every term of the tables is one the kernel knows.
+    #[test]
+    fn the_wgpu_kernel_knows_every_term() {
+        for term in RewardTerm::<Flex>::ALL {
+            assert!(REWARD_CODES.contains(&term.name), "reward `{}`", term.name);
+        }
+        for term in TerminationTerm::<Flex>::ALL {
+            assert!(
+                TERMINATION_CODES.contains(&term.name),
+                "termination `{}`",
+                term.name
+            );
+        }
+        for term in ObservationTerm::<Flex>::ALL {
+            assert!(
+                feature(term.name, 12, 4).is_some(),
+                "observation `{}`",
+                term.name
+            );
+        }
+    }
+}
