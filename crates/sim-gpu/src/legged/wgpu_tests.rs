@@ -214,3 +214,24 @@ fn a_snapshot_taken_in_kernel_mode_continues_exactly() {
         assert_eq!(x, y, "step {step}");
     }
 }
+
+/// A task with the policy group alone (no critic group) and without observation noise.
+#[test]
+fn one_observation_group_without_noise_on_wgpu_like_on_flex() {
+    let settings: toml::Table = toml::from_str(
+        r#"
+        [observations.policy]
+        noise = false
+        terms = [
+          { name = "projected_gravity" },
+          { name = "joint_pos_rel", noise = 0.01 },
+          { name = "feet_contact" },
+        ]
+        [observations.critic]
+        terms = []
+        "#,
+    )
+    .expect("settings");
+    let (worst, _) = compare(20, &settings);
+    println!("quadruped_flat, one group, 20 steps: largest relative difference {worst:.2e}");
+}
