@@ -112,6 +112,9 @@ pub fn sim_trace<B: Backend>(args: &TraceArgs, device: &B::Device) -> anyhow::Re
         ..UrdfOptions::default()
     };
     let model = load_urdf(args.urdf, &options)?;
+    for warning in &model.warnings {
+        tracing::warn!("{warning}");
+    }
     let root_pos = parse_list("--root-pos", args.root_pos)?;
     let root_quat = parse_list("--root-quat", args.root_quat)?;
     let Ok(root_pos) = <[f64; 3]>::try_from(root_pos.as_slice()) else {

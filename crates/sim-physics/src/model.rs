@@ -175,6 +175,9 @@ pub struct Model {
     pub links: Vec<Link>,
     /// One joint per link after the root: `joints[k]` moves `links[k + 1]`.
     pub joints: Vec<Joint>,
+    /// What the loader approximated, one line per element, each naming the element and
+    /// what was done instead (empty for a model built in code).
+    pub warnings: Vec<String>,
 }
 
 impl Model {
@@ -253,6 +256,7 @@ impl Model {
             base,
             links: sorted_links,
             joints: sorted_joints,
+            warnings: Vec::new(),
         })
     }
 

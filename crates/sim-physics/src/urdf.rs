@@ -8,11 +8,19 @@
 //!   `fixed` joints are merged away: the child's mass, centre of mass, inertia (by the
 //!   parallel-axis theorem) and collision shapes are lumped into the parent, and the child's
 //!   own children hang from the parent with composed origins. `floating`, `planar` and
-//!   `spherical` joints, `<mimic>` and nonzero `<dynamics friction>` are refused.
-//! - A revolute or prismatic joint needs `<limit>` with `lower < upper`: URDF readers
-//!   (urdf-rs too) take a missing `<limit>` as `lower = upper = 0`, a locked joint, so
-//!   `lower == upper` is refused. With URDF `version="1.2"`, `<limit>` without `lower` and
-//!   `upper` means no limit, read as `None`; a limit on one side only is refused.
+//!   `spherical` joints and `<mimic>` are refused.
+//! - What is approximated is loaded with a warning in [`Model::warnings`], naming the
+//!   element and what is done instead:
+//!   - `<dynamics friction>` (Coulomb friction, as on Go1) is not modelled and is ignored;
+//!   - a revolute or prismatic joint without a range (no `<limit>`, or one with `effort`
+//!     and `velocity` only: URDF readers, urdf-rs too, read both as `lower = upper = 0`) is
+//!     simulated without position limits, as other simulators do; an explicit range of one
+//!     nonzero value is a locked joint and is refused (make it `fixed`);
+//!   - a singular inertia (positive semi-definite but not definite, as ANYmal C's `hatch`)
+//!     is made isotropic with the same trace, as MuJoCo's `balanceinertia` does; a negative
+//!     principal moment is refused.
+//! - With URDF `version="1.2"`, `<limit>` without `lower` and `upper` means no limit, read as
+//!   `None`; a limit on one side only is refused.
 //! - `effort` and `velocity` of 0 or absent mean "no limit" (`f64::INFINITY`): URDF writers
 //!   use 0 for "unset". Negative values are refused.
 //! - Damping comes from `<dynamics damping>`; the armature, which URDF has no element for,
@@ -32,7 +40,7 @@ use std::path::Path;
 
 use super::model::{
     BaseKind, Collision, Joint, JointKind, Link, Mat3, Model, Pose, Shape, Vec3, add, det, mat_mul,
-    transpose,
+    principal_axes, transpose,
 };
 use crate::{Error, Result};
 
@@ -85,12 +93,18 @@ pub fn parse_urdf(text: &str, source: &str, options: &UrdfOptions) -> Result<Mod
         what,
     };
     let robot = urdf_rs::read_from_string(text).map_err(|e| err(format!("invalid URDF: {e}")))?;
-    let (links, joints) = convert(&robot, options).map_err(err)?;
+    let mut warnings = Vec::new();
+    let (links, joints) = convert(&robot, options, &mut warnings).map_err(err)?;
     // Name the file in the model's own checks too.
-    Model::new(&robot.name, options.base, links, joints).map_err(|e| match e {
+    let mut model = Model::new(&robot.name, options.base, links, joints).map_err(|e| match e {
         Error::Model { model, what } => err(format!("robot `{model}`: {what}")),
         other => other,
-    })
+    })?;
+    model.warnings = warnings
+        .into_iter()
+        .map(|w| format!("URDF `{source}`: {w}"))
+        .collect();
+    Ok(model)
 }
 
 /// A mass lumped into a link: mass, centre of mass and inertia about it, in the link frame.
@@ -114,7 +128,11 @@ type Checked<T> = std::result::Result<T, String>;
 
 /// Turns the parsed URDF into links and joints, `joints[k]` moving `links[k + 1]`: the root
 /// first, then the child of each moving joint in the file's order.
-fn convert(robot: &urdf_rs::Robot, options: &UrdfOptions) -> Checked<(Vec<Link>, Vec<Joint>)> {
+fn convert(
+    robot: &urdf_rs::Robot,
+    options: &UrdfOptions,
+    warnings: &mut Vec<String>,
+) -> Checked<(Vec<Link>, Vec<Joint>)> {
     let n = robot.links.len();
     if n == 0 {
         return Err("the robot has no links".into());
@@ -187,7 +205,7 @@ fn convert(robot: &urdf_rs::Robot, options: &UrdfOptions) -> Checked<(Vec<Link>,
     for joint in &robot.joints {
         origins
             .push(pose(&joint.origin).map_err(|w| format!("joint `{}`: origin {w}", joint.name))?);
-        moving.push(moving_joint(joint)?);
+        moving.push(moving_joint(joint, warnings)?);
     }
 
     // Walk the tree from the root: each link's body (the moving link it is lumped into) and
@@ -232,8 +250,8 @@ fn convert(robot: &urdf_rs::Robot, options: &UrdfOptions) -> Checked<(Vec<Link>,
             continue;
         };
         let name = &link.name;
-        if let Some(part) =
-            mass_part(&link.inertial, &at).map_err(|w| format!("link `{name}`: {w}"))?
+        if let Some(part) = mass_part(&link.inertial, &at, name, warnings)
+            .map_err(|w| format!("link `{name}`: {w}"))?
         {
             parts[body].push(part);
         }
@@ -315,7 +333,10 @@ fn convert(robot: &urdf_rs::Robot, options: &UrdfOptions) -> Checked<(Vec<Link>,
 }
 
 /// The moving joint a URDF joint becomes, or `None` for a fixed joint.
-fn moving_joint(joint: &urdf_rs::Joint) -> Checked<Option<MovingJoint>> {
+fn moving_joint(
+    joint: &urdf_rs::Joint,
+    warnings: &mut Vec<String>,
+) -> Checked<Option<MovingJoint>> {
     use urdf_rs::JointType;
     let name = &joint.name;
     let kind = match joint.joint_type {
@@ -343,10 +364,15 @@ fn moving_joint(joint: &urdf_rs::Joint) -> Checked<Option<MovingJoint>> {
         .dynamics
         .as_ref()
         .map_or((0.0, 0.0), |d| (d.damping, d.friction));
-    if friction != 0.0 {
+    if !(friction.is_finite() && friction >= 0.0) {
         return Err(format!(
-            "joint `{name}`: <dynamics friction=\"{friction}\"> is not supported: joint Coulomb \
-             friction is not modelled; use damping"
+            "joint `{name}`: <dynamics friction=\"{friction}\"> must be a number >= 0"
+        ));
+    }
+    if friction > 0.0 {
+        warnings.push(format!(
+            "joint `{name}`: <dynamics friction=\"{friction}\"> (Coulomb friction, MuJoCo's \
+             frictionloss) is not modelled: ignored; the joint keeps its damping {damping}"
         ));
     }
     let raw = *joint.axis.xyz;
@@ -377,11 +403,23 @@ fn moving_joint(joint: &urdf_rs::Joint) -> Checked<Option<MovingJoint>> {
             return Err(format!(
                 "joint `{name}`: lower limit {lower} is above the upper limit {upper}"
             ));
+        } else if lower == upper && lower == 0.0 {
+            // What a <limit> without `lower` and `upper` reads as (URDF's defaults); other
+            // simulators take such a joint as unlimited rather than locked.
+            warnings.push(format!(
+                "joint `{name}`: {kind} joint without a range (<limit> gives no lower and \
+                 upper, or both 0): simulated without position limits",
+                kind = if kind == JointKind::Revolute {
+                    "revolute"
+                } else {
+                    "prismatic"
+                }
+            ));
+            None
         } else if lower == upper {
             return Err(format!(
-                "joint `{name}`: lower and upper limits are both {lower}, a locked joint (a \
-                 missing <limit> reads as lower = upper = 0): give <limit lower upper> with \
-                 lower < upper, or make the joint continuous or fixed"
+                "joint `{name}`: lower and upper limits are both {lower}, a locked joint: give \
+                 <limit lower upper> with lower < upper, or make the joint fixed"
             ));
         } else {
             Some((lower, upper))
@@ -417,8 +455,16 @@ fn pose(origin: &urdf_rs::Pose) -> Checked<Pose> {
     Ok(Pose::from_xyz_rpy(xyz, rpy))
 }
 
-/// A link's `<inertial>` placed by `at` into its body's frame, or `None` without mass.
-fn mass_part(inertial: &urdf_rs::Inertial, at: &Pose) -> Checked<Option<MassPart>> {
+/// A link's `<inertial>` placed by `at` into its body's frame, or `None` without mass. A
+/// singular inertia (positive semi-definite, not definite) is replaced as MuJoCo's
+/// `balanceinertia` does, by the mean of its principal moments about every axis, with a
+/// warning; a negative principal moment is an error.
+fn mass_part(
+    inertial: &urdf_rs::Inertial,
+    at: &Pose,
+    link: &str,
+    warnings: &mut Vec<String>,
+) -> Checked<Option<MassPart>> {
     let mass = inertial.mass.value;
     if !(mass.is_finite() && mass >= 0.0) {
         return Err(format!("mass must be finite and >= 0, got {mass}"));
@@ -436,12 +482,27 @@ fn mass_part(inertial: &urdf_rs::Inertial, at: &Pose) -> Checked<Option<MassPart
     if mass == 0.0 {
         return Ok(None);
     }
-    let minor2 = inertia[0][0] * inertia[1][1] - inertia[0][1] * inertia[1][0];
-    if inertia[0][0] <= 0.0 || minor2 <= 0.0 || det(&inertia) <= 0.0 {
-        return Err(format!(
-            "inertia must be positive definite for a link with mass, got {inertia:?}"
+    let inertia = if positive_definite(&inertia) {
+        inertia
+    } else {
+        let (moments, _) = principal_axes(&inertia);
+        let largest = moments.iter().fold(0.0f64, |m, &v| m.max(v.abs()));
+        if moments.iter().any(|&m| m < -1e-9 * largest) {
+            return Err(format!(
+                "inertia must be positive definite for a link with mass, got {inertia:?} \
+                 (principal moments {moments:?})"
+            ));
+        }
+        // Singular (a rod, a point, or a matrix given with equal entries everywhere, as
+        // ANYmal C's `hatch`): made isotropic with the same trace.
+        let mean = moments.iter().sum::<f64>() / 3.0;
+        warnings.push(format!(
+            "link `{link}`: inertia {inertia:?} is not positive definite (principal moments \
+             {moments:?}): replaced by {mean:.3e} about every axis, the mean of its principal \
+             moments (MuJoCo's balanceinertia)"
         ));
-    }
+        [[mean, 0.0, 0.0], [0.0, mean, 0.0], [0.0, 0.0, mean]]
+    };
     let frame = at.compose(&origin);
     let r = frame.rotation;
     Ok(Some(MassPart {
@@ -449,6 +510,12 @@ fn mass_part(inertial: &urdf_rs::Inertial, at: &Pose) -> Checked<Option<MassPart
         com: frame.xyz,
         inertia: mat_mul(&mat_mul(&r, &inertia), &transpose(&r)),
     }))
+}
+
+/// Whether a symmetric 3x3 matrix is positive definite (Sylvester's criterion).
+fn positive_definite(inertia: &Mat3) -> bool {
+    let minor2 = inertia[0][0] * inertia[1][1] - inertia[0][1] * inertia[1][0];
+    inertia[0][0] > 0.0 && minor2 > 0.0 && det(inertia) > 0.0
 }
 
 /// Total mass, centre of mass and inertia about it of lumped parts (parallel-axis theorem).
@@ -862,19 +929,31 @@ mod tests {
     }
 
     #[test]
-    fn joint_friction_and_mimic_are_refused_by_name() {
+    fn joint_friction_is_a_warning_and_mimic_is_refused_by_name() {
+        // Go1's joints carry <dynamics friction="0.2">: loaded, the friction ignored with a
+        // warning that names the joint, the damping kept.
         let friction = format!(r#"{LIMIT}<dynamics damping="0.1" friction="0.5"/>"#);
+        let m = parse(&chain(&[("knee", "revolute", "base", "a", &friction)])).expect("loads");
+        assert_eq!(m.joints[0].damping, 0.1);
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        let w = &m.warnings[0];
+        assert!(
+            w.contains("test.urdf") && w.contains("joint `knee`") && w.contains("friction=\"0.5\""),
+            "{w}"
+        );
+        // Zero friction is no approximation: no warning.
+        let zero = format!(r#"{LIMIT}<dynamics damping="0.1" friction="0"/>"#);
+        let m = parse(&chain(&[("knee", "revolute", "base", "a", &zero)])).expect("no friction");
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        let negative = format!(r#"{LIMIT}<dynamics friction="-1"/>"#);
         let msg = urdf_error(
-            &chain(&[("knee", "revolute", "base", "a", &friction)]),
+            &chain(&[("knee", "revolute", "base", "a", &negative)]),
             &UrdfOptions::default(),
         );
         assert!(
-            msg.contains("joint `knee`") && msg.contains("friction") && msg.contains("damping"),
+            msg.contains("joint `knee`") && msg.contains(">= 0"),
             "{msg}"
         );
-        // Zero friction is fine.
-        let zero = format!(r#"{LIMIT}<dynamics damping="0.1" friction="0"/>"#);
-        parse(&chain(&[("knee", "revolute", "base", "a", &zero)])).expect("no friction");
 
         let mimic = format!(r#"{LIMIT}<mimic joint="knee"/>"#);
         let text = chain(&[
@@ -968,13 +1047,32 @@ mod tests {
         );
         assert!(msg.contains("joint `hip`") && msg.contains("axis"), "{msg}");
 
-        // No <limit> on a revolute joint reads as lower = upper = 0: refused.
+        // No range on a revolute joint (no <limit>, or one with effort and velocity only,
+        // which URDF reads as lower = upper = 0): unlimited, with a warning.
+        for limit in ["", r#"<limit effort="20" velocity="10"/>"#] {
+            let m = parse(&chain(&[("hip", "revolute", "base", "a", limit)])).expect("loads");
+            assert_eq!(m.joints[0].limits, None);
+            assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+            assert!(
+                m.warnings[0].contains("joint `hip`")
+                    && m.warnings[0].contains("without position limits"),
+                "{:?}",
+                m.warnings
+            );
+        }
+        // An explicit range of one value is a locked joint: refused.
         let msg = urdf_error(
-            &chain(&[("hip", "revolute", "base", "a", "")]),
+            &chain(&[(
+                "hip",
+                "revolute",
+                "base",
+                "a",
+                r#"<limit lower="0.5" upper="0.5" velocity="1"/>"#,
+            )]),
             &UrdfOptions::default(),
         );
         assert!(
-            msg.contains("joint `hip`") && msg.contains("<limit"),
+            msg.contains("joint `hip`") && msg.contains("locked"),
             "{msg}"
         );
         let msg = urdf_error(
@@ -1068,6 +1166,36 @@ mod tests {
             ..UrdfOptions::default()
         };
         parse_urdf(&text, "t.urdf", &fixed).expect("a fixed base may be massless");
+    }
+
+    /// ANYmal C's `hatch`: every entry 0.001, a singular matrix (principal moments 0.003,
+    /// 0, 0), on a link fixed to the base: loaded, made isotropic with the same trace, with a
+    /// warning; the base takes it in by the parallel-axis theorem as usual.
+    #[test]
+    fn a_singular_inertia_is_balanced_with_a_warning() {
+        let text = r#"<robot name="x">
+          <link name="base"><inertial><mass value="10"/>
+            <inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/></inertial></link>
+          <link name="hatch"><inertial><mass value="0.1"/>
+            <inertia ixx="0.001" ixy="0.001" ixz="0.001" iyy="0.001" iyz="0.001" izz="0.001"/>
+          </inertial></link>
+          <joint name="base_hatch" type="fixed"><parent link="base"/><child link="hatch"/></joint>
+        </robot>"#;
+        let m = parse(text).expect("loads");
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("link `hatch`") && m.warnings[0].contains("balanceinertia"),
+            "{:?}",
+            m.warnings
+        );
+        // Base 1 + hatch 0.001 (the mean of 0.003, 0, 0) about every axis, both at the origin.
+        for k in 0..3 {
+            assert!(
+                (m.links[0].inertia[k][k] - 1.001).abs() < 1e-9,
+                "{:?}",
+                m.links[0]
+            );
+        }
     }
 
     #[test]

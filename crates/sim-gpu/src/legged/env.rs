@@ -201,6 +201,9 @@ impl<B: Backend> LeggedEnv<B> {
                 },
             )?,
         };
+        for warning in &model.warnings {
+            tracing::warn!("{warning}");
+        }
         if model.base != BaseKind::Floating {
             return Err(config_error(
                 task,
