@@ -21,6 +21,7 @@ mod config;
 #[cfg(feature = "cube")]
 pub mod cube;
 mod error;
+mod mesh;
 mod model;
 pub mod robots;
 pub(crate) mod soa;

@@ -28,9 +28,11 @@
 //! - Collision geometry: `sphere`, `box` and `capsule` as they are; a `cylinder` becomes a
 //!   [`Shape::Capsule`] of the same radius and the same overall length (a cylindrical part
 //!   of `max(length - 2 radius, 0)` between two hemispherical caps; a cylinder shorter than
-//!   its diameter becomes a sphere-like capsule of overall length `2 radius`); a `mesh` is
-//!   refused unless [`UrdfOptions::ignore_mesh_collisions`] skips it. Visuals, materials,
-//!   `<calibration>` and `<safety_controller>` are ignored.
+//!   its diameter becomes a sphere-like capsule of overall length `2 radius`); a `mesh`
+//!   (STL or OBJ, found through `package://`, `ROS_PACKAGE_PATH` and the description's
+//!   folders: see `mesh.rs`) becomes its bounding box, or a sphere when that is nearly a
+//!   cube, with a warning; [`UrdfOptions::ignore_mesh_collisions`] skips meshes instead.
+//!   Visuals, materials, `<calibration>` and `<safety_controller>` are ignored.
 //! - A link without `<inertial>` has no mass. The link a moving joint moves must end up,
 //!   after lumping, with positive mass or the joint with positive armature, and the root of
 //!   a floating base with positive mass: the mass matrix would be singular otherwise.
@@ -94,7 +96,9 @@ pub fn parse_urdf(text: &str, source: &str, options: &UrdfOptions) -> Result<Mod
     };
     let robot = urdf_rs::read_from_string(text).map_err(|e| err(format!("invalid URDF: {e}")))?;
     let mut warnings = Vec::new();
-    let (links, joints) = convert(&robot, options, &mut warnings).map_err(err)?;
+    let file = Path::new(source);
+    let description = file.is_file().then_some(file);
+    let (links, joints) = convert(&robot, options, description, &mut warnings).map_err(err)?;
     // Name the file in the model's own checks too.
     let mut model = Model::new(&robot.name, options.base, links, joints).map_err(|e| match e {
         Error::Model { model, what } => err(format!("robot `{model}`: {what}")),
@@ -131,6 +135,7 @@ type Checked<T> = std::result::Result<T, String>;
 fn convert(
     robot: &urdf_rs::Robot,
     options: &UrdfOptions,
+    description: Option<&Path>,
     warnings: &mut Vec<String>,
 ) -> Checked<(Vec<Link>, Vec<Joint>)> {
     let n = robot.links.len();
@@ -258,12 +263,19 @@ fn convert(
         for c in &link.collision {
             let origin =
                 pose(&c.origin).map_err(|w| format!("link `{name}`: collision origin {w}"))?;
-            if let Some(shape) =
-                shape(&c.geometry, options).map_err(|w| format!("link `{name}`: {w}"))?
-            {
+            let fitted = shape(&c.geometry, options, description)
+                .map_err(|w| format!("link `{name}`: {w}"))?;
+            if let Some((shape, centre)) = fitted {
+                if let Some(w) = &shape_note(&c.geometry, &shape, centre) {
+                    warnings.push(format!("link `{name}`: {w}"));
+                }
+                let centre = Pose {
+                    xyz: centre,
+                    ..Pose::default()
+                };
                 collisions[body].push(Collision {
                     shape,
-                    origin: at.compose(&origin),
+                    origin: at.compose(&origin).compose(&centre),
                 });
             }
         }
@@ -543,7 +555,11 @@ fn combine(parts: &[MassPart]) -> (f64, Vec3, Mat3) {
 }
 
 /// A collision geometry as a [`Shape`], or `None` for a skipped mesh.
-fn shape(geometry: &urdf_rs::Geometry, options: &UrdfOptions) -> Checked<Option<Shape>> {
+fn shape(
+    geometry: &urdf_rs::Geometry,
+    options: &UrdfOptions,
+    description: Option<&Path>,
+) -> Checked<Option<(Shape, Vec3)>> {
     use urdf_rs::Geometry;
     let sizes_ok = |v: &[f64]| v.iter().all(|s| s.is_finite() && *s >= 0.0);
     let shape = match geometry {
@@ -565,14 +581,20 @@ fn shape(geometry: &urdf_rs::Geometry, options: &UrdfOptions) -> Checked<Option<
                 length: (length - 2.0 * radius).max(0.0),
             }
         }
-        Geometry::Mesh { filename, .. } => {
+        Geometry::Mesh { filename, scale } => {
             if options.ignore_mesh_collisions {
                 return Ok(None);
             }
-            return Err(format!(
-                "collision mesh `{filename}` is not supported (only sphere, box, cylinder and \
-                 capsule); set `ignore_mesh_collisions` to skip mesh collisions"
-            ));
+            let package_path = std::env::var("ROS_PACKAGE_PATH").ok();
+            let path = crate::mesh::resolve(filename, description, package_path.as_deref())?;
+            let scale = scale.as_ref().map_or([1.0; 3], |s| **s);
+            if !sizes_ok(&scale) {
+                return Err(format!(
+                    "mesh `{filename}`: scale {scale:?} must be finite and >= 0"
+                ));
+            }
+            let vertices = crate::mesh::vertices(&path, scale)?;
+            return Ok(Some(crate::mesh::fit(&vertices)));
         }
     };
     let ok = match shape {
@@ -585,7 +607,31 @@ fn shape(geometry: &urdf_rs::Geometry, options: &UrdfOptions) -> Checked<Option<
             "collision shape {shape:?} has a negative or non-finite size"
         ));
     }
-    Ok(Some(shape))
+    Ok(Some((shape, [0.0; 3])))
+}
+
+/// The warning for a collision element that was approximated (a mesh), naming the file and
+/// what stands for it.
+fn shape_note(geometry: &urdf_rs::Geometry, shape: &Shape, centre: Vec3) -> Option<String> {
+    let urdf_rs::Geometry::Mesh { filename, .. } = geometry else {
+        return None;
+    };
+    let what = match shape {
+        Shape::Sphere { radius } => format!("a sphere of radius {radius:.4}"),
+        Shape::Box { size } => format!(
+            "its bounding box [{:.4}, {:.4}, {:.4}]",
+            size[0], size[1], size[2]
+        ),
+        Shape::Capsule { radius, length } => {
+            format!("a capsule of radius {radius:.4} and length {length:.4}")
+        }
+    };
+    Some(format!(
+        "collision mesh `{filename}` approximated by {what} centred at [{:.4}, {:.4}, {:.4}] of \
+         the collision frame (contacts are points: a mesh is reduced to a primitive through \
+         its extremes)",
+        centre[0], centre[1], centre[2]
+    ))
 }
 
 #[cfg(test)]
@@ -903,8 +949,59 @@ mod tests {
         );
     }
 
+    /// Go2's and Solo12's collision meshes: an STL found through `package://` from the
+    /// description's folders becomes a primitive through its extremes, with a warning, and
+    /// sits where the mesh was (scale and collision origin applied).
     #[test]
-    fn mesh_collisions_are_refused_unless_ignored() {
+    fn mesh_collisions_through_package_paths_become_primitives_with_a_warning() {
+        let root = std::env::temp_dir().join(format!("cross-gym-urdf-mesh-{}", std::process::id()));
+        let pkg = root.join("dog-data");
+        std::fs::create_dir_all(pkg.join("meshes")).expect("dirs");
+        std::fs::create_dir_all(pkg.join("urdf")).expect("dirs");
+        // A binary STL with one triangle spanning x in [0, 1], y in [0, 2], z in [0, 0.5].
+        let mut stl = vec![0u8; 80];
+        stl.extend(1u32.to_le_bytes());
+        stl.extend([0u8; 12]);
+        for v in [[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.5], [0.0, 2.0, 0.0]] {
+            for x in v {
+                stl.extend(x.to_le_bytes());
+            }
+        }
+        stl.extend([0u8; 2]);
+        std::fs::write(pkg.join("meshes").join("leg.stl"), stl).expect("stl");
+        let text = format!(
+            r#"<robot name="m"><link name="body"><inertial><mass value="1"/>{INERTIA_1}</inertial>
+              <collision><origin xyz="0 0 1"/><geometry>
+                <mesh filename="package://dog-data/meshes/leg.stl" scale="0.1 0.1 0.1"/>
+              </geometry></collision>
+            </link></robot>"#
+        );
+        let file = pkg.join("urdf").join("m.urdf");
+        std::fs::write(&file, &text).expect("urdf");
+        let m = load_urdf(&file, &UrdfOptions::default()).expect("loads");
+        std::fs::remove_dir_all(&root).ok();
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("link `body`")
+                && m.warnings[0].contains("leg.stl")
+                && m.warnings[0].contains("bounding box"),
+            "{:?}",
+            m.warnings
+        );
+        let c = &m.links[0].collisions[0];
+        let Shape::Box { size } = c.shape else {
+            panic!("expected a box, got {:?}", c.shape);
+        };
+        for (got, want) in size.iter().zip([0.1, 0.2, 0.05]) {
+            assert!((got - want).abs() < 1e-6, "{size:?}");
+        }
+        for (got, want) in c.origin.xyz.iter().zip([0.05, 0.1, 1.025]) {
+            assert!((got - want).abs() < 1e-6, "{:?}", c.origin.xyz);
+        }
+    }
+
+    #[test]
+    fn meshes_that_cannot_be_found_are_refused_unless_ignored() {
         let text = format!(
             r#"<robot name="m"><link name="body"><inertial><mass value="1"/>{INERTIA_1}</inertial>
               <collision><geometry><mesh filename="package://robot/body.stl"/></geometry></collision>
