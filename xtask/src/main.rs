@@ -193,8 +193,8 @@ enum Command {
     /// JSON line per step: `t`, `q`, `qd`, `energy`, and the root state of a floating base.
     /// The ground is the plane z = 0.
     SimTrace {
-        /// The robot.
-        #[arg(long)]
+        /// The robot (a URDF file).
+        #[arg(long, visible_alias = "robot")]
         urdf: PathBuf,
         /// Weld the root link to the world instead of letting it float.
         #[arg(long)]
@@ -225,6 +225,20 @@ enum Command {
         torques: Option<PathBuf>,
         #[command(flatten)]
         backend: BackendArg,
+    },
+    /// Read a robot description as the simulator does and print what it read: links and
+    /// their masses, joints in the simulator's order with their limits, contact points,
+    /// and every warning about what was approximated. With `--out`, also write the
+    /// normalised description (fixed links merged, meshes reduced to primitives) as URDF.
+    ImportRobot {
+        /// The robot (a URDF file).
+        file: PathBuf,
+        /// Where to write the normalised URDF.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Weld the root link to the world instead of letting it float.
+        #[arg(long)]
+        fixed_base: bool,
     },
     /// Physics steps per second of the shipped quadruped (PD drives, targets changing every 4
     /// steps, dt 0.005 s) at each batch size; prints a line per size, then one JSON object.
@@ -667,6 +681,11 @@ fn run(cli: Cli) -> ExitCode {
                 <B as AutodiffBackend>::InnerBackend,
             >(&args, &device))
         }
+        Command::ImportRobot {
+            file,
+            out,
+            fixed_base,
+        } => physics::import_robot(&file, out.as_deref(), fixed_base),
         Command::SimBench {
             num_envs,
             steps,

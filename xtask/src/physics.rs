@@ -1,4 +1,5 @@
-//! `sim-trace` and `sim-bench`: the articulated-body simulator on its own, outside training.
+//! `sim-trace`, `sim-bench` and `import-robot`: the articulated-body simulator on its own,
+//! outside training.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,7 +9,10 @@ use anyhow::{Context, bail};
 use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
 use rl_runner::LaunchCounter;
 use sim_physics::robots::{QUADRUPED_STANDING_HEIGHT, quadruped, quadruped_standing_joint_pos};
-use sim_physics::{Articulation, BaseKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, trace};
+use sim_physics::{
+    Articulation, BaseKind, JointKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, to_urdf,
+    trace,
+};
 
 /// A usage error naming the flag (exit status 2, like the other commands' usage errors).
 fn usage(flag: &str, message: String) -> anyhow::Error {
@@ -263,6 +267,84 @@ pub fn sim_bench<B: Backend>(
         "{}",
         serde_json::json!({ "robot": "quadruped", "backend": backend, "dt": SimConfig::default().dt, "results": results })
     );
+    Ok(())
+}
+
+/// `import-robot`: reads `file` as the simulator does, prints what it read (and every
+/// warning), and with `out` writes the normalised description as URDF.
+pub fn import_robot(file: &Path, out: Option<&Path>, fixed_base: bool) -> anyhow::Result<()> {
+    let options = UrdfOptions {
+        base: if fixed_base {
+            BaseKind::Fixed
+        } else {
+            BaseKind::Floating
+        },
+        ..UrdfOptions::default()
+    };
+    let model = load_urdf(file, &options)?;
+    let mut stdout = std::io::stdout().lock();
+    let total: f64 = model.links.iter().map(|l| l.mass).sum();
+    writeln!(
+        stdout,
+        "robot `{}`: {} links ({total:.3} kg), {} moving joints, {} contact points, {:?} base",
+        model.name,
+        model.links.len(),
+        model.num_joints(),
+        model.contact_points().len(),
+        model.base
+    )?;
+    let points = model.contact_points();
+    writeln!(stdout, "links (after merging the fixed ones):")?;
+    for (k, link) in model.links.iter().enumerate() {
+        let contacts = points.iter().filter(|p| p.link == k).count();
+        writeln!(
+            stdout,
+            "  {k:2} {:<24} {:8.4} kg  com [{:.4}, {:.4}, {:.4}]  {} collision shapes, {contacts} contact points",
+            link.name,
+            link.mass,
+            link.com[0],
+            link.com[1],
+            link.com[2],
+            link.collisions.len()
+        )?;
+    }
+    writeln!(stdout, "joints (the order of q, actions and observations):")?;
+    for (k, joint) in model.joints.iter().enumerate() {
+        let kind = match joint.kind {
+            JointKind::Revolute => "revolute",
+            JointKind::Prismatic => "prismatic",
+        };
+        let range = joint.limits.map_or("unlimited".to_string(), |(lo, hi)| {
+            format!("[{lo:.4}, {hi:.4}]")
+        });
+        writeln!(
+            stdout,
+            "  {k:2} {:<24} {kind:<9} parent `{}`  range {range}  effort {}  velocity {}  damping {}",
+            joint.name,
+            model.links[joint.parent].name,
+            joint.effort_limit,
+            joint.velocity_limit,
+            joint.damping
+        )?;
+    }
+    writeln!(stdout, "{} warnings:", model.warnings.len())?;
+    for warning in &model.warnings {
+        writeln!(stdout, "  {warning}")?;
+    }
+    if let Some(out) = out {
+        let text = to_urdf(&model)?;
+        let note = format!(
+            "<!-- Normalised by `cargo xtask import-robot` from {}: fixed links merged, meshes \
+             reduced to primitives, approximations as listed by its warnings. -->\n",
+            file.display()
+        );
+        let text = match text.split_once("?>") {
+            Some((head, rest)) => format!("{head}?>\n{note}{}", rest.trim_start()),
+            None => format!("{note}{text}"),
+        };
+        std::fs::write(out, text).with_context(|| format!("cannot write `{}`", out.display()))?;
+        writeln!(stdout, "wrote {}", out.display())?;
+    }
     Ok(())
 }
 

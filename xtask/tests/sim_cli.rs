@@ -405,3 +405,73 @@ fn sim_bench_rejects_zero_steps() {
         &["--steps"],
     );
 }
+
+/// `import-robot` prints the joints in the simulator's order and every warning, and its
+/// normalised URDF loads again as the same robot, without warnings (what was approximated
+/// is now what the file says); `sim-trace --robot` reads it.
+#[test]
+fn import_robot_prints_the_model_and_writes_a_description_that_loads_again() {
+    let dir = std::env::temp_dir().join(format!("cross-gym-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let urdf = dir.join("arm.urdf");
+    std::fs::write(
+        &urdf,
+        r#"<robot name="arm">
+          <link name="base"><inertial><mass value="2"/>
+            <inertia ixx="0.1" ixy="0" ixz="0" iyy="0.1" iyz="0" izz="0.1"/></inertial>
+            <collision><geometry><box size="0.2 0.2 0.1"/></geometry></collision></link>
+          <link name="cover"><inertial><mass value="0.1"/>
+            <inertia ixx="0.001" ixy="0.001" ixz="0.001" iyy="0.001" iyz="0.001" izz="0.001"/>
+          </inertial></link>
+          <link name="upper"><inertial><origin xyz="0 0 -0.1"/><mass value="1"/>
+            <inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.001"/></inertial>
+            <collision><origin xyz="0 0 -0.2"/><geometry><sphere radius="0.02"/></geometry></collision>
+          </link>
+          <joint name="cover_fix" type="fixed"><parent link="base"/><child link="cover"/></joint>
+          <joint name="shoulder" type="revolute"><parent link="base"/><child link="upper"/>
+            <axis xyz="0 1 0"/><limit effort="10" velocity="5"/>
+            <dynamics damping="0.05" friction="0.1"/></joint>
+        </robot>"#,
+    )
+    .expect("urdf");
+    let out_file = dir.join("arm_normalised.urdf");
+    let out = xtask(&[
+        "import-robot",
+        urdf.to_str().expect("utf-8"),
+        "--out",
+        out_file.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}\n{stdout}", stderr(&out));
+    for expected in [
+        "robot `arm`: 2 links",
+        "shoulder",
+        "unlimited",
+        "3 warnings:",
+        "link `cover`",
+        "friction",
+        "without position limits",
+    ] {
+        assert!(stdout.contains(expected), "`{expected}` missing:\n{stdout}");
+    }
+    let again = xtask(&["import-robot", out_file.to_str().expect("utf-8")]);
+    let again_out = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        again_out.contains("robot `arm`: 2 links (3.100 kg)") && again_out.contains("0 warnings:"),
+        "{again_out}"
+    );
+    let trace = xtask(&[
+        "sim-trace",
+        "--robot",
+        out_file.to_str().expect("utf-8"),
+        "--fixed-base",
+        "--q0",
+        "0.3",
+        "--steps",
+        "3",
+    ]);
+    // The initial state, then one line per step.
+    assert_eq!(json_lines(&trace).len(), 4);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -21,6 +21,7 @@ mod config;
 #[cfg(feature = "cube")]
 pub mod cube;
 mod error;
+mod export;
 mod mesh;
 mod model;
 pub mod robots;
@@ -34,6 +35,7 @@ pub use articulation::Articulation;
 pub use batch::{Scattered, scatter_rows};
 pub use config::{ContactConfig, SimConfig};
 pub use error::{Error, Result};
+pub use export::to_urdf;
 pub use model::{
     BaseKind, Collision, ContactPoint, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape,
     Vec3,
