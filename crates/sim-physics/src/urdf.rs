@@ -369,7 +369,9 @@ fn moving_joint(
     };
     if joint.mimic.is_some() {
         return Err(format!(
-            "joint `{name}`: <mimic> is not supported (every moving joint is a degree of freedom)"
+            "joint `{name}`: <mimic> (a joint coupled to another) is not supported: every moving \
+             joint is a degree of freedom; remove the <mimic> element to simulate it as an \
+             independent joint, or make the joint fixed"
         ));
     }
     let (damping, friction) = joint
@@ -610,11 +612,25 @@ fn shape(
     Ok(Some((shape, [0.0; 3])))
 }
 
-/// The warning for a collision element that was approximated (a mesh), naming the file and
-/// what stands for it.
+/// The warning for a collision element that was approximated (a mesh, a cylinder), naming
+/// it and what stands for it.
 fn shape_note(geometry: &urdf_rs::Geometry, shape: &Shape, centre: Vec3) -> Option<String> {
-    let urdf_rs::Geometry::Mesh { filename, .. } = geometry else {
-        return None;
+    let filename = match geometry {
+        urdf_rs::Geometry::Mesh { filename, .. } => filename,
+        urdf_rs::Geometry::Cylinder { radius, length } => {
+            return Some(format!(
+                "collision cylinder (radius {radius}, length {length}) approximated by {}: the \
+                 contact model has no flat-ended shape",
+                match shape {
+                    Shape::Capsule { length: inner, .. } => format!(
+                        "a capsule of the same radius and overall length (straight part \
+                         {inner:.4})"
+                    ),
+                    other => format!("{other:?}"),
+                }
+            ));
+        }
+        _ => return None,
     };
     let what = match shape {
         Shape::Sphere { radius } => format!("a sphere of radius {radius:.4}"),
@@ -904,6 +920,13 @@ mod tests {
             </link></robot>"#
         );
         let m = parse(&text).expect("a valid URDF");
+        // Each cylinder is an approximation the warnings name.
+        assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("link `a`") && m.warnings[0].contains("cylinder"),
+            "{:?}",
+            m.warnings
+        );
         let c = &m.links[0].collisions;
         assert_eq!(c.len(), 2);
         match c[0].shape {
