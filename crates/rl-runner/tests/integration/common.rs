@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rl_core::Algorithm;
 use rl_ppo::Ppo;
-use rl_runner::{AlgorithmConfig, Checkpoint, TrainConfig};
+use rl_runner::{AlgorithmConfig, Checkpoint, ConsoleMode, TrainConfig, TrainRequest};
 
 /// Every float parameter of a module, flattened in visiting order.
 pub fn parameters<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
@@ -72,4 +72,16 @@ pub fn close_within(a: &[serde_json::Value], b: &[serde_json::Value], rel: f64, 
                     },
                 )
         })
+}
+
+/// A quiet training request: `config` for `iterations` iterations into `log_dir/.../run`.
+pub fn request(config: &Path, log_dir: &Path, run: &str, iterations: usize) -> TrainRequest {
+    TrainRequest {
+        config: Some(config.to_path_buf()),
+        max_iterations: Some(iterations),
+        log_dir: Some(log_dir.to_path_buf()),
+        run_name: Some(run.to_string()),
+        console: Some(ConsoleMode::Off),
+        ..Default::default()
+    }
 }

@@ -11,7 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rl_runner::{ConsoleMode, PlayOptions, TrainRequest, checkpoint_path, train};
 use serde_json::Value;
 
-use crate::common::{checkpoint_weights, close_within};
+use crate::common::{checkpoint_weights, close_within, request};
 
 type F = Autodiff<Flex>;
 type N = Autodiff<NdArray>;
@@ -35,17 +35,6 @@ critic_obs_normalization = true
 num_steps_per_env = 32
 save_interval = 2
 "#;
-
-fn request(config: &Path, log_dir: &Path, run: &str, iterations: usize) -> TrainRequest {
-    TrainRequest {
-        config: Some(config.to_path_buf()),
-        max_iterations: Some(iterations),
-        log_dir: Some(log_dir.to_path_buf()),
-        run_name: Some(run.to_string()),
-        console: Some(ConsoleMode::Off),
-        ..Default::default()
-    }
-}
 
 /// Trains `iterations` of [`CARTPOLE`] with `seed` on `B` and returns the run directory.
 fn train_on<B: AutodiffBackend>(

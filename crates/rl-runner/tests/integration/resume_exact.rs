@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rl_runner::{Checkpoint, ConsoleMode, TrainRequest, checkpoint_path, train};
 use serde_json::Value;
 
-use crate::common::checkpoint_weights;
+use crate::common::{checkpoint_weights, request};
 
 /// Continuous cart-pole with a learned std, the adaptive learning rate and both
 /// observation normalisers: every piece of state the update carries.
@@ -71,17 +71,6 @@ critic_hidden_dims = [16]
 num_steps_per_env = 16
 save_interval = 3
 "#;
-
-fn request(config: &Path, log_dir: &Path, run: &str, iterations: usize) -> TrainRequest {
-    TrainRequest {
-        config: Some(config.to_path_buf()),
-        max_iterations: Some(iterations),
-        log_dir: Some(log_dir.to_path_buf()),
-        run_name: Some(run.to_string()),
-        console: Some(ConsoleMode::Off),
-        ..Default::default()
-    }
-}
 
 /// The rows of `metrics.jsonl` without the keys that measure time.
 fn metric_rows(run_dir: &Path) -> Vec<serde_json::Map<String, Value>> {
