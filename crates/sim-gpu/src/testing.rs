@@ -2,7 +2,7 @@
 //! tensors back.
 
 use burn::backend::NdArray;
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 use rl_core::{EnvSnapshot, HostRng, Observations, StepOutput};
 use serde::Deserialize;
 
@@ -82,14 +82,17 @@ pub(crate) fn rows_to_tensor(rows: &[Vec<f64>]) -> Tensor<B, 2> {
     )
 }
 
-/// A float tensor's values, row-major.
-pub(crate) fn floats<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec().expect("f32 tensor")
+/// A float tensor's values, row-major, on any backend.
+pub(crate) fn floats<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().expect("f32 tensor")
 }
 
-/// A bool tensor's values.
-pub(crate) fn bools(t: Tensor<B, 1, Bool>) -> Vec<bool> {
-    t.into_data().to_vec().expect("bool tensor")
+/// A bool tensor's values, on any backend (wgpu stores them as integers).
+pub(crate) fn bools<Bk: Backend>(t: Tensor<Bk, 1, Bool>) -> Vec<bool> {
+    t.into_data()
+        .convert::<bool>()
+        .to_vec()
+        .expect("bool tensor")
 }
 
 /// Asserts `|got - want| <= 1e-5 max(1, |want|)`.

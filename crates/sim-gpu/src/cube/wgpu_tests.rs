@@ -2,9 +2,10 @@
 //! in CI: `VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json`).
 
 use burn::backend::{Flex, Wgpu};
-use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rl_core::{ActionSpace, StepOutput};
 
+use crate::testing::{bools, floats};
 use crate::{ClassicEnv, make_classic};
 
 /// Tolerance of the float comparisons, relative to `max(1, |value|)` as in
@@ -13,14 +14,6 @@ use crate::{ClassicEnv, make_classic};
 const TOLERANCE: f32 = 1e-5;
 const NUM_ENVS: usize = 64;
 const SEED: u64 = 11;
-
-fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().expect("f32 data")
-}
-
-fn flags<Bk: Backend>(t: Tensor<Bk, 1, Bool>) -> Vec<bool> {
-    t.into_data().convert::<bool>().to_vec().expect("bool data")
-}
 
 /// A small deterministic stream of numbers in `[-1, 1)`, the same on every backend.
 struct Stream(u64);
@@ -60,20 +53,20 @@ struct Record {
 }
 
 fn record<Bk: Backend>(env: &dyn ClassicEnv<Bk>, out: StepOutput<Bk>) -> Record {
-    let obs = |o: &rl_core::Observations<Bk>| host(o.get("policy").expect("policy group"));
+    let obs = |o: &rl_core::Observations<Bk>| floats(o.get("policy").expect("policy group"));
     Record {
         floats: vec![
-            ("state", host(env.state())),
-            ("final_state", host(env.final_state())),
+            ("state", floats(env.state())),
+            ("final_state", floats(env.final_state())),
             ("observations", obs(&out.observations)),
             ("final_observations", obs(&out.final_observations)),
-            ("rewards", host(out.rewards.clone())),
-            ("episode returns", host(out.episode.returns.clone())),
-            ("episode lengths", host(out.episode.lengths.clone())),
+            ("rewards", floats(out.rewards.clone())),
+            ("episode returns", floats(out.episode.returns.clone())),
+            ("episode lengths", floats(out.episode.lengths.clone())),
         ],
         flags: vec![
-            ("terminated", flags(out.terminated.clone())),
-            ("time_outs", flags(out.time_outs.clone())),
+            ("terminated", bools(out.terminated.clone())),
+            ("time_outs", bools(out.time_outs.clone())),
         ],
     }
 }
@@ -126,7 +119,7 @@ fn compare(task: &str, steps: usize, upset: Option<&[f32]>) {
             }
         }
         // Both paths start the step from the kernel's state (see `compare`).
-        let state = TensorData::new(host(gpu.state()), [NUM_ENVS, k]);
+        let state = TensorData::new(floats(gpu.state()), [NUM_ENVS, k]);
         cpu.set_state(None, Tensor::from_data(state, &cpu_device))
             .expect("state shape");
         let actions = random_actions(&space, &mut stream);
@@ -166,8 +159,8 @@ fn compare(task: &str, steps: usize, upset: Option<&[f32]>) {
     }
     // `observations()` (the tensor path's `observe`, also on wgpu) agree.
     let diff = worst(
-        &host(gpu.observations().get("policy").expect("policy group")),
-        &host(cpu.observations().get("policy").expect("policy group")),
+        &floats(gpu.observations().get("policy").expect("policy group")),
+        &floats(cpu.observations().get("policy").expect("policy group")),
     );
     assert!(diff <= TOLERANCE, "{task}: observations differ by {diff:e}");
     if upset.is_some() {

@@ -363,49 +363,63 @@ impl<B: Backend> LeggedEnv<B> {
         )
     }
 
+    /// The first column and the width of each task-state field in the packed state, in
+    /// `task_state!`'s order.
+    fn packed_columns(&self) -> Vec<(&'static str, usize, usize)> {
+        let mut at = 0;
+        task_state!(self; &)
+            .into_iter()
+            .map(|(name, t)| {
+                let width = t.dims()[1];
+                at += width;
+                (name, at - width, width)
+            })
+            .collect()
+    }
+
     /// Brings the fields up to date from the packed state the step kernel left, if any.
     fn sync(&mut self) {
         if let Some(packed) = self.packed.take() {
-            let mut at = 0;
-            for (_, t) in task_state!(self; &mut) {
-                let width = t.dims()[1];
+            let columns = self.packed_columns();
+            for ((_, t), (_, at, width)) in task_state!(self; &mut).into_iter().zip(columns) {
                 *t = packed.clone().narrow(1, at, width);
-                at += width;
             }
         }
     }
 
     /// The task state by snapshot key, current whether or not the kernel carries it.
     fn task_tensors(&self) -> Vec<(&'static str, Tensor<B, 2>)> {
-        let mut at = 0;
-        task_state!(self; &)
+        let Some(packed) = &self.packed else {
+            return task_state!(self; &)
+                .into_iter()
+                .map(|(name, t)| (name, t.clone()))
+                .collect();
+        };
+        self.packed_columns()
             .into_iter()
-            .map(|(name, t)| {
-                let width = t.dims()[1];
-                let value = match &self.packed {
-                    Some(packed) => packed.clone().narrow(1, at, width),
-                    None => t.clone(),
-                };
-                at += width;
-                (name, value)
-            })
+            .map(|(name, at, width)| (name, packed.clone().narrow(1, at, width)))
             .collect()
     }
 
     /// One entry of [`LeggedEnv::task_tensors`].
     fn task_tensor(&self, key: &str) -> Tensor<B, 2> {
-        let mut at = 0;
-        for (name, t) in task_state!(self; &) {
-            let width = t.dims()[1];
-            if name == key {
-                return match &self.packed {
-                    Some(packed) => packed.clone().narrow(1, at, width),
-                    None => t.clone(),
-                };
-            }
-            at += width;
+        let Some(packed) = &self.packed else {
+            let field = task_state!(self; &)
+                .into_iter()
+                .find(|(name, _)| *name == key);
+            return match field {
+                Some((_, t)) => t.clone(),
+                None => unreachable!("`{key}` is a key of task_state!"),
+            };
+        };
+        match self
+            .packed_columns()
+            .into_iter()
+            .find(|(name, ..)| *name == key)
+        {
+            Some((_, at, width)) => packed.clone().narrow(1, at, width),
+            None => unreachable!("`{key}` is a key of task_state!"),
         }
-        unreachable!("`{key}` is a key of task_state!")
     }
 
     /// Everything the terms read, at the current state. `first_contact` `[N, F]` gives this

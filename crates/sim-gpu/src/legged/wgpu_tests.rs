@@ -5,11 +5,8 @@ use burn::backend::{Flex, Wgpu};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rl_core::StepOutput;
 
+use crate::testing::floats;
 use crate::{Purpose, make_env};
-
-fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().expect("f32 data")
-}
 
 /// Actions in `[-1, 1)` from a fixed stream, the same on every backend.
 fn actions(step: usize, n: usize, a: usize) -> Vec<f32> {
@@ -25,18 +22,18 @@ fn actions(step: usize, n: usize, a: usize) -> Vec<f32> {
 fn flatten<Bk: Backend>(out: StepOutput<Bk>) -> Vec<(String, Vec<f32>)> {
     let mut all = Vec::new();
     for (name, t) in out.observations.iter() {
-        all.push((format!("obs/{name}"), host(t.clone())));
+        all.push((format!("obs/{name}"), floats(t.clone())));
     }
     for (name, t) in out.final_observations.iter() {
-        all.push((format!("final_obs/{name}"), host(t.clone())));
+        all.push((format!("final_obs/{name}"), floats(t.clone())));
     }
-    all.push(("rewards".into(), host(out.rewards)));
-    all.push(("terminated".into(), host(out.terminated.float())));
-    all.push(("time_outs".into(), host(out.time_outs.float())));
-    all.push(("episode/returns".into(), host(out.episode.returns)));
-    all.push(("episode/lengths".into(), host(out.episode.lengths)));
+    all.push(("rewards".into(), floats(out.rewards)));
+    all.push(("terminated".into(), floats(out.terminated.float())));
+    all.push(("time_outs".into(), floats(out.time_outs.float())));
+    all.push(("episode/returns".into(), floats(out.episode.returns)));
+    all.push(("episode/lengths".into(), floats(out.episode.lengths)));
     for (name, t) in out.episode.terms {
-        all.push((format!("episode/{name}"), host(t)));
+        all.push((format!("episode/{name}"), floats(t)));
     }
     all
 }
@@ -204,10 +201,10 @@ fn a_snapshot_taken_in_kernel_mode_continues_exactly() {
         env.step(act(step)).expect("step");
     }
     let snapshot = env.save_state().expect("save");
-    let commands = host(env.commands());
+    let commands = floats(env.commands());
     let mut resumed = new_env();
     resumed.load_state(&snapshot).expect("load");
-    assert_eq!(host(resumed.commands()), commands);
+    assert_eq!(floats(resumed.commands()), commands);
     for step in 5..10 {
         let x = flatten(env.step(act(step)).expect("step"));
         let y = flatten(resumed.step(act(step)).expect("step"));
