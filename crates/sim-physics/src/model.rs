@@ -318,38 +318,117 @@ impl Model {
     }
 
     /// The contact points of every collision shape: a sphere's centre, a capsule's two cap
-    /// centres, a box's eight corners.
+    /// centres (one when its straight part is zero), a box's eight corners.
     pub fn contact_points(&self) -> Vec<ContactPoint> {
-        let mut points = Vec::new();
-        for (link, l) in self.links.iter().enumerate() {
-            for c in &l.collisions {
-                let mut push = |local: Vec3, radius: f64| {
-                    points.push(ContactPoint {
-                        link,
-                        position: c.origin.apply(local),
-                        radius,
-                    })
-                };
-                match c.shape {
-                    Shape::Sphere { radius } => push([0.0; 3], radius),
-                    Shape::Capsule { radius, length } => {
-                        push([0.0, 0.0, 0.5 * length], radius);
-                        push([0.0, 0.0, -0.5 * length], radius);
-                    }
-                    Shape::Box { size } => {
-                        for corner in 0..8 {
-                            let sign = |bit: usize| if corner >> bit & 1 == 1 { 0.5 } else { -0.5 };
-                            push(
-                                [sign(0) * size[0], sign(1) * size[1], sign(2) * size[2]],
-                                0.0,
-                            );
-                        }
-                    }
-                }
+        self.links
+            .iter()
+            .enumerate()
+            .flat_map(|(link, l)| {
+                l.collisions.iter().flat_map(move |c| {
+                    c.points()
+                        .into_iter()
+                        .map(move |(position, radius)| ContactPoint {
+                            link,
+                            position,
+                            radius,
+                        })
+                })
+            })
+            .collect()
+    }
+}
+
+impl Shape {
+    /// The shape's contact spheres `(centre, radius)` in its own frame.
+    fn points(&self) -> Vec<(Vec3, f64)> {
+        match *self {
+            Shape::Sphere { radius } => vec![([0.0; 3], radius)],
+            Shape::Capsule { radius, length } if length <= 0.0 => vec![([0.0; 3], radius)],
+            Shape::Capsule { radius, length } => vec![
+                ([0.0, 0.0, 0.5 * length], radius),
+                ([0.0, 0.0, -0.5 * length], radius),
+            ],
+            Shape::Box { size } => (0..8)
+                .map(|corner| {
+                    let sign = |bit: usize| if corner >> bit & 1 == 1 { 0.5 } else { -0.5 };
+                    (
+                        [sign(0) * size[0], sign(1) * size[1], sign(2) * size[2]],
+                        0.0,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the ball of `radius` about `p` (in the shape's frame) lies inside the shape.
+    fn encloses(&self, p: Vec3, radius: f64) -> bool {
+        const TOL: f64 = 1e-9;
+        match *self {
+            Shape::Sphere { radius: r } => norm(p) + radius <= r + TOL,
+            Shape::Capsule { radius: r, length } => {
+                let z = p[2].clamp(-0.5 * length.max(0.0), 0.5 * length.max(0.0));
+                norm([p[0], p[1], p[2] - z]) + radius <= r + TOL
+            }
+            Shape::Box { size } => (0..3).all(|i| p[i].abs() + radius <= 0.5 * size[i] + TOL),
+        }
+    }
+}
+
+impl Collision {
+    /// The shape's contact spheres `(centre, radius)` in the link frame.
+    pub fn points(&self) -> Vec<(Vec3, f64)> {
+        self.shape
+            .points()
+            .into_iter()
+            .map(|(p, r)| (self.origin.apply(p), r))
+            .collect()
+    }
+
+    /// Whether every contact sphere of `other` (both on the same link) lies inside this shape.
+    fn encloses(&self, other: &Collision) -> bool {
+        let inverse = transpose(&self.origin.rotation);
+        other.points().into_iter().all(|(p, r)| {
+            let local = mat_vec(&inverse, sub(p, self.origin.xyz));
+            self.shape.encloses(local, r)
+        })
+    }
+}
+
+/// Drops every collision shape that lies wholly inside another shape of the same link: such a
+/// shape never touches the ground before the one around it does, so its contact points only
+/// cost time (a published description's 1 mm IMU box inside the trunk, a fixed child's
+/// shape inside its parent's). Of two shapes that enclose each other the first is kept.
+/// Returns one line per dropped shape, naming the link and the shape.
+pub(crate) fn drop_enclosed_collisions(links: &mut [Link]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for link in links.iter_mut() {
+        let shapes = &link.collisions;
+        let keep: Vec<bool> = (0..shapes.len())
+            .map(|i| {
+                !(0..shapes.len()).any(|j| {
+                    j != i
+                        && shapes[j].encloses(&shapes[i])
+                        && (j < i || !shapes[i].encloses(&shapes[j]))
+                })
+            })
+            .collect();
+        for (i, kept) in keep.iter().enumerate() {
+            if !kept {
+                notes.push(format!(
+                    "link `{}`: collision {:?} at [{:.4}, {:.4}, {:.4}] dropped: it lies inside \
+                     another collision shape of the link, which touches the ground first",
+                    link.name,
+                    shapes[i].shape,
+                    shapes[i].origin.xyz[0],
+                    shapes[i].origin.xyz[1],
+                    shapes[i].origin.xyz[2],
+                ));
             }
         }
-        points
+        let mut flags = keep.into_iter();
+        link.collisions.retain(|_| flags.next().unwrap_or(true));
     }
+    notes
 }
 
 fn check_link(link: &Link) -> std::result::Result<(), String> {
@@ -439,6 +518,14 @@ pub(crate) fn add(a: Vec3, b: Vec3) -> Vec3 {
 }
 
 /// `m v`.
+pub(crate) fn sub(a: Vec3, b: Vec3) -> Vec3 {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+pub(crate) fn norm(v: Vec3) -> f64 {
+    (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()
+}
+
 pub(crate) fn mat_vec(m: &Mat3, v: Vec3) -> Vec3 {
     [
         m[0][0] * v[0] + m[0][1] * v[1] + m[0][2] * v[2],
@@ -609,6 +696,67 @@ mod tests {
         assert_eq!(pts[2].position, [-0.1, -0.05, -0.025]);
         assert_eq!(pts[9].position, [0.1, 0.05, 0.025]);
         assert_eq!(m.num_dofs(), 6);
+    }
+
+    #[test]
+    fn shapes_inside_another_shape_of_their_link_are_dropped() {
+        let at = |xyz: Vec3, shape: Shape| Collision {
+            shape,
+            origin: Pose {
+                xyz,
+                rotation: IDENTITY,
+            },
+        };
+        let trunk = Shape::Box {
+            size: [0.4, 0.2, 0.1],
+        };
+        let mut l = link("root");
+        l.collisions = vec![
+            // A 1 mm IMU box inside the trunk.
+            at(
+                [0.01, 0.0, 0.0],
+                Shape::Box {
+                    size: [0.001, 0.001, 0.001],
+                },
+            ),
+            at([0.0; 3], trunk),
+            // A sphere whose ball pokes out of the trunk by 5 mm: kept.
+            at([0.19, 0.0, 0.0], Shape::Sphere { radius: 0.015 }),
+            // A sphere just inside: dropped.
+            at([0.18, 0.0, 0.0], Shape::Sphere { radius: 0.02 }),
+            // The trunk again: of two that enclose each other the first stays.
+            at([0.0; 3], trunk),
+        ];
+        let mut other = link("other");
+        // A shape of another link is never compared with the root's.
+        other.collisions = vec![at([0.0; 3], Shape::Sphere { radius: 0.001 })];
+        let mut links = vec![l, other];
+        let notes = drop_enclosed_collisions(&mut links);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes.iter().all(|n| n.contains("link `root`")), "{notes:?}");
+        let kept: Vec<Vec3> = links[0].collisions.iter().map(|c| c.origin.xyz).collect();
+        assert_eq!(kept, vec![[0.0; 3], [0.19, 0.0, 0.0]]);
+        assert_eq!(links[0].collisions[0].shape, trunk);
+        assert_eq!(links[1].collisions.len(), 1);
+        // A rotated box: the ball must fit along the rotated axes.
+        let turned = Collision {
+            shape: Shape::Box {
+                size: [0.4, 0.02, 0.02],
+            },
+            origin: Pose::from_xyz_rpy([0.0; 3], [0.0, 0.0, std::f64::consts::FRAC_PI_2]),
+        };
+        assert!(turned.encloses(&at([0.0, 0.15, 0.0], Shape::Sphere { radius: 0.005 })));
+        assert!(!turned.encloses(&at([0.15, 0.0, 0.0], Shape::Sphere { radius: 0.005 })));
+        // A capsule of zero length is one contact sphere.
+        assert_eq!(
+            Shape::Capsule {
+                radius: 0.1,
+                length: 0.0
+            }
+            .points()
+            .len(),
+            1
+        );
     }
 }
 

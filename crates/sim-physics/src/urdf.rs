@@ -98,7 +98,8 @@ pub fn parse_urdf(text: &str, source: &str, options: &UrdfOptions) -> Result<Mod
     let mut warnings = Vec::new();
     let file = Path::new(source);
     let description = file.is_file().then_some(file);
-    let (links, joints) = convert(&robot, options, description, &mut warnings).map_err(err)?;
+    let (mut links, joints) = convert(&robot, options, description, &mut warnings).map_err(err)?;
+    warnings.extend(crate::model::drop_enclosed_collisions(&mut links));
     // Name the file in the model's own checks too.
     let mut model = Model::new(&robot.name, options.base, links, joints).map_err(|e| match e {
         Error::Model { model, what } => err(format!("robot `{model}`: {what}")),
@@ -577,10 +578,16 @@ fn shape(
                     "collision cylinder radius {radius} and length {length} must be finite and >= 0"
                 ));
             }
-            // Same radius and overall length: the caps take `radius` off each end.
-            Shape::Capsule {
-                radius: *radius,
-                length: (length - 2.0 * radius).max(0.0),
+            // Same radius and overall length: the caps take `radius` off each end (a
+            // cylinder shorter than its diameter keeps its radius: a sphere).
+            let straight = length - 2.0 * radius;
+            if straight > 0.0 {
+                Shape::Capsule {
+                    radius: *radius,
+                    length: straight,
+                }
+            } else {
+                Shape::Sphere { radius: *radius }
             }
         }
         Geometry::Mesh { filename, scale } => {
@@ -626,6 +633,10 @@ fn shape_note(geometry: &urdf_rs::Geometry, shape: &Shape, centre: Vec3) -> Opti
                         "a capsule of the same radius and overall length (straight part \
                          {inner:.4})"
                     ),
+                    Shape::Sphere { .. } => {
+                        "a sphere of the same radius (the cylinder is shorter than its diameter)"
+                            .to_owned()
+                    }
                     other => format!("{other:?}"),
                 }
             ));
@@ -912,7 +923,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cylinder_becomes_a_capsule_of_the_same_overall_length() {
+    fn a_cylinder_becomes_a_capsule_of_the_same_overall_length_or_a_sphere() {
         let text = format!(
             r#"<robot name="c"><link name="a"><inertial><mass value="1"/>{INERTIA_1}</inertial>
               <collision><geometry><cylinder radius="0.05" length="0.3"/></geometry></collision>
@@ -939,13 +950,8 @@ mod tests {
             }
             other => panic!("expected a capsule, got {other:?}"),
         }
-        assert_eq!(
-            c[1].shape,
-            Shape::Capsule {
-                radius: 0.1,
-                length: 0.0
-            }
-        );
+        // Shorter than its diameter: a sphere of the same radius.
+        assert_eq!(c[1].shape, Shape::Sphere { radius: 0.1 });
         assert_vec(c[1].origin.xyz, [1.0, 2.0, 3.0]);
     }
 

@@ -1067,6 +1067,74 @@ mod tests {
         }
     }
 
+    /// Every config in `configs/` whose robot comes from a file (the shipped A1, Go1 and
+    /// ANYmal C), calm: the robot dropped at its reset height in its default pose, zero
+    /// actions, PD drives at the config's gains. After 5 s it stands level where it landed,
+    /// its joints within 0.3 rad of the default pose, and no episode has ended.
+    #[test]
+    fn every_shipped_robot_stands_at_its_default_pose_for_5_s() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut stood = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(root.join("configs"))
+            .expect("configs/")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let table: toml::Table = toml::from_str(&text).expect("valid TOML");
+            let mut settings = table["env"].as_table().expect("[env]").clone();
+            let task = settings.remove("task").expect("env.task");
+            settings.remove("num_envs");
+            let Some(task) = task.as_str().filter(|t| t.starts_with("quadruped")) else {
+                continue;
+            };
+            let mut cfg = crate::legged_config(task, &settings).expect("a valid config");
+            let Some(urdf) = cfg.robot.urdf.take() else {
+                continue;
+            };
+            cfg.robot.urdf = Some(root.join(urdf));
+            cfg.events = calm().events;
+            cfg.random_episode_start = false;
+            let init = cfg.robot.init_height;
+            let steps = (5.0 / (cfg.sim.dt * cfg.decimation as f64)).round() as usize;
+            let mut e = env(cfg, 2);
+            let nj = e.sim.model().num_joints();
+            let default = vals(e.actions.default_joint_pos());
+            for step in 0..steps {
+                let out = e.step(Tensor::zeros([2, nj], &dev())).expect("step");
+                assert!(
+                    !flags(out.terminated).contains(&true),
+                    "{}: an episode ended at step {step}",
+                    file.display()
+                );
+            }
+            let name = file.display();
+            for h in vals(e.sim.root_pos().narrow(1, 2, 1)) {
+                assert!((0.5 * init..init).contains(&h), "{name}: base height {h}");
+            }
+            for gz in vals(e.sim.projected_gravity_b().narrow(1, 2, 1)) {
+                assert!(gz < -0.99, "{name}: tilted, g_z {gz}");
+            }
+            for xy in vals(e.sim.root_pos().narrow(1, 0, 2)) {
+                assert!(xy.abs() < 0.05, "{name}: drifted {xy} m");
+            }
+            // The drives give under the weight (A1's knees by 0.25 rad at 20 N m / rad).
+            let q = vals(e.sim.joint_pos());
+            for (k, q) in q.iter().enumerate() {
+                let d = default[k % nj];
+                assert!((q - d).abs() < 0.3, "{name}: joint {k} at {q}, default {d}");
+            }
+            stood.push(file.file_name().expect("a name").to_owned());
+        }
+        assert_eq!(
+            stood,
+            ["a1_flat.toml", "anymal_c_flat.toml", "go1_flat.toml"],
+            "the configs with a robot file"
+        );
+    }
+
     #[test]
     fn base_contact_terminates_and_the_environment_is_reset() {
         let mut e = env(calm(), 3);
