@@ -27,11 +27,13 @@
 //!   from [`UrdfOptions::armature`].
 //! - Collision geometry: `sphere`, `box` and `capsule` as they are; a `cylinder` becomes a
 //!   [`Shape::Capsule`] of the same radius and the same overall length (a cylindrical part
-//!   of `max(length - 2 radius, 0)` between two hemispherical caps; a cylinder shorter than
-//!   its diameter becomes a sphere-like capsule of overall length `2 radius`); a `mesh`
+//!   of `length - 2 radius` between two hemispherical caps; a cylinder shorter than its
+//!   diameter becomes a sphere of its radius); a `mesh`
 //!   (STL or OBJ, found through `package://`, `ROS_PACKAGE_PATH` and the description's
 //!   folders: see `mesh.rs`) becomes its bounding box, or a sphere when that is nearly a
 //!   cube, with a warning; [`UrdfOptions::ignore_mesh_collisions`] skips meshes instead.
+//!   A shape that lies wholly inside another shape of its link (after merging) is dropped
+//!   with a warning: it never touches the ground first.
 //!   Visuals, materials, `<calibration>` and `<safety_controller>` are ignored.
 //! - A link without `<inertial>` has no mass. The link a moving joint moves must end up,
 //!   after lumping, with positive mass or the joint with positive armature, and the root of
