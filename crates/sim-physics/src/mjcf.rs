@@ -859,6 +859,14 @@ impl<'a> Reader<'a> {
         if let Some(l) = links.iter().find(|l| !names.insert(l.name.as_str())) {
             return Err(format!("body `{}` is defined twice", l.name));
         }
+        let mut names = HashSet::new();
+        if let Some(j) = self
+            .file_joints
+            .iter()
+            .find(|j| !names.insert(j.name.as_str()))
+        {
+            return Err(format!("joint `{}` is defined twice", j.name));
+        }
         if base == BaseKind::Floating && links[0].mass <= 0.0 {
             return Err(format!(
                 "{}: the root of a floating base has no mass (with the bodies welded to it): \
@@ -2360,6 +2368,11 @@ mod tests {
             (
                 r#"<body name="a"><geom size="0.1"/><body name="c"><joint name="j"/></body></body>"#,
                 &["joint `j`", "body `c`", "no mass"],
+            ),
+            (
+                r#"<body name="a"><geom size="0.1"/><body name="b"><joint name="j"/><geom size="0.1"/>
+                  <body name="c"><joint name="j"/><geom size="0.1"/></body></body></body>"#,
+                &["joint `j`", "twice"],
             ),
             ("", &["no <body>"]),
         ];
