@@ -189,14 +189,15 @@ enum Command {
         #[command(flatten)]
         backend: BackendArg,
     },
-    /// Simulate one robot from a URDF with zero torques (or the given ones) and print one
-    /// JSON line per step: `t`, `q`, `qd`, `energy`, and the root state of a floating base.
-    /// The ground is the plane z = 0.
+    /// Simulate one robot from a URDF or MJCF file with zero torques (or the given ones) and
+    /// print one JSON line per step: `t`, `q`, `qd`, `energy`, and the root state of a
+    /// floating base. The ground is the plane z = 0.
     SimTrace {
-        /// The robot (a URDF file).
-        #[arg(long, visible_alias = "robot")]
-        urdf: PathBuf,
-        /// Weld the root link to the world instead of letting it float.
+        /// The robot: a URDF (`.urdf`) or MJCF (`.xml`, `.mjcf`) file.
+        #[arg(long, visible_alias = "urdf")]
+        robot: PathBuf,
+        /// Weld the root link to the world instead of letting it float (without it, a URDF
+        /// floats and an MJCF floats when its top-level body has a free joint).
         #[arg(long)]
         fixed_base: bool,
         /// Initial joint positions, comma-separated, in the model's (breadth-first) order.
@@ -231,12 +232,13 @@ enum Command {
     /// and every warning about what was approximated. With `--out`, also write the
     /// normalised description (fixed links merged, meshes reduced to primitives) as URDF.
     ImportRobot {
-        /// The robot (a URDF file).
+        /// The robot: a URDF (`.urdf`) or MJCF (`.xml`, `.mjcf`) file; for MJCF its
+        /// keyframes and actuators are printed too.
         file: PathBuf,
         /// Where to write the normalised URDF.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Weld the root link to the world instead of letting it float.
+        /// Weld the root link to the world (without it, the base is as for `sim-trace`).
         #[arg(long)]
         fixed_base: bool,
     },
@@ -653,7 +655,7 @@ fn run(cli: Cli) -> ExitCode {
             &task, &state, &actions, seed, &device
         )),
         Command::SimTrace {
-            urdf,
+            robot,
             fixed_base,
             q0,
             qd0,
@@ -666,7 +668,7 @@ fn run(cli: Cli) -> ExitCode {
             backend: BackendArg { backend },
         } => {
             let args = physics::TraceArgs {
-                urdf: &urdf,
+                robot: &robot,
                 fixed_base,
                 q0: &q0,
                 qd0: qd0.as_deref(),

@@ -10,8 +10,8 @@ use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
 use rl_runner::LaunchCounter;
 use sim_physics::robots::{QUADRUPED_STANDING_HEIGHT, quadruped, quadruped_standing_joint_pos};
 use sim_physics::{
-    Articulation, BaseKind, JointKind, SimConfig, TraceRequest, UrdfOptions, load_urdf, to_urdf,
-    trace,
+    ActuatorKind, Articulation, BaseKind, JointKind, MjcfOptions, SimConfig, TraceRequest,
+    load_robot, to_urdf, trace,
 };
 
 /// A usage error naming the flag (exit status 2, like the other commands' usage errors).
@@ -93,7 +93,8 @@ fn read_torques(path: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
 
 /// Options of `sim-trace`.
 pub struct TraceArgs<'a> {
-    pub urdf: &'a Path,
+    /// A URDF or MJCF file, by its extension.
+    pub robot: &'a Path,
     pub fixed_base: bool,
     pub q0: &'a str,
     pub qd0: Option<&'a str>,
@@ -107,15 +108,7 @@ pub struct TraceArgs<'a> {
 
 /// Simulates one environment and prints one JSON line per step (the initial state first).
 pub fn sim_trace<B: Backend>(args: &TraceArgs, device: &B::Device) -> anyhow::Result<()> {
-    let options = UrdfOptions {
-        base: if args.fixed_base {
-            BaseKind::Fixed
-        } else {
-            BaseKind::Floating
-        },
-        ..UrdfOptions::default()
-    };
-    let model = load_urdf(args.urdf, &options)?;
+    let model = load_robot(args.robot, &robot_options(args.fixed_base))?.model;
     for warning in &model.warnings {
         tracing::warn!("{warning}");
     }
@@ -270,18 +263,21 @@ pub fn sim_bench<B: Backend>(
     Ok(())
 }
 
-/// `import-robot`: reads `file` as the simulator does, prints what it read (and every
-/// warning), and with `out` writes the normalised description as URDF.
+/// How `--fixed-base` reads a robot: welded, or else as the file says (a URDF floats; an
+/// MJCF floats with a free joint on its top-level body).
+fn robot_options(fixed_base: bool) -> MjcfOptions {
+    MjcfOptions {
+        base: fixed_base.then_some(BaseKind::Fixed),
+        ..MjcfOptions::default()
+    }
+}
+
+/// `import-robot`: reads `file` (URDF or MJCF, by its extension) as the simulator does,
+/// prints what it read (and every warning; an MJCF's keyframes and actuators too), and with
+/// `out` writes the normalised description as URDF.
 pub fn import_robot(file: &Path, out: Option<&Path>, fixed_base: bool) -> anyhow::Result<()> {
-    let options = UrdfOptions {
-        base: if fixed_base {
-            BaseKind::Fixed
-        } else {
-            BaseKind::Floating
-        },
-        ..UrdfOptions::default()
-    };
-    let model = load_urdf(file, &options)?;
+    let robot = load_robot(file, &robot_options(fixed_base))?;
+    let model = &robot.model;
     let mut stdout = std::io::stdout().lock();
     let total: f64 = model.links.iter().map(|l| l.mass).sum();
     writeln!(
@@ -327,12 +323,47 @@ pub fn import_robot(file: &Path, out: Option<&Path>, fixed_base: bool) -> anyhow
             joint.damping
         )?;
     }
+    if !robot.keyframes.is_empty() {
+        writeln!(stdout, "keyframes (joint positions in the order above):")?;
+    }
+    for key in &robot.keyframes {
+        let base = match (key.base_pos, key.base_quat) {
+            (Some(p), Some(q)) => format!(
+                "  base [{:.4}, {:.4}, {:.4}] quat [{:.4}, {:.4}, {:.4}, {:.4}]",
+                p[0], p[1], p[2], q[0], q[1], q[2], q[3]
+            ),
+            _ => String::new(),
+        };
+        let q: Vec<String> = key.joint_pos.iter().map(|v| format!("{v:.4}")).collect();
+        writeln!(stdout, "  {:<12} [{}]{base}", key.name, q.join(", "))?;
+    }
+    if !robot.actuators.is_empty() {
+        writeln!(stdout, "actuators:")?;
+    }
+    for a in &robot.actuators {
+        let kind = match a.kind {
+            ActuatorKind::Position { kp, kv } => format!("position kp {kp} kv {kv}"),
+            ActuatorKind::Motor => "motor".to_string(),
+            ActuatorKind::Velocity { kv } => format!("velocity kv {kv}"),
+        };
+        let range =
+            |r: Option<(f64, f64)>| r.map_or("-".to_string(), |(lo, hi)| format!("[{lo}, {hi}]"));
+        writeln!(
+            stdout,
+            "  {:<16} joint `{}`  {kind}  gear {}  ctrlrange {}  forcerange {}",
+            a.name,
+            a.joint,
+            a.gear,
+            range(a.ctrlrange),
+            range(a.forcerange)
+        )?;
+    }
     writeln!(stdout, "{} warnings:", model.warnings.len())?;
     for warning in &model.warnings {
         writeln!(stdout, "  {warning}")?;
     }
     if let Some(out) = out {
-        let text = to_urdf(&model)?;
+        let text = to_urdf(model)?;
         let note = format!(
             "<!-- Normalised by `cargo xtask import-robot` from {}: fixed links merged, meshes \
              reduced to primitives, approximations as listed by its warnings. -->\n",

@@ -43,6 +43,15 @@ pub enum Error {
         /// What is wrong, naming the element.
         what: String,
     },
+    /// An MJCF (MuJoCo XML) file could not be read or holds something the simulator cannot
+    /// take.
+    #[error("MJCF `{path}`: {what}")]
+    Mjcf {
+        /// The file (or `<string>` for text given directly).
+        path: String,
+        /// What is wrong, naming the element (and its line).
+        what: String,
+    },
     /// A simulation setting or a state given to the simulator is invalid.
     #[error("physics: {0}")]
     Physics(String),

@@ -1,10 +1,12 @@
 //! Articulated rigid-body physics, batched over environments as Burn tensor ops.
 //!
-//! The simulator knows robots, not tasks: it depends on Burn and the URDF parser only, and
-//! `sim-gpu` builds its legged environments on top of it.
+//! The simulator knows robots, not tasks: it depends on Burn and the URDF and XML parsers
+//! only, and `sim-gpu` builds its legged environments on top of it.
 //!
 //! - [`Model`]: a kinematic tree of links and revolute or prismatic joints on a fixed or
-//!   floating base, with collision shapes; [`load_urdf`] reads one from a URDF file.
+//!   floating base, with collision shapes; [`load_urdf`] reads one from a URDF file,
+//!   [`load_mjcf`] from an MJCF (MuJoCo XML) file with its keyframes and actuators
+//!   ([`Mjcf`]), and [`load_robot`] either by the file's extension.
 //! - [`Articulation`]: `N` copies of a model stepped together: reduced coordinates, the mass
 //!   matrix from link Jacobians and a batched LDL^T solve, joint damping, PD drives, limits
 //!   and soft ground contact treated implicitly, semi-implicit Euler integration.
@@ -23,6 +25,7 @@ pub mod cube;
 mod error;
 mod export;
 mod mesh;
+mod mjcf;
 mod model;
 pub mod robots;
 pub(crate) mod soa;
@@ -36,6 +39,9 @@ pub use batch::{Scattered, scatter_rows};
 pub use config::{ContactConfig, SimConfig};
 pub use error::{Error, Result};
 pub use export::to_urdf;
+pub use mjcf::{
+    Actuator, ActuatorKind, Keyframe, Mjcf, MjcfOptions, load_mjcf, load_robot, parse_mjcf,
+};
 pub use model::{
     BaseKind, Collision, ContactPoint, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape,
     Vec3,

@@ -115,10 +115,10 @@ pub fn parse_urdf(text: &str, source: &str, options: &UrdfOptions) -> Result<Mod
 }
 
 /// A mass lumped into a link: mass, centre of mass and inertia about it, in the link frame.
-struct MassPart {
-    mass: f64,
-    com: Vec3,
-    inertia: Mat3,
+pub(crate) struct MassPart {
+    pub(crate) mass: f64,
+    pub(crate) com: Vec3,
+    pub(crate) inertia: Mat3,
 }
 
 /// What a moving joint of the file becomes, before its parent is known.
@@ -472,10 +472,8 @@ fn pose(origin: &urdf_rs::Pose) -> Checked<Pose> {
     Ok(Pose::from_xyz_rpy(xyz, rpy))
 }
 
-/// A link's `<inertial>` placed by `at` into its body's frame, or `None` without mass. A
-/// singular inertia (positive semi-definite, not definite) is replaced as MuJoCo's
-/// `balanceinertia` does, by the mean of its principal moments about every axis, with a
-/// warning; a negative principal moment is an error.
+/// A link's `<inertial>` placed by `at` into its body's frame, or `None` without mass (see
+/// [`placed_mass`]).
 fn mass_part(
     inertial: &urdf_rs::Inertial,
     at: &Pose,
@@ -499,6 +497,28 @@ fn mass_part(
     if mass == 0.0 {
         return Ok(None);
     }
+    placed_mass(
+        mass,
+        inertia,
+        &at.compose(&origin),
+        &format!("link `{link}`"),
+        warnings,
+    )
+    .map(Some)
+}
+
+/// A mass of `inertia` about its centre in the frame `frame` (the inertial frame seen from
+/// the link frame), as a part of the link. A singular inertia (positive semi-definite, not
+/// definite) is replaced as MuJoCo's `balanceinertia` does, by the mean of its principal
+/// moments about every axis, with a warning that names `owner`; a negative principal moment
+/// is an error.
+pub(crate) fn placed_mass(
+    mass: f64,
+    inertia: Mat3,
+    frame: &Pose,
+    owner: &str,
+    warnings: &mut Vec<String>,
+) -> Checked<MassPart> {
     let inertia = if positive_definite(&inertia) {
         inertia
     } else {
@@ -514,19 +534,18 @@ fn mass_part(
         // ANYmal C's `hatch`): made isotropic with the same trace.
         let mean = moments.iter().sum::<f64>() / 3.0;
         warnings.push(format!(
-            "link `{link}`: inertia {inertia:?} is not positive definite (principal moments \
+            "{owner}: inertia {inertia:?} is not positive definite (principal moments \
              {moments:?}): replaced by {mean:.3e} about every axis, the mean of its principal \
              moments (MuJoCo's balanceinertia)"
         ));
         [[mean, 0.0, 0.0], [0.0, mean, 0.0], [0.0, 0.0, mean]]
     };
-    let frame = at.compose(&origin);
     let r = frame.rotation;
-    Ok(Some(MassPart {
+    Ok(MassPart {
         mass,
         com: frame.xyz,
         inertia: mat_mul(&mat_mul(&r, &inertia), &transpose(&r)),
-    }))
+    })
 }
 
 /// Whether a symmetric 3x3 matrix is positive definite (Sylvester's criterion).
@@ -536,7 +555,7 @@ fn positive_definite(inertia: &Mat3) -> bool {
 }
 
 /// Total mass, centre of mass and inertia about it of lumped parts (parallel-axis theorem).
-fn combine(parts: &[MassPart]) -> (f64, Vec3, Mat3) {
+pub(crate) fn combine(parts: &[MassPart]) -> (f64, Vec3, Mat3) {
     let mass: f64 = parts.iter().map(|p| p.mass).sum();
     if mass <= 0.0 {
         return (0.0, [0.0; 3], [[0.0; 3]; 3]);
@@ -645,7 +664,21 @@ fn shape_note(geometry: &urdf_rs::Geometry, shape: &Shape, centre: Vec3) -> Opti
         }
         _ => return None,
     };
-    let what = match shape {
+    Some(format!(
+        "collision mesh `{filename}` approximated by {} centred at [{:.4}, {:.4}, {:.4}] of \
+         the collision frame (contacts are points: a mesh is reduced to a primitive through \
+         its extremes)",
+        fitted_shape(shape),
+        centre[0],
+        centre[1],
+        centre[2]
+    ))
+}
+
+/// What a shape fitted to a mesh (or another body) is, in words: "its bounding box [..]", "a
+/// sphere of radius ..".
+pub(crate) fn fitted_shape(shape: &Shape) -> String {
+    match shape {
         Shape::Sphere { radius } => format!("a sphere of radius {radius:.4}"),
         Shape::Box { size } => format!(
             "its bounding box [{:.4}, {:.4}, {:.4}]",
@@ -654,13 +687,7 @@ fn shape_note(geometry: &urdf_rs::Geometry, shape: &Shape, centre: Vec3) -> Opti
         Shape::Capsule { radius, length } => {
             format!("a capsule of radius {radius:.4} and length {length:.4}")
         }
-    };
-    Some(format!(
-        "collision mesh `{filename}` approximated by {what} centred at [{:.4}, {:.4}, {:.4}] of \
-         the collision frame (contacts are points: a mesh is reduced to a primitive through \
-         its extremes)",
-        centre[0], centre[1], centre[2]
-    ))
+    }
 }
 
 #[cfg(test)]
