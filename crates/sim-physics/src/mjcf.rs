@@ -173,7 +173,9 @@ pub fn parse_mjcf(text: &str, source: &str, options: &MjcfOptions) -> Result<Mjc
         .unwrap_or_default();
     let root = read_tree(text, None, &dir, &mut Vec::new()).map_err(err)?;
     let mut reader = Reader::new(&root, dir, options).map_err(err)?;
-    let (base, links, joints) = reader.robot(&root).map_err(err)?;
+    let (base, mut links, joints) = reader.robot(&root).map_err(err)?;
+    let dropped = crate::model::drop_enclosed_collisions(&mut links);
+    reader.warnings.extend(dropped);
     let name = root.attr("model").map_or_else(
         || {
             Path::new(source)
@@ -1270,13 +1272,13 @@ impl<'a> Reader<'a> {
                 None,
             ),
             Solid::Cylinder(r, h) => {
-                let length = (2.0 * h - 2.0 * r).max(0.0);
+                let shape = crate::model::cylinder_shape(r, 2.0 * h);
                 let note = format!(
-                    "cylinder (radius {r}, half-length {h}) approximated by a capsule of the same \
-                     radius and overall length (straight part {length:.4}): the contact model has \
-                     no flat-ended shape"
+                    "cylinder (radius {r}, half-length {h}) approximated by {}: the contact model \
+                     has no flat-ended shape",
+                    crate::model::cylinder_words(&shape)
                 );
-                (Shape::Capsule { radius: r, length }, [0.0; 3], Some(note))
+                (shape, [0.0; 3], Some(note))
             }
             Solid::Ellipsoid(e) => {
                 let corners: Vec<Vec3> = (0..8)
@@ -2219,7 +2221,8 @@ mod tests {
             "",
             r#"<body name="b"><geom size="0.1"/><body name="arm">
               <joint name="knee" frictionloss="0.2" damping="1" stiffness="5"/>
-              <geom type="cylinder" size="0.02 0.1"/><geom type="ellipsoid" size="0.1 0.1 0.11"/>
+              <geom type="cylinder" size="0.02 0.1"/>
+              <geom type="ellipsoid" size="0.1 0.1 0.11" pos="0 0 0.3"/>
               </body></body>"#,
         )
         .replace(
@@ -2262,7 +2265,7 @@ mod tests {
             "",
             r#"<body name="b"><geom size="0.1" mass="1"/>
               <geom size="0.1" mass="2" contype="0" conaffinity="0" group="2"/>
-              <geom size="0.1" mass="4" contype="0"/></body>"#,
+              <geom size="0.1" mass="4" contype="0" pos="0.3 0 0"/></body>"#,
         );
         let m = parse(&text).model;
         // Both 0: visual only; contype 0 alone still touches the ground (conaffinity 1).
@@ -2596,8 +2599,20 @@ mod tests {
         // Contacts: 8 trunk shapes, 1 hip cylinder per leg (2 on FL), 3 thigh and 2 calf
         // capsules and a foot sphere per leg; every mesh is visual.
         let shapes: usize = m.links.iter().map(|l| l.collisions.len()).sum();
-        assert_eq!(shapes, 8 + 5 + 4 * 6);
-        // 12 frictionloss warnings and one per collision cylinder (2 trunk, 5 hip).
+        // FL's second hip shape, a sphere inside the first, is dropped (it never touches
+        // first).
+        let dropped: Vec<&String> = m
+            .warnings
+            .iter()
+            .filter(|w| w.contains("dropped"))
+            .collect();
+        assert!(
+            dropped.len() == 1 && dropped[0].contains("link `FL_hip`"),
+            "{dropped:?}"
+        );
+        assert_eq!(shapes, 8 + 5 + 4 * 6 - 1);
+        // 12 frictionloss warnings, one per collision cylinder (2 trunk, 5 hip) and the
+        // dropped sphere.
         let friction = m
             .warnings
             .iter()
@@ -2606,7 +2621,7 @@ mod tests {
         let cylinders = m.warnings.iter().filter(|w| w.contains("cylinder")).count();
         assert_eq!(
             (friction, cylinders, m.warnings.len()),
-            (12, 7, 19),
+            (12, 7, 20),
             "{:?}",
             m.warnings
         );

@@ -394,6 +394,34 @@ impl Collision {
     }
 }
 
+/// What stands for a cylinder of `radius` and overall `length` in the contact model, which
+/// has no flat-ended shape: a capsule of the same radius and overall length (the caps take
+/// `radius` off each end), or a sphere of its radius when it is shorter than its diameter.
+pub(crate) fn cylinder_shape(radius: f64, length: f64) -> Shape {
+    let straight = length - 2.0 * radius;
+    if straight > 0.0 {
+        Shape::Capsule {
+            radius,
+            length: straight,
+        }
+    } else {
+        Shape::Sphere { radius }
+    }
+}
+
+/// The words for [`cylinder_shape`]'s result in a warning.
+pub(crate) fn cylinder_words(shape: &Shape) -> String {
+    match shape {
+        Shape::Capsule { length, .. } => {
+            format!("a capsule of the same radius and overall length (straight part {length:.4})")
+        }
+        Shape::Sphere { .. } => {
+            "a sphere of the same radius (the cylinder is shorter than its diameter)".to_owned()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 /// Drops every collision shape that lies wholly inside another shape of the same link: such a
 /// shape never touches the ground before the one around it does, so its contact points only
 /// cost time (a published description's 1 mm IMU box inside the trunk, a fixed child's

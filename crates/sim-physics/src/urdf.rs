@@ -599,17 +599,7 @@ fn shape(
                     "collision cylinder radius {radius} and length {length} must be finite and >= 0"
                 ));
             }
-            // Same radius and overall length: the caps take `radius` off each end (a
-            // cylinder shorter than its diameter keeps its radius: a sphere).
-            let straight = length - 2.0 * radius;
-            if straight > 0.0 {
-                Shape::Capsule {
-                    radius: *radius,
-                    length: straight,
-                }
-            } else {
-                Shape::Sphere { radius: *radius }
-            }
+            crate::model::cylinder_shape(*radius, *length)
         }
         Geometry::Mesh { filename, scale } => {
             if options.ignore_mesh_collisions {
@@ -649,17 +639,7 @@ fn shape_note(geometry: &urdf_rs::Geometry, shape: &Shape, centre: Vec3) -> Opti
             return Some(format!(
                 "collision cylinder (radius {radius}, length {length}) approximated by {}: the \
                  contact model has no flat-ended shape",
-                match shape {
-                    Shape::Capsule { length: inner, .. } => format!(
-                        "a capsule of the same radius and overall length (straight part \
-                         {inner:.4})"
-                    ),
-                    Shape::Sphere { .. } => {
-                        "a sphere of the same radius (the cylinder is shorter than its diameter)"
-                            .to_owned()
-                    }
-                    other => format!("{other:?}"),
-                }
+                crate::model::cylinder_words(shape)
             ));
         }
         _ => return None,

@@ -71,8 +71,9 @@ impl Default for LeggedConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RobotConfig {
-    /// A URDF file to load instead of the built-in quadruped (relative to the working
-    /// directory). Its `default_joint_pos` must then be given.
+    /// A robot description to load instead of the built-in quadruped (relative to the
+    /// working directory): URDF, or MJCF when it ends in `.xml` or `.mjcf`. Its
+    /// `default_joint_pos` must then be given.
     pub urdf: Option<PathBuf>,
     /// Height of the base at reset (m).
     pub init_height: f64,

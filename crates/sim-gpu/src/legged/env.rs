@@ -31,7 +31,7 @@ use super::terms::{
 };
 use crate::common::{check_shape, column, row};
 use crate::{Error, Result};
-use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, UrdfOptions, robots};
+use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, robots};
 
 /// Name of the random streams in a snapshot.
 const RNG: &str = "rng";
@@ -193,13 +193,17 @@ impl<B: Backend> LeggedEnv<B> {
         let n = num_envs;
         let model = match &cfg.robot.urdf {
             None => robots::quadruped()?,
-            Some(path) => sim_physics::load_urdf(
-                path,
-                &UrdfOptions {
-                    base: BaseKind::Floating,
-                    ..UrdfOptions::default()
-                },
-            )?,
+            // URDF or MJCF by the extension; a legged robot's base floats.
+            Some(path) => {
+                sim_physics::load_robot(
+                    path,
+                    &sim_physics::MjcfOptions {
+                        base: Some(BaseKind::Floating),
+                        ..Default::default()
+                    },
+                )?
+                .model
+            }
         };
         for warning in &model.warnings {
             tracing::warn!("{warning}");
@@ -1133,6 +1137,38 @@ mod tests {
             ["a1_flat.toml", "anymal_c_flat.toml", "go1_flat.toml"],
             "the configs with a robot file"
         );
+    }
+
+    /// A robot as MuJoCo Menagerie ships it (MJCF, `unitree_a1/scene.xml` with its include)
+    /// is a legged task's robot too: at the file's `home` keyframe pose it stands 1 s.
+    #[test]
+    fn a_menagerie_mjcf_robot_stands_in_the_legged_task() {
+        let scene = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../sim-physics/tests/data/mjcf/unitree_a1/scene.xml");
+        let mut cfg = calm();
+        cfg.robot.urdf = Some(scene);
+        cfg.robot.init_height = 0.3;
+        cfg.robot.default_joint_pos = [
+            ("*_hip_joint", 0.0),
+            ("*_thigh_joint", 0.9),
+            ("*_calf_joint", -1.8),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        cfg.robot.termination_links = vec!["trunk".into()];
+        let mut e = env(cfg, 2);
+        assert_eq!(e.sim.model().links[0].name, "trunk");
+        for _ in 0..50 {
+            let out = e.step(zeros(&e)).expect("step");
+            assert!(!flags(out.terminated).contains(&true));
+        }
+        for h in vals(e.sim.root_pos().narrow(1, 2, 1)) {
+            assert!((0.15..0.3).contains(&h), "base height {h}");
+        }
+        for gz in vals(e.sim.projected_gravity_b().narrow(1, 2, 1)) {
+            assert!(gz < -0.99, "tilted: {gz}");
+        }
     }
 
     #[test]
