@@ -34,10 +34,10 @@
 //!   warning, as in `urdf.rs`.
 //! - Contact: every geom that can collide (not `contype="0" conaffinity="0"`): spheres,
 //!   capsules and boxes as they are (`fromto` read); a cylinder as the capsule of the same
-//!   radius and overall length, an ellipsoid as its bounding box (a sphere when nearly
+//!   radius and overall length (a sphere when shorter than its diameter), an ellipsoid as its bounding box (a sphere when nearly
 //!   round), a mesh (`<asset><mesh file scale>` through `meshdir`, STL or OBJ) as its
 //!   bounding box or a sphere, each with a warning; [`MjcfOptions::ignore_mesh_collisions`]
-//!   skips meshes.
+//!   skips meshes. A shape wholly inside another of its link is dropped with a warning.
 //! - `<actuator>`: `motor`, `position`, `velocity`, and `general` in one of those three
 //!   forms, on a joint, as [`Actuator`]s (with `ctrlrange`, `forcerange`, `gear`, and
 //!   `inheritrange` of a position actuator). A joint's effort limit is its
