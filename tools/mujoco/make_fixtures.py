@@ -4,6 +4,7 @@ Usage (from the repository root; CI does not run this, the JSON files are commit
 
     python3 -m venv /tmp/mj-venv && /tmp/mj-venv/bin/pip install mujoco numpy
     /tmp/mj-venv/bin/python tools/mujoco/make_fixtures.py
+    /tmp/mj-venv/bin/python tools/mujoco/make_fixtures.py mjcf     # the MJCF fixtures alone
     /tmp/mj-venv/bin/python tools/mujoco/make_fixtures.py compare FIXTURE.json TRACE.jsonl
 
 Generate mode (no arguments) loads the URDF models of crates/sim-physics/robots/ with MuJoCo's
@@ -23,6 +24,18 @@ for 1 s, 9 significant digits. A simulator with this update should match these t
 precision, which separates the dynamics from the integration error. The script checks
 that each MuJoCo step equals the same update written out in numpy (from M and qfrc_bias
 only), over every step and as a whole rollout, and that the eulerdamp flag is left on.
+
+MJCF fixtures (also written by ``mjcf`` mode alone): crates/sim-physics/tests/fixtures/
+mujoco_euler_mjcf_<case>.json from the MJCF files of crates/sim-physics/tests/data/mjcf/ that
+the simulator reads too (MJCF_CASES): chain.xml (fixed base, 1 s) and free.xml (a floating
+robot falling and spinning without contact, 0.5 s), with MuJoCo's Euler at 1e-3 s as the files'
+<option> sets it, and the same checks of the Euler update (the numpy step integrates the free
+joint's quaternion as MuJoCo does). The files are asserted to hold no joint limits, springs,
+friction loss, actuators, fluid forces or geoms that can collide. ``q``/``qd`` are the hinges
+and slides in MuJoCo's order (``joint_names``); a floating case also has ``base_pos``,
+``base_quat`` (w, x, y, z), ``base_lin_vel`` (of the base origin) and ``base_ang_vel``, all in
+the world frame: MuJoCo's free joint keeps its angular velocity in the body frame, converted
+here (and the initial ``base_ang_vel0``, world frame, converted to MuJoCo's qvel).
 
 What is switched off in MuJoCo so that the reference is plain rigid-body dynamics:
 
@@ -95,6 +108,31 @@ CASES = {
         "urdf": f"{ROBOTS}/three_link_arm.urdf",
         "q0": [0.3, 0.7, -0.4],
         "qd0": [1.0, -0.5, 2.0],
+    },
+}
+
+# MJCF files loaded by MuJoCo and by the simulator alike, integrated with MuJoCo's Euler at
+# EULER_DT (the files' own <option>): a fixed-base chain, and a floating robot in free fall.
+# q0 and qd0 are the hinges and slides in MuJoCo's order; a floating case also gives its
+# base's position, orientation (w, x, y, z, normalised here) and velocities, both in the
+# world frame (MuJoCo's free joint keeps its angular velocity in the body frame: converted).
+MJCF_DATA = "crates/sim-physics/tests/data/mjcf"
+MJCF_CASES = {
+    "mjcf_chain": {
+        "mjcf": f"{MJCF_DATA}/chain.xml",
+        "q0": [0.5, -0.3, 0.08, 0.4],
+        "qd0": [1.0, -1.5, 0.2, 3.0],
+        "duration": 1.0,
+    },
+    "mjcf_free": {
+        "mjcf": f"{MJCF_DATA}/free.xml",
+        "base_pos0": [0.0, 0.0, 2.0],
+        "base_quat0": [0.9, 0.1, -0.3, 0.2],
+        "base_lin_vel0": [0.5, -0.2, 1.5],
+        "base_ang_vel0": [1.5, -2.0, 3.0],
+        "q0": [0.6, -0.4, 0.05],
+        "qd0": [2.0, -1.0, 0.3],
+        "duration": 0.5,
     },
 }
 
@@ -385,13 +423,57 @@ def own_euler_step(m, d, q, v, h: float, implicit_damping: bool = True):
     lhs = mass + h * np.diag(damping) if implicit_damping else mass
     a = np.linalg.solve(lhs, force)
     v1 = np.asarray(v, dtype=float) + h * a
-    return np.asarray(q, dtype=float) + h * v1, v1
+    return own_integrate_pos(m, q, v1, h), v1
+
+
+def quat_mul(a, b) -> np.ndarray:
+    """Hamilton product of quaternions (w, x, y, z)."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return np.array([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ])
+
+
+def own_integrate_pos(m, q, v, h: float) -> np.ndarray:
+    """q' = q + h v for hinges and slides; a free joint's position moves by h times its
+    linear velocity (world frame) and its quaternion turns by the exponential of h times its
+    angular velocity, which MuJoCo keeps in the body frame: quat' = quat * exp(h w_body / 2),
+    normalised (mju_quatIntegrate). A model without free joints gets q + h v exactly."""
+    import mujoco
+
+    q1 = np.asarray(q, dtype=float).copy()
+    free = [k for k in range(m.njnt) if m.jnt_type[k] == mujoco.mjtJoint.mjJNT_FREE]
+    if not free:
+        return q1 + h * np.asarray(v, dtype=float)
+    for k in range(m.njnt):
+        qa, va = m.jnt_qposadr[k], m.jnt_dofadr[k]
+        if m.jnt_type[k] == mujoco.mjtJoint.mjJNT_FREE:
+            q1[qa : qa + 3] += h * v[va : va + 3]
+            w = np.asarray(v[va + 3 : va + 6], dtype=float)
+            angle = np.linalg.norm(w) * h
+            turn = np.array([1.0, 0, 0, 0]) if angle == 0 else np.concatenate(
+                [[math.cos(angle / 2)], math.sin(angle / 2) * w / np.linalg.norm(w)]
+            )
+            quat = quat_mul(q1[qa + 3 : qa + 7], turn)
+            q1[qa + 3 : qa + 7] = quat / np.linalg.norm(quat)
+        else:
+            assert int(m.jnt_type[k]) in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+            q1[qa] += h * v[va]
+    return q1
 
 
 def euler_self_check(m, spec: dict, q: np.ndarray, qd: np.ndarray) -> dict:
-    """Compare MuJoCo's Euler trajectory (q, qd at every step) with own_euler_step."""
+    """Compare MuJoCo's Euler trajectory (qpos, qvel at every step, MuJoCo's full vectors;
+    the initial state is spec's "qpos0" and "qvel0" when given, else "q0" and "qd0") with
+    own_euler_step."""
     import mujoco
 
+    qpos0 = spec.get("qpos0", spec["q0"])
+    qvel0 = spec.get("qvel0", spec["qd0"])
     h = m.opt.timestep
     d = mujoco.MjData(m)
     # 1. every step of the trajectory, one step at a time from MuJoCo's own state
@@ -401,7 +483,7 @@ def euler_self_check(m, spec: dict, q: np.ndarray, qd: np.ndarray) -> dict:
         step_q = max(step_q, np.abs(q1 - q[k + 1]).max())
         step_qd = max(step_qd, np.abs(v1 - qd[k + 1]).max())
     # 2. a whole rollout by own_euler_step alone, from q0, qd0
-    qq, vv = np.array(spec["q0"], dtype=float), np.array(spec["qd0"], dtype=float)
+    qq, vv = np.array(qpos0, dtype=float), np.array(qvel0, dtype=float)
     roll_q = roll_qd = 0.0
     for k in range(len(q) - 1):
         qq, vv = own_euler_step(m, d, qq, vv, h)
@@ -414,14 +496,14 @@ def euler_self_check(m, spec: dict, q: np.ndarray, qd: np.ndarray) -> dict:
         if disable_eulerdamp:
             m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_EULERDAMP
         dd = mujoco.MjData(m)
-        dd.qpos[:] = spec["q0"]
-        dd.qvel[:] = spec["qd0"]
+        dd.qpos[:] = qpos0
+        dd.qvel[:] = qvel0
         mujoco.mj_step(m, dd)
         m.opt.disableflags = saved
         return dd.qpos.copy(), dd.qvel.copy()
 
     (qa, va), (qb, vb) = mj_one_step(False), mj_one_step(True)
-    qe, ve = own_euler_step(m, d, spec["q0"], spec["qd0"], h, implicit_damping=False)
+    qe, ve = own_euler_step(m, d, qpos0, qvel0, h, implicit_damping=False)
     check_euler_settings(m, "after the eulerdamp probe")
     return {
         "one_step": (step_q, step_qd),
@@ -439,7 +521,7 @@ def write_fixture(path: Path, data: dict) -> None:
     """One key per line, one record per line: small, diffable, plain JSON."""
     lines = []
     for k, v in data.items():
-        if k in ("q", "qd"):
+        if k in ("q", "qd", "base_pos", "base_quat", "base_lin_vel", "base_ang_vel"):
             body = ",\n    ".join(json.dumps(row, separators=(",", ":")) for row in v)
             lines.append(f'  "{k}": [\n    {body}\n  ]')
         else:
@@ -492,6 +574,150 @@ def generate() -> None:
         print(f"{case}: wrote {path.relative_to(REPO)} ({len(t)} records, {path.stat().st_size} bytes)")
 
         generate_euler(case, spec, urdf, names, t, q)
+
+
+def load_mjcf_model(rel: str):
+    """An MJCF file as MuJoCo compiles it, checked to hold plain rigid-body dynamics only:
+    MuJoCo's Euler at EULER_DT from the file's <option>, gravity GRAVITY, no joint limits,
+    springs, friction loss, actuators, tendons, equalities or fluid forces, no geom that can
+    collide (so no contact, with no floor either), nothing on the free joint."""
+    import mujoco
+
+    m = mujoco.MjModel.from_xml_path(str(REPO / rel))
+    m.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_ENERGY
+    check_euler_settings(m, rel)
+    assert m.opt.timestep == EULER_DT, f"{rel}: timestep {m.opt.timestep}"
+    assert np.all(m.opt.gravity == GRAVITY), f"{rel}: gravity {m.opt.gravity}"
+    assert m.opt.density == 0 and m.opt.viscosity == 0 and not np.any(m.opt.wind), f"{rel}: fluid forces"
+    assert m.nu == 0 and m.neq == 0 and m.ntendon == 0, f"{rel}: actuators, equalities or tendons"
+    assert not np.any(m.jnt_limited), f"{rel}: limited joints"
+    assert not np.any(m.jnt_stiffness) and not np.any(m.dof_frictionloss), f"{rel}: springs or friction loss"
+    assert not np.any(m.geom_contype) and not np.any(m.geom_conaffinity), f"{rel}: a geom can collide"
+    for k in range(m.njnt):
+        if m.jnt_type[k] == mujoco.mjtJoint.mjJNT_FREE:
+            assert k == 0, f"{rel}: a free joint below the top"
+            dofs = slice(m.jnt_dofadr[k], m.jnt_dofadr[k] + 6)
+            assert not np.any(m.dof_damping[dofs]) and not np.any(m.dof_armature[dofs]), f"{rel}: free joint"
+        else:
+            assert int(m.jnt_type[k]) in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+    return m
+
+
+def quat_rotation(quat) -> np.ndarray:
+    """The rotation matrix of a quaternion (w, x, y, z), in numpy."""
+    w, x, y, z = np.asarray(quat, dtype=float) / np.linalg.norm(quat)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def generate_mjcf() -> None:
+    """MuJoCo's Euler trajectories of the MJCF_CASES, loaded from the very files that the
+    simulator reads; the same checks of the Euler update as generate_euler."""
+    import mujoco
+
+    print(f"MuJoCo {mujoco.__version__} (library {mujoco.mj_versionString()})")
+    for case, spec in MJCF_CASES.items():
+        m = load_mjcf_model(spec["mjcf"])
+        floating = m.njnt > 0 and m.jnt_type[0] == mujoco.mjtJoint.mjJNT_FREE
+        first = 1 if floating else 0
+        names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, i) for i in range(first, m.njnt)]
+        nb = 7 if floating else 0  # free joint qpos; 6 dofs
+        assert m.nq == nb + len(names) and m.nv == (6 if floating else 0) + len(names), f"{case}: nq, nv"
+        print(
+            f"{case}: {m.nbody - 1} bodies, joints {names}, qpos0 (ref) {np.round(m.qpos0[nb:], 6).tolist()}, "
+            f"damping {m.dof_damping.tolist()}, armature {m.dof_armature.tolist()}, "
+            f"masses {np.round(m.body_mass[1:], 6).tolist()}"
+        )
+        run = dict(spec)
+        if floating:
+            quat0 = np.array(spec["base_quat0"], dtype=float)
+            quat0 /= np.linalg.norm(quat0)
+            run["base_quat0"] = quat0.tolist()
+            w_body0 = quat_rotation(quat0).T @ np.array(spec["base_ang_vel0"], dtype=float)
+            run["qpos0"] = list(spec["base_pos0"]) + quat0.tolist() + list(spec["q0"])
+            run["qvel0"] = list(spec["base_lin_vel0"]) + w_body0.tolist() + list(spec["qd0"])
+        else:
+            run["qpos0"], run["qvel0"] = list(spec["q0"]), list(spec["qd0"])
+        duration = spec["duration"]
+        t, q, qd, e = simulate(m, run["qpos0"], run["qvel0"], EULER_DT, EULER_DT, duration)
+        _, q2, qd2, _ = simulate(m, run["qpos0"], run["qvel0"], EULER_DT_CHECK, EULER_DT, duration)
+        m.opt.timestep = EULER_DT
+        dq, dqd = np.abs(q - q2).max(), np.abs(qd - qd2).max()
+        d = mujoco.MjData(m)
+        for qpos, qvel in zip(q, qd):  # no contact anywhere along the way
+            d.qpos[:], d.qvel[:] = qpos, qvel
+            mujoco.mj_forward(m, d)
+            assert d.ncon == 0 and d.nefc == 0, f"{case}: constraints at qpos {qpos}"
+
+        chk = euler_self_check(m, run, q, qd)
+        print(
+            f"{case} [Euler {EULER_DT:g}]: own numpy step vs mj_step, max over {len(t) - 1} steps: "
+            f"|dq| {chk['one_step'][0]:.2e}, |dqd| {chk['one_step'][1]:.2e}; own rollout over {duration:g} s: "
+            f"|dq| {chk['rollout'][0]:.2e}, |dqd| {chk['rollout'][1]:.2e}; mjDSBL_EULERDAMP would change the "
+            f"first step by {chk['eulerdamp_effect']:.2e}; vs half step |dq| {dq:.2e} |dqd| {dqd:.2e}"
+        )
+        assert max(chk["one_step"]) < 1e-12, f"{case}: MuJoCo's Euler is not the semi-implicit update"
+        assert chk["explicit_vs_own"] < 1e-12, f"{case}: MuJoCo's explicit-damping Euler is not what we think"
+        assert chk["eulerdamp_effect"] > 0, f"{case}: the implicit damping is not visible"
+
+        damping = np.array(m.dof_damping)
+        dissipated = np.concatenate([[0.0], np.cumsum(EULER_DT * (damping * qd[1:] ** 2).sum(axis=1))])
+        print(
+            f"{case} [Euler]: E(0) {e[0]:.6f} J, E({duration:g} s) {e[-1]:.6f} J, dissipated {dissipated[-1]:.6f} J, "
+            f"max |E(t) + dissipated(t) - E(0)| {np.abs(e + dissipated - e[0]).max():.3e} J; joints over the run "
+            f"from {np.round(q[:, nb:].min(axis=0), 3).tolist()} to {np.round(q[:, nb:].max(axis=0), 3).tolist()}"
+        )
+
+        g = lambda x: round_sig(x, EULER_SIG_DIGITS)  # noqa: E731
+        rows = lambda a: [[g(x) for x in r] for r in a]  # noqa: E731
+        data = {
+            "mjcf": spec["mjcf"],
+            "base": "floating" if floating else "fixed",
+            "mujoco_version": mujoco.__version__,
+            "integrator": "Euler",
+            "dt_integrate": EULER_DT,
+            "dt_record": EULER_DT,
+            "gravity": list(GRAVITY),
+            "joint_names": names,
+            "q0": spec["q0"],
+            "qd0": spec["qd0"],
+        }
+        if floating:
+            nj = 6
+            rot = np.array([quat_rotation(r[3:7]) for r in q])
+            data.update({
+                "base_pos0": spec["base_pos0"],
+                "base_quat0": run["base_quat0"],
+                "base_lin_vel0": spec["base_lin_vel0"],
+                "base_ang_vel0": spec["base_ang_vel0"],
+            })
+        else:
+            nj = 0
+        data.update({
+            "convergence_vs_half_step": {"q": round_sig(dq, 3), "qd": round_sig(dqd, 3)},
+            "t": [round(x, 9) for x in t],
+            "energy": [g(x) for x in e],
+            "q": rows(q[:, nb:]),
+            "qd": rows(qd[:, nj:]),
+        })
+        if floating:
+            data.update({
+                "base_pos": rows(q[:, :3]),
+                "base_quat": rows(q[:, 3:7]),
+                "base_lin_vel": rows(qd[:, :3]),
+                # MuJoCo's body-frame angular velocity, turned into the world frame
+                "base_ang_vel": rows(np.einsum("kij,kj->ki", rot, qd[:, 3:6])),
+            })
+            print(
+                f"{case} [Euler]: base from {np.round(q[0, :3], 3).tolist()} to {np.round(q[-1, :3], 3).tolist()}, "
+                f"turned by {2 * math.degrees(math.acos(min(1.0, abs(float(q[0, 3:7] @ q[-1, 3:7]))))):.1f} deg"
+            )
+        path = FIXTURES / f"mujoco_euler_{case}.json"
+        write_fixture(path, data)
+        print(f"{case} [Euler]: wrote {path.relative_to(REPO)} ({len(t)} records, {path.stat().st_size} bytes)")
 
 
 def fixture_data(spec, names, integrator, dt_integrate, dt_record, dq, dqd, t, e, q, qd, digits) -> dict:
@@ -659,10 +885,14 @@ def compare(argv: list[str]) -> int:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "compare":
         return compare(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "mjcf":
+        generate_mjcf()
+        return 0
     if len(sys.argv) > 1:
         print(__doc__)
         return 2
     generate()
+    generate_mjcf()
     return 0
 
 

@@ -1,12 +1,16 @@
 //! Validation of the articulated-body simulator: MuJoCo reference trajectories, energy and
 //! momentum conservation, resting contact, joint limits, and agreement between backends.
 
+use std::path::Path;
+
 use burn::backend::{Flex, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::Deserialize;
 
 use super::robots::{QUADRUPED_STANDING_HEIGHT, free_box, quadruped, quadruped_standing_joint_pos};
-use super::{Articulation, BaseKind, Model, SimConfig, UrdfOptions, parse_urdf};
+use super::{
+    Articulation, BaseKind, MjcfOptions, Model, SimConfig, UrdfOptions, load_mjcf, parse_urdf,
+};
 
 type B = Flex;
 
@@ -24,16 +28,39 @@ fn rows<Bk: Backend>(values: &[f64], n: usize) -> Tensor<Bk, 2> {
     )
 }
 
-/// A MuJoCo trajectory written by `tools/mujoco/make_fixtures.py`.
+/// A MuJoCo trajectory written by `tools/mujoco/make_fixtures.py`: of a URDF file (fixed
+/// base), or of an MJCF file, with a fixed base or a floating one (then the `base_*` fields
+/// hold the base's initial state and trajectory, world frame, orientation `(w, x, y, z)`).
+/// `q` and `qd` are the hinges and slides, in the order of `joint_names`.
 #[derive(Deserialize)]
 struct Fixture {
-    urdf: String,
+    urdf: Option<String>,
+    mjcf: Option<String>,
+    joint_names: Vec<String>,
     q0: Vec<f64>,
     qd0: Vec<f64>,
     t: Vec<f64>,
     q: Vec<Vec<f64>>,
     qd: Vec<Vec<f64>>,
     energy: Vec<f64>,
+    base_pos0: Option<[f64; 3]>,
+    base_quat0: Option<[f64; 4]>,
+    base_lin_vel0: Option<[f64; 3]>,
+    base_ang_vel0: Option<[f64; 3]>,
+    #[serde(default)]
+    base_pos: Vec<[f64; 3]>,
+    #[serde(default)]
+    base_quat: Vec<[f64; 4]>,
+    #[serde(default)]
+    base_lin_vel: Vec<[f64; 3]>,
+    #[serde(default)]
+    base_ang_vel: Vec<[f64; 3]>,
+}
+
+impl Fixture {
+    fn floating(&self) -> bool {
+        self.base_pos0.is_some()
+    }
 }
 
 fn fixture(name: &str) -> Fixture {
@@ -45,10 +72,13 @@ fn fixture(name: &str) -> Fixture {
     serde_json::from_str(&text).expect("fixture JSON")
 }
 
+/// A path that a fixture gives relative to the workspace root.
+fn workspace_path(path: &str) -> String {
+    format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn fixed_model(urdf_path: &str) -> Model {
-    // The fixture names the file relative to the workspace root.
-    let path = format!("{}/../../{urdf_path}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("URDF file");
+    let text = std::fs::read_to_string(workspace_path(urdf_path)).expect("URDF file");
     let options = UrdfOptions {
         base: BaseKind::Fixed,
         ..UrdfOptions::default()
@@ -56,19 +86,109 @@ fn fixed_model(urdf_path: &str) -> Model {
     parse_urdf(&text, urdf_path, &options).expect("valid URDF")
 }
 
-/// Largest |q - q_mujoco| and |qd - qd_mujoco| up to `until` seconds, simulating at `dt`.
-fn mujoco_error(name: &str, dt: f64, until: f64) -> (f64, f64, f64) {
+/// The model a fixture was made from: its URDF file with a fixed base, or its MJCF file with
+/// the fixture's base, read without warnings (nothing approximated) and without contact.
+fn fixture_model(f: &Fixture) -> Model {
+    match (&f.urdf, &f.mjcf) {
+        (Some(urdf), None) => fixed_model(urdf),
+        (None, Some(mjcf)) => {
+            let options = MjcfOptions {
+                base: Some(if f.floating() {
+                    BaseKind::Floating
+                } else {
+                    BaseKind::Fixed
+                }),
+                ..MjcfOptions::default()
+            };
+            let model = load_mjcf(Path::new(&workspace_path(mjcf)), &options)
+                .expect("valid MJCF")
+                .model;
+            assert!(model.warnings.is_empty(), "{mjcf}: {:?}", model.warnings);
+            assert!(model.contact_points().is_empty(), "{mjcf}: collides");
+            model
+        }
+        _ => panic!("a fixture names one model file, `urdf` or `mjcf`"),
+    }
+}
+
+/// Largest differences from a MuJoCo trajectory: joints (rad or m, and per second), energy
+/// (J), and for a floating base its position (m), orientation (the angle between the two,
+/// rad), and linear and angular velocity (world frame).
+#[derive(Debug, Default, Clone, Copy)]
+struct Errors {
+    q: f64,
+    qd: f64,
+    energy: f64,
+    base_pos: f64,
+    base_angle: f64,
+    base_lin_vel: f64,
+    base_ang_vel: f64,
+}
+
+fn max_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The angle (rad) of the rotation between two unit quaternions `(w, x, y, z)`.
+fn angle_between(a: &[f32], b: &[f64; 4]) -> f64 {
+    let a: Vec<f64> = a.iter().map(|x| f64::from(*x)).collect();
+    // conj(a) * b
+    let w = a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
+    let x = a[0] * b[1] - a[1] * b[0] - a[2] * b[3] + a[3] * b[2];
+    let y = a[0] * b[2] + a[1] * b[3] - a[2] * b[0] - a[3] * b[1];
+    let z = a[0] * b[3] - a[1] * b[2] + a[2] * b[1] - a[3] * b[0];
+    2.0 * (x * x + y * y + z * z).sqrt().atan2(w.abs())
+}
+
+/// Largest differences from the MuJoCo trajectory `name` up to `until` seconds, simulating
+/// at `dt`. Joints are matched by name (MuJoCo orders them depth first, the model breadth
+/// first).
+fn mujoco_error(name: &str, dt: f64, until: f64) -> Errors {
     let f = fixture(name);
-    let model = fixed_model(&f.urdf);
+    let model = fixture_model(&f);
+    let order: Vec<usize> = model
+        .joints
+        .iter()
+        .map(|j| {
+            f.joint_names
+                .iter()
+                .position(|n| *n == j.name)
+                .unwrap_or_else(|| panic!("{name}: joint `{}` not in the fixture", j.name))
+        })
+        .collect();
+    assert_eq!(order.len(), f.joint_names.len(), "{name}: joint count");
+    let in_model_order = |v: &[f64]| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    // MuJoCo's kinetic energy is 1/2 v^T M v with the armature in M: the rotors' energy,
+    // which `Articulation::energy` (the links' alone) leaves out.
+    let armature: Vec<f64> = model.joints.iter().map(|j| j.armature).collect();
     let config = SimConfig {
         dt,
         ..SimConfig::default()
     };
     let mut sim = Articulation::<B>::new(model, config, 1, &Default::default()).expect("sim");
-    sim.set_joint_state(&[0], rows(&f.q0, 1), rows(&f.qd0, 1))
-        .expect("state");
+    sim.set_joint_state(
+        &[0],
+        rows(&in_model_order(&f.q0), 1),
+        rows(&in_model_order(&f.qd0), 1),
+    )
+    .expect("state");
+    if f.floating() {
+        let base = |v: Option<&[f64]>| rows::<B>(v.expect("initial base state"), 1);
+        sim.set_root_state(
+            &[0],
+            base(f.base_pos0.as_ref().map(|v| &v[..])),
+            base(f.base_quat0.as_ref().map(|v| &v[..])),
+            base(f.base_lin_vel0.as_ref().map(|v| &v[..])),
+            base(f.base_ang_vel0.as_ref().map(|v| &v[..])),
+        )
+        .expect("root state");
+    }
     let record_every = ((f.t[1] - f.t[0]) / dt).round() as usize;
-    let (mut eq, mut eqd, mut ee) = (0.0f64, 0.0f64, 0.0f64);
+    let mut err = Errors::default();
     for (i, t) in f.t.iter().enumerate().skip(1) {
         if *t > until + 1e-9 {
             break;
@@ -76,17 +196,35 @@ fn mujoco_error(name: &str, dt: f64, until: f64) -> (f64, f64, f64) {
         for _ in 0..record_every {
             sim.step();
         }
-        let q = host(sim.joint_pos());
         let qd = host(sim.joint_vel());
-        for j in 0..q.len() {
-            eq = eq.max((f64::from(q[j]) - f.q[i][j]).abs());
-            eqd = eqd.max((f64::from(qd[j]) - f.qd[i][j]).abs());
-        }
+        err.q = err
+            .q
+            .max(max_diff(&host(sim.joint_pos()), &in_model_order(&f.q[i])));
+        err.qd = err.qd.max(max_diff(&qd, &in_model_order(&f.qd[i])));
         let (k, p) = sim.energy();
-        let e = f64::from(host(k + p)[0]);
-        ee = ee.max((e - f.energy[i]).abs());
+        let rotors: f64 = armature
+            .iter()
+            .zip(&qd)
+            .map(|(a, v)| 0.5 * a * f64::from(*v).powi(2))
+            .sum();
+        let e = f64::from(host(k + p)[0]) + rotors;
+        err.energy = err.energy.max((e - f.energy[i]).abs());
+        if f.floating() {
+            err.base_pos = err
+                .base_pos
+                .max(max_diff(&host(sim.root_pos()), &f.base_pos[i]));
+            err.base_angle = err
+                .base_angle
+                .max(angle_between(&host(sim.root_quat()), &f.base_quat[i]));
+            err.base_lin_vel = err
+                .base_lin_vel
+                .max(max_diff(&host(sim.root_lin_vel_w()), &f.base_lin_vel[i]));
+            err.base_ang_vel = err
+                .base_ang_vel
+                .max(max_diff(&host(sim.root_ang_vel_w()), &f.base_ang_vel[i]));
+        }
     }
-    (eq, eqd, ee)
+    err
 }
 
 /// MuJoCo's default integrator is the same semi-implicit Euler (with joint damping
@@ -94,12 +232,21 @@ fn mujoco_error(name: &str, dt: f64, until: f64) -> (f64, f64, f64) {
 /// the dynamics (mass matrix, bias forces, damping) from the integration error.
 #[test]
 fn the_same_scheme_as_mujoco_euler_gives_the_same_trajectory() {
+    // `mjcf_chain` is read from MJCF by both (tests/data/mjcf/chain.xml): the frames and
+    // masses the MJCF reader builds (orientations in degrees, joints away from their body's
+    // origin, `ref`, a merged body, default classes, armature) move as MuJoCo's.
     for (case, tol_q, tol_qd) in [
         ("double_pendulum", 1e-4, 1e-3),
         ("three_link_arm", 1e-4, 1e-3),
         ("double_pendulum_chaotic", 1e-3, 1e-2),
+        ("mjcf_chain", 1e-4, 1e-3),
     ] {
-        let (eq, eqd, ee) = mujoco_error(&format!("euler_{case}"), 1e-3, 1.0);
+        let Errors {
+            q: eq,
+            qd: eqd,
+            energy: ee,
+            ..
+        } = mujoco_error(&format!("euler_{case}"), 1e-3, 1.0);
         println!(
             "{case} vs MuJoCo Euler, dt 1 ms, 1 s: max |dq| {eq:.2e} rad, |dqd| {eqd:.2e} rad/s, |dE| {ee:.2e} J"
         );
@@ -107,7 +254,29 @@ fn the_same_scheme_as_mujoco_euler_gives_the_same_trajectory() {
             eq < tol_q && eqd < tol_qd,
             "{case}: q error {eq}, qd error {eqd}"
         );
+        assert!(ee < 1e-3, "{case}: energy error {ee} J");
     }
+}
+
+/// A floating robot read from MJCF (tests/data/mjcf/free.xml: a torso, a two-hinge arm and a
+/// slide, damping and armature) falling and spinning freely for 0.5 s, against MuJoCo's Euler
+/// at the same step from the same file: the free joint's conventions (base origin, world-frame
+/// velocities, the orientation's update) and the joint order are MuJoCo's.
+#[test]
+fn a_floating_mjcf_robot_falls_and_spins_as_in_mujoco() {
+    let e = mujoco_error("euler_mjcf_free", 1e-3, 0.5);
+    println!(
+        "mjcf_free vs MuJoCo Euler, dt 1 ms, 0.5 s: joints max |dq| {:.2e}, |dqd| {:.2e}; base position \
+         {:.2e} m, orientation {:.2e} rad, velocity {:.2e} m/s, angular velocity {:.2e} rad/s; |dE| {:.2e} J",
+        e.q, e.qd, e.base_pos, e.base_angle, e.base_lin_vel, e.base_ang_vel, e.energy
+    );
+    assert!(e.q < 1e-4 && e.qd < 1e-3, "joints: {e:?}");
+    assert!(e.base_pos < 1e-4 && e.base_angle < 1e-4, "base pose: {e:?}");
+    assert!(
+        e.base_lin_vel < 1e-3 && e.base_ang_vel < 1e-3,
+        "base velocity: {e:?}"
+    );
+    assert!(e.energy < 1e-3, "energy: {e:?}");
 }
 
 /// Against MuJoCo's RK4 at a fine step (the exact trajectory to 1e-11), the error falls in
@@ -115,17 +284,17 @@ fn the_same_scheme_as_mujoco_euler_gives_the_same_trajectory() {
 #[test]
 fn trajectories_converge_to_mujoco_rk4() {
     for case in ["double_pendulum", "three_link_arm"] {
-        let coarse = mujoco_error(case, 1e-3, 1.0);
-        let fine = mujoco_error(case, 2.5e-4, 1.0);
+        let coarse = mujoco_error(case, 1e-3, 1.0).q;
+        let fine = mujoco_error(case, 2.5e-4, 1.0).q;
         println!(
             "{case} vs MuJoCo RK4 over 1 s: max |dq| {:.2e} at dt 1 ms, {:.2e} at dt 0.25 ms",
-            coarse.0, fine.0
+            coarse, fine
         );
         assert!(
-            fine.0 < coarse.0 / 3.0,
-            "{case}: no first-order convergence: {coarse:?} -> {fine:?}"
+            fine < coarse / 3.0,
+            "{case}: no first-order convergence: {coarse} -> {fine}"
         );
-        assert!(fine.0 < 5e-2, "{case}: q error {} at dt 0.25 ms", fine.0);
+        assert!(fine < 5e-2, "{case}: q error {fine} at dt 0.25 ms");
     }
 }
 
