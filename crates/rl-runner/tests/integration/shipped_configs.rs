@@ -83,7 +83,21 @@ fn every_shipped_config_loads_and_names_a_registered_task() {
 fn every_shipped_config_trains() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for path in shipped_configs() {
-        let rows = train_tiny(&path, tmp.path(), &[]);
+        // A robot file is named relative to the workspace root, where `cargo xtask` runs;
+        // the tests run in the crate's folder.
+        let cfg = TrainConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let robot = cfg
+            .env
+            .settings
+            .get("robot")
+            .and_then(|r| r.get("urdf"))
+            .and_then(|u| u.as_str())
+            .map(|u| {
+                let abs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(u);
+                format!("env.robot.urdf={:?}", abs.display().to_string())
+            });
+        let extra: Vec<&str> = robot.iter().map(String::as_str).collect();
+        let rows = train_tiny(&path, tmp.path(), &extra);
         for row in &rows {
             assert!(
                 row["Loss/value"].as_f64().is_some_and(f64::is_finite),
