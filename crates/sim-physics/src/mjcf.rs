@@ -63,7 +63,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    BaseKind, Collision, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape, Vec3, mat_mul,
+    BaseKind, Collision, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape, Vec3,
+    axis_angle, mat_mul,
 };
 use super::urdf::{MassPart, combine, fitted_shape, placed_mass};
 use crate::{Error, Result};
@@ -1661,18 +1662,6 @@ fn cross(a: Vec3, b: Vec3) -> Vec3 {
 fn unit(v: Vec3) -> Option<Vec3> {
     let n = dot(v, v).sqrt();
     (n > 1e-12).then(|| v.map(|x| x / n))
-}
-
-/// The rotation by `angle` about the unit `axis` (Rodrigues' formula).
-fn axis_angle(axis: Vec3, angle: f64) -> Mat3 {
-    let (s, c) = angle.sin_cos();
-    let [x, y, z] = axis;
-    let t = 1.0 - c;
-    [
-        [c + x * x * t, x * y * t - z * s, x * z * t + y * s],
-        [y * x * t + z * s, c + y * y * t, y * z * t - x * s],
-        [z * x * t - y * s, z * y * t + x * s, c + z * z * t],
-    ]
 }
 
 /// The smallest rotation that takes the z axis to the unit vector `v` (MuJoCo's

@@ -563,6 +563,18 @@ pub(crate) fn mat_vec(m: &Mat3, v: Vec3) -> Vec3 {
 }
 
 /// `a b`.
+/// The rotation by `angle` about the unit `axis` (Rodrigues' formula).
+pub(crate) fn axis_angle(axis: Vec3, angle: f64) -> Mat3 {
+    let (s, c) = angle.sin_cos();
+    let [x, y, z] = axis;
+    let t = 1.0 - c;
+    [
+        [c + x * x * t, x * y * t - z * s, x * z * t + y * s],
+        [y * x * t + z * s, c + y * y * t, y * z * t - x * s],
+        [z * x * t - y * s, z * y * t + x * s, c + z * z * t],
+    ]
+}
+
 pub(crate) fn mat_mul(a: &Mat3, b: &Mat3) -> Mat3 {
     let mut out = [[0.0; 3]; 3];
     for (r, row) in out.iter_mut().enumerate() {

@@ -85,19 +85,9 @@ pub fn free_box() -> Result<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BaseKind, JointKind, Mat3, Pose, Shape, Vec3};
+    use crate::{BaseKind, JointKind, Pose, Shape, Vec3};
 
-    /// Rotation by `angle` about the unit `axis` (Rodrigues).
-    fn rotation(axis: Vec3, angle: f64) -> Mat3 {
-        let (s, c) = angle.sin_cos();
-        let [x, y, z] = axis;
-        let t = 1.0 - c;
-        [
-            [c + x * x * t, x * y * t - z * s, x * z * t + y * s],
-            [y * x * t + z * s, c + y * y * t, y * z * t - x * s],
-            [z * x * t - y * s, z * y * t + x * s, c + z * z * t],
-        ]
-    }
+    use crate::model::axis_angle as rotation;
 
     /// World pose of every link for a level base at `base` and revolute joint angles `q`.
     fn forward_kinematics(model: &Model, base: Vec3, q: &[f64]) -> Vec<Pose> {
