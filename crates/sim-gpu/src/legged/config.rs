@@ -78,8 +78,11 @@ pub struct RobotConfig {
     /// Height of the base at reset (m).
     pub init_height: f64,
     /// Default joint positions by joint name pattern (rad); the built-in quadruped's
-    /// standing pose when empty.
+    /// standing pose when empty. With `keyframe`, they override the keyframe's.
     pub default_joint_pos: BTreeMap<String, f64>,
+    /// The name of a `<key>` of an MJCF robot whose joint positions are the default pose
+    /// (Menagerie's robots have a standing `home`).
+    pub keyframe: Option<String>,
     /// The feet (air time, foot contact forces).
     pub feet: Vec<String>,
     /// Links whose contact the `collision` reward penalises.
@@ -96,6 +99,7 @@ impl Default for RobotConfig {
             urdf: None,
             init_height: sim_physics::robots::QUADRUPED_STANDING_HEIGHT + 0.02,
             default_joint_pos: BTreeMap::new(),
+            keyframe: None,
             // The feet are lumped into the calves.
             feet: vec!["*_calf".into()],
             penalised: vec!["*_thigh".into()],

@@ -191,18 +191,18 @@ impl<B: Backend> LeggedEnv<B> {
             return Err(Error::NoEnvs { task: task.into() });
         }
         let n = num_envs;
-        let model = match &cfg.robot.urdf {
-            None => robots::quadruped()?,
+        let (model, keyframes) = match &cfg.robot.urdf {
+            None => (robots::quadruped()?, Vec::new()),
             // URDF or MJCF by the extension; a legged robot's base floats.
             Some(path) => {
-                sim_physics::load_robot(
+                let robot = sim_physics::load_robot(
                     path,
                     &sim_physics::MjcfOptions {
                         base: Some(BaseKind::Floating),
                         ..Default::default()
                     },
-                )?
-                .model
+                )?;
+                (robot.model, robot.keyframes)
             }
         };
         for warning in &model.warnings {
@@ -216,7 +216,7 @@ impl<B: Backend> LeggedEnv<B> {
             ));
         }
         let nj = model.num_joints();
-        let default_pos = default_joint_pos(&model, &cfg, task)?;
+        let default_pos = default_joint_pos(&model, &keyframes, &cfg, task)?;
         let feet = links_matching(&model, &cfg.robot.feet, task, "robot.feet")?;
         let penalised = links_matching(&model, &cfg.robot.penalised, task, "robot.penalised")?;
         let termination_links = links_matching(
@@ -826,21 +826,37 @@ impl<B: Backend> LeggedEnv<B> {
     }
 }
 
-/// The default joint positions of `model`: the config's patterns, or the built-in
-/// quadruped's standing pose.
-fn default_joint_pos(model: &Model, cfg: &LeggedConfig, task: &str) -> Result<Vec<f64>> {
+/// The default joint positions of `model`: the config's patterns over the named keyframe's
+/// positions (an MJCF robot's), or the built-in quadruped's standing pose.
+fn default_joint_pos(
+    model: &Model,
+    keyframes: &[sim_physics::Keyframe],
+    cfg: &LeggedConfig,
+    task: &str,
+) -> Result<Vec<f64>> {
     let patterns = &cfg.robot.default_joint_pos;
-    if patterns.is_empty() {
+    let mut q = vec![None; model.num_joints()];
+    if let Some(name) = &cfg.robot.keyframe {
+        let key = keyframes.iter().find(|k| &k.name == name).ok_or_else(|| {
+            let names: Vec<&str> = keyframes.iter().map(|k| k.name.as_str()).collect();
+            config_error(
+                task,
+                "robot.keyframe",
+                format!("the robot file has no keyframe `{name}` (it has {names:?})"),
+            )
+        })?;
+        q = key.joint_pos.iter().map(|&v| Some(v)).collect();
+    } else if patterns.is_empty() {
         if cfg.robot.urdf.is_some() {
             return Err(config_error(
                 task,
                 "robot.default_joint_pos",
-                "a robot loaded from a URDF needs its default joint positions",
+                "a robot loaded from a file needs its default joint positions (or, for MJCF, \
+                 robot.keyframe)",
             ));
         }
         return Ok(robots::quadruped_standing_joint_pos(model)?);
     }
-    let mut q = vec![None; model.num_joints()];
     for (pattern, &value) in patterns {
         let field = format!("robot.default_joint_pos.\"{pattern}\"");
         if !value.is_finite() {
@@ -1143,19 +1159,16 @@ mod tests {
     /// is a legged task's robot too: at the file's `home` keyframe pose it stands 1 s.
     #[test]
     fn a_menagerie_mjcf_robot_stands_in_the_legged_task() {
-        let scene = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../sim-physics/tests/data/mjcf/unitree_a1/scene.xml");
+        let scene_path = || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../sim-physics/tests/data/mjcf/unitree_a1/scene.xml")
+        };
         let mut cfg = calm();
-        cfg.robot.urdf = Some(scene);
+        cfg.robot.urdf = Some(scene_path());
         cfg.robot.init_height = 0.3;
-        cfg.robot.default_joint_pos = [
-            ("*_hip_joint", 0.0),
-            ("*_thigh_joint", 0.9),
-            ("*_calf_joint", -1.8),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        cfg.robot.keyframe = Some("home".into());
+        // A pattern overrides the keyframe's value.
+        cfg.robot.default_joint_pos = [("FR_hip_joint".to_owned(), 0.05)].into();
         cfg.robot.termination_links = vec!["trunk".into()];
         let mut e = env(cfg, 2);
         assert_eq!(e.sim.model().links[0].name, "trunk");
@@ -1169,6 +1182,30 @@ mod tests {
         for gz in vals(e.sim.projected_gravity_b().narrow(1, 2, 1)) {
             assert!(gz < -0.99, "tilted: {gz}");
         }
+        // The keyframe's pose (hips 0, thighs 0.9, calves -1.8), FR's hip from the pattern.
+        let default = vals(e.actions.default_joint_pos());
+        assert!((default[0] - 0.05).abs() < 1e-6, "{default:?}");
+        assert_eq!(&default[1..4], [0.0; 3]);
+        assert!(
+            default[4..8].iter().all(|&q| (q - 0.9).abs() < 1e-6),
+            "{default:?}"
+        );
+        assert!(
+            default[8..].iter().all(|&q| (q + 1.8).abs() < 1e-6),
+            "{default:?}"
+        );
+        // A keyframe the file does not have is an error naming the field and the keys.
+        let mut bad = calm();
+        bad.robot.urdf = Some(scene_path());
+        bad.robot.keyframe = Some("crouch".into());
+        let err = LeggedEnv::<B>::new("quadruped_flat", bad, 1, 3, &dev())
+            .err()
+            .expect("no such keyframe")
+            .to_string();
+        assert!(
+            err.contains("robot.keyframe") && err.contains("crouch") && err.contains("home"),
+            "{err}"
+        );
     }
 
     #[test]
