@@ -73,6 +73,12 @@ impl Task {
     }
 }
 
+/// Whether `task` is a registered legged task (configured by a [`LeggedConfig`]).
+#[cfg(test)]
+pub(crate) fn is_legged(task: &str) -> bool {
+    Task::named(task).is_ok_and(Task::is_legged)
+}
+
 /// Names of the classic-control tasks, as accepted by [`make_classic`].
 pub fn classic_tasks() -> Vec<&'static str> {
     REGISTRY

@@ -1107,7 +1107,7 @@ mod tests {
             let mut settings = table["env"].as_table().expect("[env]").clone();
             let task = settings.remove("task").expect("env.task");
             settings.remove("num_envs");
-            let Some(task) = task.as_str().filter(|t| t.starts_with("quadruped")) else {
+            let Some(task) = task.as_str().filter(|t| crate::registry::is_legged(t)) else {
                 continue;
             };
             let mut cfg = crate::legged_config(task, &settings).expect("a valid config");
