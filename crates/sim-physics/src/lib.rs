@@ -6,7 +6,7 @@
 //! - [`Model`]: a kinematic tree of links and revolute or prismatic joints on a fixed or
 //!   floating base, with collision shapes; [`load_urdf`] reads one from a URDF file,
 //!   [`load_mjcf`] from an MJCF (MuJoCo XML) file with its keyframes and actuators
-//!   ([`Mjcf`]), and [`load_robot`] either by the file's extension.
+//!   ([`Robot`]), and [`load_robot`] either by the file's extension.
 //! - [`Articulation`]: `N` copies of a model stepped together: reduced coordinates, the mass
 //!   matrix from link Jacobians and a batched LDL^T solve, joint damping, PD drives, limits
 //!   and soft ground contact treated implicitly, semi-implicit Euler integration.
@@ -40,7 +40,7 @@ pub use config::{ContactConfig, SimConfig};
 pub use error::{Error, Result};
 pub use export::to_urdf;
 pub use mjcf::{
-    Actuator, ActuatorKind, Keyframe, Mjcf, MjcfOptions, load_mjcf, load_robot, parse_mjcf,
+    Actuator, ActuatorKind, Keyframe, MjcfOptions, Robot, load_mjcf, load_robot, parse_mjcf,
 };
 pub use model::{
     BaseKind, Collision, ContactPoint, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape,

@@ -1,5 +1,5 @@
 //! Reads a robot from an MJCF file (MuJoCo's XML format), on the `roxmltree` crate: a
-//! [`Model`], plus what a model has no place for, the keyframes and actuators ([`Mjcf`]).
+//! [`Model`], plus what a model has no place for, the keyframes and actuators ([`Robot`]).
 //!
 //! What is read, and how (as MuJoCo's compiler reads it):
 //!
@@ -45,7 +45,7 @@
 //!   `ctrlrange` times `gear`, else none.
 //! - `<keyframe><key>`: `qpos` (7 numbers for the free joint, then one per hinge or slide, in
 //!   the file's order) becomes a [`Keyframe`] in the model's joint order, and `ctrl` follows
-//!   [`Mjcf::actuators`]; a key without `qpos` is MuJoCo's `qpos0`.
+//!   [`Robot::actuators`]; a key without `qpos` is MuJoCo's `qpos0`.
 //! - Loaded with a warning in [`Model::warnings`] that names the element and its line:
 //!   joint `frictionloss` and `stiffness` (not modelled), damping, armature or friction on
 //!   a free joint, an asymmetric force range (the larger magnitude is used), several
@@ -79,9 +79,10 @@ pub struct MjcfOptions {
     pub ignore_mesh_collisions: bool,
 }
 
-/// A robot read from MJCF: the model, and the keyframes and actuators of the file.
+/// A robot read from a description file: the model, and the keyframes and actuators of the
+/// file (MJCF has them; [`load_robot`] gives none for a URDF).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mjcf {
+pub struct Robot {
     /// The robot; its warnings list what was approximated.
     pub model: Model,
     /// The `<keyframe>` keys, in file order.
@@ -102,7 +103,7 @@ pub struct Keyframe {
     pub base_pos: Option<Vec3>,
     /// Orientation of the root link, a quaternion `(w, x, y, z)`, for a floating base.
     pub base_quat: Option<[f64; 4]>,
-    /// Controls, one per entry of [`Mjcf::actuators`] (zero when the key gives none).
+    /// Controls, one per entry of [`Robot::actuators`] (zero when the key gives none).
     pub ctrl: Vec<f64>,
 }
 
@@ -149,7 +150,7 @@ pub enum ActuatorKind {
 /// valid MJCF, or holds something the simulator cannot take (see the module documentation),
 /// naming the element and its line; [`Error::Mjcf`] too when the resulting model fails
 /// [`Model::new`]'s checks.
-pub fn load_mjcf(path: &Path, options: &MjcfOptions) -> Result<Mjcf> {
+pub fn load_mjcf(path: &Path, options: &MjcfOptions) -> Result<Robot> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::Mjcf {
         path: source.clone(),
@@ -163,7 +164,7 @@ pub fn load_mjcf(path: &Path, options: &MjcfOptions) -> Result<Mjcf> {
 ///
 /// # Errors
 /// As [`load_mjcf`].
-pub fn parse_mjcf(text: &str, source: &str, options: &MjcfOptions) -> Result<Mjcf> {
+pub fn parse_mjcf(text: &str, source: &str, options: &MjcfOptions) -> Result<Robot> {
     let err = |what: String| Error::Mjcf {
         path: source.to_owned(),
         what,
@@ -194,7 +195,7 @@ pub fn parse_mjcf(text: &str, source: &str, options: &MjcfOptions) -> Result<Mjc
         .into_iter()
         .map(|w| format!("MJCF `{source}`: {w}"))
         .collect();
-    Ok(Mjcf {
+    Ok(Robot {
         model,
         keyframes,
         actuators: reader.actuators,
@@ -207,7 +208,7 @@ pub fn parse_mjcf(text: &str, source: &str, options: &MjcfOptions) -> Result<Mjc
 ///
 /// # Errors
 /// Those of the reader, and [`Error::Mjcf`] for another extension.
-pub fn load_robot(path: &Path, options: &MjcfOptions) -> Result<Mjcf> {
+pub fn load_robot(path: &Path, options: &MjcfOptions) -> Result<Robot> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -220,7 +221,7 @@ pub fn load_robot(path: &Path, options: &MjcfOptions) -> Result<Mjcf> {
                 ignore_mesh_collisions: options.ignore_mesh_collisions,
                 ..crate::UrdfOptions::default()
             };
-            Ok(Mjcf {
+            Ok(Robot {
                 model: crate::load_urdf(path, &urdf)?,
                 keyframes: Vec::new(),
                 actuators: Vec::new(),
@@ -1749,7 +1750,7 @@ mod tests {
     use super::*;
     use crate::model::{mat_vec, transpose};
 
-    fn parse(text: &str) -> Mjcf {
+    fn parse(text: &str) -> Robot {
         parse_mjcf(text, "test.xml", &MjcfOptions::default()).expect("valid MJCF")
     }
 
@@ -2415,7 +2416,7 @@ mod tests {
     /// keyframe: masses, centres of mass and inertias of every body (after merging the
     /// bodies without joints), joint anchors, axes, ranges, damping and armature, actuators,
     /// the keyframe itself and the total mass.
-    fn compare_with_mujoco(case: &str, file: &str) -> Mjcf {
+    fn compare_with_mujoco(case: &str, file: &str) -> Robot {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
         let fixture: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("fixtures/mujoco_mjcf.json")).expect("fixture"),
