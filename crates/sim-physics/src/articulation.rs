@@ -32,6 +32,7 @@ use super::config::SimConfig;
 use super::model::{BaseKind, JointKind, Model, principal_axes};
 use super::soa::{M3, Sym6, V3, normalize, quat_exp, quat_mul, quat_rotate_inverse, row};
 use crate::batch::{check_shape, scatter_rows};
+use crate::heightfield::{DeviceHeightField, HeightField};
 use crate::{Error, Result};
 
 /// A joint limit that stands for "none", finite so that the arithmetic stays finite.
@@ -152,6 +153,9 @@ struct Contacts<B: Backend> {
     f0: V3<B>,
     a_tangent: T<B>,
     a_normal: T<B>,
+    /// The surface normals at the points, where the ground is a height field (`None`: the
+    /// plane's z).
+    normal: Option<V3<B>>,
 }
 
 /// `N` copies of a robot on one device, stepped together.
@@ -185,6 +189,8 @@ pub struct Articulation<B: Backend> {
     link_mass: T<B>,
     /// Friction coefficient of every environment's contacts `[N, 1]`.
     friction: T<B>,
+    /// The ground as a height field, in place of the plane at `contact.ground_height`.
+    terrain: Option<DeviceHeightField<B>>,
     /// The step as one kernel on CubeCL backends: the packed model `[C]` and tree `[T]`
     /// (uploaded once), and what the kernel is compiled for.
     #[cfg(feature = "cube")]
@@ -495,6 +501,7 @@ impl<B: Backend> Articulation<B> {
             applied_torque: zeros(nj),
             link_mass,
             friction: zeros(1).add_scalar(config.contact.friction),
+            terrain: None,
             model,
             config,
         })
@@ -518,6 +525,18 @@ impl<B: Backend> Articulation<B> {
     /// The device the state lives on.
     pub fn device(&self) -> &B::Device {
         &self.device
+    }
+
+    /// Makes `field` the ground of every environment, in place of the plane at
+    /// `contact.ground_height` (`None`: the plane again). Every contact point then presses
+    /// along the field's normal under it, with the same stiffness, damping and friction.
+    pub fn set_terrain(&mut self, field: Option<&HeightField>) {
+        self.terrain = field.map(|f| DeviceHeightField::new(f, &self.device));
+    }
+
+    /// The ground as a height field, if one was set.
+    pub fn terrain(&self) -> Option<&DeviceHeightField<B>> {
+        self.terrain.as_ref()
     }
 
     fn floating(&self) -> bool {
@@ -837,11 +856,20 @@ impl<B: Backend> Articulation<B> {
             let index = &c.contact_link;
             let (aw, av) = (acc_w.select(index), acc_v.select(index));
             let point_acc = av.add(&ct.arm.rcross(&aw)); // a_ref + alpha x rho
-            let f = V3::new(
-                ct.f0.x.clone() - point_acc.x * ct.a_tangent.clone(),
-                ct.f0.y.clone() - point_acc.y * ct.a_tangent.clone(),
-                ct.f0.z.clone() - point_acc.z * ct.a_normal.clone(),
-            );
+            let f = match &ct.normal {
+                None => V3::new(
+                    ct.f0.x.clone() - point_acc.x * ct.a_tangent.clone(),
+                    ct.f0.y.clone() - point_acc.y * ct.a_tangent.clone(),
+                    ct.f0.z.clone() - point_acc.z * ct.a_normal.clone(),
+                ),
+                // A = a_t I + (a_n - a_t) n n^T.
+                Some(nrm) => {
+                    let along = nrm.dot(&point_acc) * (ct.a_normal.clone() - ct.a_tangent.clone());
+                    ct.f0
+                        .sub(&point_acc.mul(&ct.a_tangent))
+                        .sub(&nrm.mul(&along))
+                }
+            };
             let to_link = |t: T<B>| t.matmul(c.contact_to_link.clone()); // [N, L]
             self.contact_force = Tensor::stack(vec![to_link(f.x), to_link(f.y), to_link(f.z)], 2);
             let touching = ct.a_normal.greater_elem(0.0).float(); // [N, K]
@@ -876,6 +904,9 @@ impl<B: Backend> Articulation<B> {
     /// Ground contact at the current state: per contact point a spring-damper along the
     /// normal (z) and regularised Coulomb friction, both evaluated at the end of the step.
     fn contacts(&self, kin: &Kinematics<B>, p_ref: &V3<B>, h: f64) -> Contacts<B> {
+        if let Some(field) = &self.terrain {
+            return self.terrain_contacts(field, kin, p_ref, h);
+        }
         let c = &self.consts;
         let cc = &self.config.contact;
         let index = &c.contact_link;
@@ -933,6 +964,95 @@ impl<B: Backend> Articulation<B> {
             f0,
             a_tangent: at,
             a_normal: an,
+            normal: None,
+        }
+    }
+
+    /// Contact with a height field: as [`Self::contacts`] with the plane replaced by the
+    /// field's tangent plane under each contact sphere's centre. With `n` the field's unit
+    /// normal there and `h` its height, the sphere's distance from that plane is
+    /// `n_z (c_z - h)`, the contact point is `c - r n`, the spring-damper acts along `n` on the
+    /// normal speed, and friction acts on the velocity's part in the plane. The implicit part
+    /// is `A = a_t I + (a_n - a_t) n n^T`: as a spatial inertia about `p_ref`, `a_t` times a
+    /// unit point mass at the arm `rho` plus `(a_n - a_t) w w^T` with `w = (rho x n, n)`.
+    fn terrain_contacts(
+        &self,
+        field: &DeviceHeightField<B>,
+        kin: &Kinematics<B>,
+        p_ref: &V3<B>,
+        h: f64,
+    ) -> Contacts<B> {
+        let c = &self.consts;
+        let cc = &self.config.contact;
+        let index = &c.contact_link;
+        let (rot, pos) = (kin.rot.select(index), kin.pos.select(index)); // [N, K]
+        let (omega, vel) = (kin.omega.select(index), kin.vel.select(index));
+        let centre = pos.add(&rot.mul_v(&c.contact_local));
+        let (ground, hx, hy) = field.height_and_slope(centre.x.clone(), centre.y.clone());
+        let inv = (hx.clone().square() + hy.clone().square())
+            .add_scalar(1.0)
+            .sqrt()
+            .recip();
+        let nrm = V3::new(hx.neg() * inv.clone(), hy.neg() * inv.clone(), inv.clone());
+        let radius = c.contact_radius.clone();
+        // Contact point on the sphere, and how deep the sphere is in the tangent plane.
+        let x = centre.sub(&nrm.mul(&radius));
+        let depth = radius - (centre.z.clone() - ground) * inv;
+        let v = vel.add(&x.sub(&pos).rcross(&omega));
+        let vn = nrm.dot(&v);
+        let (k, d) = (cc.stiffness, cc.damping);
+        let push = depth.clone().mul_scalar(k) - vn.clone().mul_scalar(d + h * k);
+        let active = depth.greater_elem(0.0).float() * push.clone().greater_elem(0.0).float();
+        let push = push * active.clone();
+        let vt = v.sub(&nrm.mul(&vn));
+        let slip = vt.dot(&vt).sqrt().clamp_min(cc.slip_velocity);
+        let b = push.clone() * self.friction.clone() / slip;
+        let f0 = nrm.mul(&push).sub(&vt.mul(&b));
+        let (at, an) = (b.mul_scalar(h), active.mul_scalar(h * (d + h * k)));
+        let rho = x.sub(p_ref);
+        let w = rho.cross(&nrm);
+        let extra = an.clone() - at.clone();
+        let (rx, ry, rz) = (rho.x.clone(), rho.y.clone(), rho.z.clone());
+        let zero = rx.zeros_like();
+        // Spatial rows: 0..3 angular (w), 3..6 linear (nrm).
+        let six = |i: usize| -> T<B> {
+            match i {
+                0 => w.x.clone(),
+                1 => w.y.clone(),
+                2 => w.z.clone(),
+                3 => nrm.x.clone(),
+                4 => nrm.y.clone(),
+                _ => nrm.z.clone(),
+            }
+        };
+        let inertia = Sym6::from_fn(|i, j| {
+            let point = match (i, j) {
+                (0, 0) => (ry.clone().square() + rz.clone().square()) * at.clone(),
+                (1, 1) => (rx.clone().square() + rz.clone().square()) * at.clone(),
+                (2, 2) => (rx.clone().square() + ry.clone().square()) * at.clone(),
+                (1, 0) => (rx.clone() * ry.clone() * at.clone()).neg(),
+                (2, 0) => (rx.clone() * rz.clone() * at.clone()).neg(),
+                (2, 1) => (ry.clone() * rz.clone() * at.clone()).neg(),
+                (3, 1) => rz.clone() * at.clone(),
+                (3, 2) => ry.clone().neg() * at.clone(),
+                (4, 0) => rz.clone().neg() * at.clone(),
+                (4, 2) => rx.clone() * at.clone(),
+                (5, 0) => ry.clone() * at.clone(),
+                (5, 1) => rx.clone().neg() * at.clone(),
+                (3, 3) | (4, 4) | (5, 5) => at.clone(),
+                _ => zero.clone(),
+            };
+            point + six(i) * six(j) * extra.clone()
+        });
+        Contacts {
+            torque: rho.cross(&f0),
+            force: f0.clone(),
+            inertia,
+            arm: rho,
+            f0,
+            a_tangent: at,
+            a_normal: an,
+            normal: Some(nrm),
         }
     }
 
@@ -999,6 +1119,9 @@ impl<B: Backend> Articulation<B> {
         let Some((packed, tree, dims)) = self.kernel.clone() else {
             return false;
         };
+        if self.terrain.is_some() {
+            return false;
+        }
         let float = |t: Tensor<B, 1>| t.into_primitive().tensor();
         let float2 = |t: &T<B>| t.clone().into_primitive().tensor();
         let inputs = vec![

@@ -9,7 +9,11 @@
 //! and kernel), the height scan and the renderer all use this rule, so what a robot feels is
 //! what it sees.
 
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+
 use crate::{Error, Result};
+
+type T<B> = Tensor<B, 2>;
 
 /// Ground heights on a regular grid over the xy-plane, z up.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +168,112 @@ impl HeightField {
     }
 }
 
+/// A [`HeightField`] on a device, read at many points at once by the same rule (four
+/// gathers and the bilinear blend). The contact step and the tasks' height scan use it.
+#[derive(Debug, Clone)]
+pub struct DeviceHeightField<B: Backend> {
+    heights: Tensor<B, 1>,
+    rows: usize,
+    cols: usize,
+    spacing: f64,
+    origin: [f64; 2],
+}
+
+/// Where points fall on one axis: the cell's lower index (as a float), the fraction inside
+/// it, and 1 where the point lies on the grid (else 0).
+struct Axis<B: Backend> {
+    index: T<B>,
+    frac: T<B>,
+    inside: T<B>,
+}
+
+impl<B: Backend> DeviceHeightField<B> {
+    /// Uploads `field` to `device`.
+    pub fn new(field: &HeightField, device: &B::Device) -> Self {
+        let n = field.heights.len();
+        Self {
+            heights: Tensor::from_data(TensorData::new(field.heights.clone(), [n]), device),
+            rows: field.rows,
+            cols: field.cols,
+            spacing: field.spacing,
+            origin: field.origin,
+        }
+    }
+
+    /// The heights, row-major `[rows * cols]`.
+    pub fn heights(&self) -> Tensor<B, 1> {
+        self.heights.clone()
+    }
+
+    /// `(rows, cols, spacing, origin)`.
+    pub fn layout(&self) -> (usize, usize, f64, [f64; 2]) {
+        (self.rows, self.cols, self.spacing, self.origin)
+    }
+
+    fn axis(&self, p: T<B>, origin: f64, n: usize) -> Axis<B> {
+        let last = (n - 1) as f64;
+        let g = p.sub_scalar(origin).div_scalar(self.spacing);
+        let inside = g
+            .clone()
+            .greater_equal_elem(0.0)
+            .bool_and(g.clone().lower_equal_elem(last))
+            .float();
+        let g = g.clamp(0.0, last);
+        let index = g.clone().floor().clamp_max((n - 2) as f64);
+        let frac = g - index.clone();
+        Axis {
+            index,
+            frac,
+            inside,
+        }
+    }
+
+    /// The four corner heights of every point's cell: `[h00, h10, h01, h11]`.
+    fn corners(&self, ax: &Axis<B>, ay: &Axis<B>) -> [T<B>; 4] {
+        let dims = ax.index.dims();
+        let flat = ax.index.clone().mul_scalar(self.cols as f64) + ay.index.clone();
+        let flat = flat.reshape([dims[0] * dims[1]]);
+        let gather = |offset: usize| {
+            let idx = flat.clone().add_scalar(offset as f64).int();
+            self.heights.clone().select(0, idx).reshape(dims)
+        };
+        [
+            gather(0),
+            gather(self.cols),
+            gather(1),
+            gather(self.cols + 1),
+        ]
+    }
+
+    /// Height at world `(x, y)`, both `[N, K]`.
+    pub fn height(&self, x: T<B>, y: T<B>) -> T<B> {
+        let ax = self.axis(x, self.origin[0], self.rows);
+        let ay = self.axis(y, self.origin[1], self.cols);
+        let [h00, h10, h01, h11] = self.corners(&ax, &ay);
+        let (u, v) = (ax.frac, ay.frac);
+        let low = h00.clone() + (h10 - h00) * u.clone();
+        let high = h01.clone() + (h11 - h01) * u;
+        low.clone() + (high - low) * v
+    }
+
+    /// Height and slope `(h, dh/dx, dh/dy)` at world `(x, y)`, all `[N, K]`.
+    pub fn height_and_slope(&self, x: T<B>, y: T<B>) -> (T<B>, T<B>, T<B>) {
+        let ax = self.axis(x, self.origin[0], self.rows);
+        let ay = self.axis(y, self.origin[1], self.cols);
+        let [h00, h10, h01, h11] = self.corners(&ax, &ay);
+        let (u, v) = (ax.frac, ay.frac);
+        let (dx0, dx1) = (h10 - h00.clone(), h11 - h01.clone());
+        let low = h00 + dx0.clone() * u.clone();
+        let high = h01 + dx1.clone() * u;
+        // h = low + (high - low) v: dh/dy = (high - low) / s, dh/dx = ((1-v) dx0 + v dx1) / s.
+        let rise = high - low.clone();
+        let h = low + rise.clone() * v.clone();
+        let hx = (dx0.clone() + (dx1 - dx0) * v).div_scalar(self.spacing);
+        let hy = rise.div_scalar(self.spacing);
+        (h, hx * ax.inside, hy * ay.inside)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +337,45 @@ mod tests {
         assert!(err(HeightField::new(vec![0.0; 4], 2, 2, 0.0, [0.0; 2])).contains("spacing"));
         let nan = vec![0.0, f32::NAN, 0.0, 0.0];
         assert!(err(HeightField::new(nan, 2, 2, 0.1, [0.0; 2])).contains("sample 1"));
+    }
+
+    #[test]
+    fn the_device_field_reads_what_the_host_field_reads() {
+        type B = burn::backend::Flex;
+        let device = Default::default();
+        // A bumpy 5 x 4 field, read inside, on edges and outside.
+        let heights = (0..20)
+            .map(|k| ((k * 7 % 5) as f32) * 0.03 - 0.05)
+            .collect();
+        let hf = HeightField::new(heights, 5, 4, 0.2, [-0.3, 0.1]).expect("valid");
+        let points = [
+            (-0.3, 0.1),
+            (-0.21, 0.33),
+            (0.0, 0.5),
+            (0.45, 0.62),
+            (0.5, 0.7),
+            (-1.0, 0.3),
+            (0.2, 5.0),
+            (3.0, -2.0),
+        ];
+        let col = |f: fn(&(f64, f64)) -> f64| {
+            let v: Vec<f32> = points.iter().map(|p| f(p) as f32).collect();
+            Tensor::<B, 2>::from_data(TensorData::new(v, [2, 4]), &device)
+        };
+        let dev = DeviceHeightField::<B>::new(&hf, &device);
+        let (h, hx, hy) = dev.height_and_slope(col(|p| p.0), col(|p| p.1));
+        let only_h = dev.height(col(|p| p.0), col(|p| p.1));
+        let read = |t: T<B>| t.into_data().to_vec::<f32>().expect("f32");
+        let (h, hx, hy, only_h) = (read(h), read(hx), read(hy), read(only_h));
+        for (k, &(x, y)) in points.iter().enumerate() {
+            let [sx, sy] = hf.slope_at(x, y);
+            assert!(
+                (f64::from(h[k]) - hf.height_at(x, y)).abs() < 1e-6,
+                "h at ({x}, {y})"
+            );
+            assert!((f64::from(only_h[k]) - hf.height_at(x, y)).abs() < 1e-6);
+            assert!((f64::from(hx[k]) - sx).abs() < 1e-5, "dh/dx at ({x}, {y})");
+            assert!((f64::from(hy[k]) - sy).abs() < 1e-5, "dh/dy at ({x}, {y})");
+        }
     }
 }

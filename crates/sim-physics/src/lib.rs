@@ -40,7 +40,7 @@ pub use batch::{Scattered, scatter_rows};
 pub use config::{ContactConfig, SimConfig};
 pub use error::{Error, Result};
 pub use export::to_urdf;
-pub use heightfield::HeightField;
+pub use heightfield::{DeviceHeightField, HeightField};
 pub use mjcf::{
     Actuator, ActuatorKind, Keyframe, MjcfOptions, Robot, load_mjcf, load_robot, parse_mjcf,
 };

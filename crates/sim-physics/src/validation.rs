@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::robots::{QUADRUPED_STANDING_HEIGHT, free_box, quadruped, quadruped_standing_joint_pos};
 use super::{
-    Articulation, BaseKind, MjcfOptions, Model, SimConfig, UrdfOptions, load_mjcf, parse_urdf,
+    Articulation, BaseKind, HeightField, MjcfOptions, Model, SimConfig, UrdfOptions, load_mjcf,
+    parse_urdf,
 };
 
 type B = Flex;
@@ -734,4 +735,131 @@ fn the_quadruped_stands_stably_at_steps_up_to_20_ms() {
         assert!(z.is_finite() && z > 0.2 && z < 0.35, "dt {dt}: base at {z}");
         assert!(v < 0.05, "dt {dt}: still moving at {v} m/s");
     }
+}
+
+/// A height field sampled from `h(x, y)` on `[x0, x1] x [y0, y1]` every `spacing` m.
+fn field_from(h: impl Fn(f64, f64) -> f64, x: [f64; 2], y: [f64; 2], spacing: f64) -> HeightField {
+    let rows = ((x[1] - x[0]) / spacing).round() as usize + 1;
+    let cols = ((y[1] - y[0]) / spacing).round() as usize + 1;
+    let heights = (0..rows * cols)
+        .map(|k| {
+            let (i, j) = (k / cols, k % cols);
+            h(x[0] + i as f64 * spacing, y[0] + j as f64 * spacing) as f32
+        })
+        .collect();
+    HeightField::new(heights, rows, cols, spacing, [x[0], y[0]]).expect("valid field")
+}
+
+/// The box of [`free_box`] laid on a plane sloping up along x at `angle`, its bottom face on
+/// the slope; returns its centre's displacement along the slope (m) and speed (m/s) after
+/// `seconds`, with friction coefficient `mu`, from a speed `v0` (m/s) up the slope.
+fn box_on_slope(angle: f64, mu: f64, seconds: f64, v0: f64) -> (f64, f64) {
+    let model = free_box().expect("box");
+    let mut config = SimConfig::default();
+    config.contact.friction = mu;
+    let mut sim = Articulation::<B>::new(model, config, 1, &Default::default()).expect("sim");
+    let field = field_from(|x, _| x * angle.tan(), [-4.0, 4.0], [-2.0, 2.0], 0.25);
+    sim.set_terrain(Some(&field));
+    // Rotated about y by -angle: the box's x runs up the slope, its z along the normal.
+    let normal = [-angle.sin(), 0.0, angle.cos()];
+    let half = 0.1 - 2e-4;
+    let start = normal.map(|n| n * half);
+    let along = [angle.cos(), 0.0, angle.sin()];
+    sim.set_root_state(
+        &[0],
+        rows(&start, 1),
+        rows(&[(angle / 2.0).cos(), 0.0, (-angle / 2.0).sin(), 0.0], 1),
+        rows(&along.map(|a| a * v0), 1),
+        rows(&[0.0; 3], 1),
+    )
+    .expect("state");
+    let steps = (seconds / sim.config().dt).round() as usize;
+    for _ in 0..steps {
+        sim.step();
+    }
+    let p = host(sim.root_pos());
+    let v = host(sim.root_lin_vel_w());
+    let moved: f64 = (0..3)
+        .map(|k| (f64::from(p[k]) - start[k]) * along[k])
+        .sum();
+    (moved, norm(&v))
+}
+
+#[test]
+fn a_box_on_a_slope_holds_above_the_friction_angle_and_slides_below_it() {
+    let angle = 20f64.to_radians(); // tan = 0.364
+    // mu 0.5 > tan: it stays (the regularised friction lets it creep below 1 mm/s).
+    let (moved, speed) = box_on_slope(angle, 0.5, 2.0, 0.0);
+    println!("mu 0.5 on 20 deg: moved {moved:.2e} m, speed {speed:.1e} m/s");
+    assert!(
+        moved.abs() < 2e-3 && speed < 1e-3,
+        "slid {moved} m at {speed} m/s"
+    );
+    // mu 0.2 < tan: sliding down at 1 m/s, it speeds up at a = g (sin - mu cos). (From rest
+    // it lags: the friction coefficient is lagged one step, which brakes the first
+    // millimetres of a slide; see docs/physics.md.)
+    let (t, v0) = (1.0, -1.0);
+    let a = -9.81 * (angle.sin() - 0.2 * angle.cos());
+    let (moved, speed) = box_on_slope(angle, 0.2, t, v0);
+    let (s, v) = (v0 * t + a * t * t / 2.0, (v0 + a * t).abs());
+    println!(
+        "mu 0.2 on 20 deg: moved {moved:.4} m (analytic {s:.4}), speed {speed:.4} (analytic {v:.4})"
+    );
+    assert!(
+        (moved - s).abs() < 0.01 * s.abs(),
+        "moved {moved} m, not {s}"
+    );
+    assert!((speed - v).abs() < 0.01 * v, "speed {speed} m/s, not {v}");
+    // mu 0.5 sliding down at 1 m/s: it stops.
+    let (_, speed) = box_on_slope(angle, 0.5, 2.0, v0);
+    assert!(speed < 1e-3, "still sliding at {speed} m/s");
+}
+
+/// A ball of radius 0.05 m dropped from 0.3 m with its centre at `x` over a step that rises
+/// by 0.1 m between x = 0 and x = 0.02; returns its centre after 2 s.
+fn ball_on_step(x: f64) -> Vec<f32> {
+    let urdf = r#"<robot name="ball"><link name="ball">
+        <inertial><mass value="0.5"/><inertia ixx="5e-4" iyy="5e-4" izz="5e-4" ixy="0" ixz="0" iyz="0"/></inertial>
+        <collision><geometry><sphere radius="0.05"/></geometry></collision></link></robot>"#;
+    let model = parse_urdf(urdf, "ball.urdf", &UrdfOptions::default()).expect("ball");
+    let mut sim =
+        Articulation::<B>::new(model, SimConfig::default(), 1, &Default::default()).expect("sim");
+    let step = |x: f64, _| (x / 0.02).clamp(0.0, 1.0) * 0.1;
+    sim.set_terrain(Some(&field_from(step, [-1.0, 1.0], [-0.5, 0.5], 0.02)));
+    sim.set_root_state(
+        &[0],
+        rows(&[x, 0.0, 0.3], 1),
+        rows(&[1.0, 0.0, 0.0, 0.0], 1),
+        rows(&[0.0; 3], 1),
+        rows(&[0.0; 3], 1),
+    )
+    .expect("state");
+    for _ in 0..400 {
+        sim.step();
+    }
+    host(sim.root_pos())
+}
+
+#[test]
+fn a_ball_dropped_on_a_step_edge_rests_on_the_level_it_is_pushed_to() {
+    // Over either flat, it rests there at its radius.
+    let low = ball_on_step(-0.2);
+    let high = ball_on_step(0.2);
+    assert!(
+        (low[2] - 0.05).abs() < 2e-3 && (low[0] + 0.2).abs() < 1e-3,
+        "{low:?}"
+    );
+    assert!(
+        (high[2] - 0.15).abs() < 2e-3 && (high[0] - 0.2).abs() < 1e-3,
+        "{high:?}"
+    );
+    // On the riser (slope 5, normal tilted towards -x), it is pushed off the step to the
+    // lower side and ends on the lower level.
+    let edge = ball_on_step(0.01);
+    println!("ball dropped on the step's riser ends at {edge:?}");
+    assert!(edge[0] < 0.0, "not pushed off the step: {edge:?}");
+    assert!(
+        (edge[2] - 0.05).abs() < 2e-3,
+        "not on the lower level: {edge:?}"
+    );
 }
