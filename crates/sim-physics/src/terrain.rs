@@ -812,3 +812,452 @@ impl SubField {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Samples of a sub-terrain's side and of the border in the test configs (8 m, 2 m at
+    /// 0.1 m).
+    const N: usize = 80;
+    const BORDER: usize = 20;
+
+    fn config(num_cols: usize, proportions: TerrainProportions) -> TerrainConfig {
+        TerrainConfig {
+            kind: TerrainKind::Heightfield,
+            num_cols,
+            border_size: 2.0,
+            proportions,
+            ..TerrainConfig::default()
+        }
+    }
+
+    /// Proportions that are zero but for what `set` sets (pits where nothing is set).
+    fn only(set: impl Fn(&mut TerrainProportions)) -> TerrainProportions {
+        let mut p = TerrainProportions {
+            smooth_slope: 0.0,
+            rough_slope: 0.0,
+            stairs_up: 0.0,
+            stairs_down: 0.0,
+            discrete: 0.0,
+            stepping_stones: 0.0,
+            gaps: 0.0,
+        };
+        set(&mut p);
+        p
+    }
+
+    fn generate(cfg: &TerrainConfig) -> Terrain {
+        cfg.generate()
+            .expect("a valid config")
+            .expect("a height field, not a plane")
+    }
+
+    /// Sample `(i, j)` of sub-terrain `(row, col)` in whole units of the 0.005 m scale.
+    fn unit(t: &Terrain, row: usize, col: usize, i: usize, j: usize) -> i64 {
+        let h = t.field.sample(BORDER + row * N + i, BORDER + col * N + j) / 0.005;
+        assert!((h - h.round()).abs() < 1e-3, "{h} units is not whole");
+        h.round() as i64
+    }
+
+    /// Every sample of sub-terrain `(row, col)`, row-major, in units.
+    fn block(t: &Terrain, row: usize, col: usize) -> Vec<i64> {
+        (0..N * N)
+            .map(|k| unit(t, row, col, k / N, k % N))
+            .collect()
+    }
+
+    fn inside(k: usize, (a, b): (usize, usize)) -> bool {
+        (a..b).contains(&k)
+    }
+
+    #[test]
+    fn smooth_slopes_are_pyramids_of_slope_0_4_d_cut_at_the_platform_corner() {
+        // Column 0 (choice 0.001 < 0.5 / 2) is sunk, column 1 (0.501) raised.
+        let t = generate(&config(2, only(|p| p.smooth_slope = 1.0)));
+        assert_eq!(t.column_kinds, [SubTerrain::SmoothSlope; 2]);
+        // Row 5: d = 0.5, slope 0.2, max_height int(0.2 * 20 * 40) = 160 units.
+        for (col, sign) in [(0, -1), (1, 1)] {
+            // On the centre line, 3 m and 3.5 m from the centre: slope x (4 m - r).
+            assert_eq!(unit(&t, 5, col, 10, 40), sign * 40, "0.2 m at r = 3 m");
+            assert_eq!(unit(&t, 5, col, 5, 40), sign * 20, "0.1 m at r = 3.5 m");
+            assert_eq!(unit(&t, 5, col, 40, 75), sign * 20, "along y too");
+            assert_eq!(unit(&t, 5, col, 0, 40), 0, "the edge");
+            // Off the centre line the two ramps multiply: 160 x 0.25 x 0.25.
+            assert_eq!(unit(&t, 5, col, 10, 10), sign * 10);
+            // Cut at the platform's corner (25, 25): 160 x 0.625^2 = 62.5 -> 62 (0.31 m).
+            assert_eq!(
+                unit(&t, 5, col, 20, 40),
+                sign * 62,
+                "cut 2 m from the centre"
+            );
+            for i in 25..55 {
+                for j in 25..55 {
+                    assert_eq!(unit(&t, 5, col, i, j), sign * 62, "platform ({i}, {j})");
+                }
+            }
+        }
+        // Difficulty 0 is flat; difficulty 0.9: 288 units, cut at 288 x 0.625^2 = 112.
+        assert!(block(&t, 0, 1).iter().all(|&h| h == 0));
+        assert_eq!(unit(&t, 9, 1, 10, 40), 72);
+        assert_eq!(unit(&t, 9, 1, 40, 40), 112);
+        assert_eq!(t.origin(5, 0)[2], -62.0 * 0.005);
+        assert_eq!(t.origin(5, 1)[2], 62.0 * 0.005);
+    }
+
+    #[test]
+    fn rough_slopes_are_the_pyramid_plus_noise_of_5_cm_on_a_20_cm_grid() {
+        let rough = generate(&config(1, only(|p| p.rough_slope = 1.0)));
+        let smooth = generate(&config(2, only(|p| p.smooth_slope = 1.0)));
+        assert_eq!(rough.column_kinds, [SubTerrain::RoughSlope]);
+        for row in [0, 5, 9] {
+            let noise: Vec<i64> = block(&rough, row, 0)
+                .iter()
+                .zip(block(&smooth, row, 1))
+                .map(|(r, s)| r - s)
+                .collect();
+            // +-0.05 m in steps of 0.005 m, spread over most of that range.
+            assert!(noise.iter().all(|n| n.abs() <= 10), "row {row}");
+            let mut levels = noise.clone();
+            levels.sort_unstable();
+            levels.dedup();
+            assert!(levels.len() >= 15, "row {row}: only {levels:?}");
+            let mean = noise.iter().sum::<i64>() as f64 / noise.len() as f64;
+            assert!(mean.abs() < 2.0, "row {row}: mean {mean}");
+            // Read bilinearly from points 2.03 samples apart, neighbours differ by at most
+            // 20 / 2.03 units plus the rounding; noise drawn per sample would not.
+            let step = |a: usize, b: usize| (noise[a] - noise[b]).abs();
+            for i in 0..N - 1 {
+                for j in 0..N - 1 {
+                    let k = i * N + j;
+                    assert!(step(k, k + N) <= 10 && step(k, k + 1) <= 10, "({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stairs_are_rings_of_0_3_m_stepping_0_05_plus_0_18_d() {
+        // Column 0 (choice 0.001) goes up from the centre outwards, column 1 down.
+        let t = generate(&config(
+            2,
+            only(|p| {
+                p.stairs_up = 0.5;
+                p.stairs_down = 0.5;
+            }),
+        ));
+        assert_eq!(
+            t.column_kinds,
+            [SubTerrain::StairsUp, SubTerrain::StairsDown]
+        );
+        // Row 5: int(0.14 / 0.005) = 28 units a step; int(0.31 / 0.1) = 3 samples a ring,
+        // rings while more than 30 samples are left: 9 steps, a top of 26 samples.
+        for (col, sign) in [(0, -1), (1, 1)] {
+            for i in 0..N {
+                for j in 0..N {
+                    let ring = [i / 3, (N - 1 - i) / 3, j / 3, (N - 1 - j) / 3, 9];
+                    let steps = *ring.iter().min().expect("five") as i64;
+                    assert_eq!(unit(&t, 5, col, i, j), sign * 28 * steps, "({i}, {j})");
+                }
+            }
+            assert!((t.origin(5, col)[2] - sign as f64 * 9.0 * 0.14).abs() < 1e-9);
+        }
+        // Row 0: 10 units (0.05 m) a step; row 9: int(0.212 / 0.005) = 42.
+        assert_eq!(unit(&t, 0, 1, 40, 40), 90);
+        assert_eq!(unit(&t, 9, 1, 4, 40), 42);
+    }
+
+    #[test]
+    fn obstacles_take_legged_gyms_heights_around_a_flat_platform() {
+        let t = generate(&config(3, only(|p| p.discrete = 1.0)));
+        assert_eq!(t.column_kinds, [SubTerrain::Discrete; 3]);
+        // h = int((0.05 + 0.2 d) / 0.005): 10, 30, 46 units at rows 0, 5, 9.
+        for (row, h) in [(0, 10), (5, 30), (9, 46)] {
+            for col in 0..3 {
+                let heights = block(&t, row, col);
+                let allowed = [-h, -h / 2, 0, h / 2, h];
+                assert!(
+                    heights.iter().all(|v| allowed.contains(v)),
+                    "({row}, {col})"
+                );
+                let mut seen: Vec<i64> = heights.clone();
+                seen.sort_unstable();
+                seen.dedup();
+                assert!(seen.len() >= 4, "({row}, {col}): only {seen:?}");
+                // The 3 m platform: samples (80 - 30) // 2 = 25 to (80 + 30) // 2 = 55.
+                for i in 25..55 {
+                    for j in 25..55 {
+                        assert_eq!(heights[i * N + j], 0, "({row}, {col}) at ({i}, {j})");
+                    }
+                }
+                assert_eq!(t.origin(row, col)[2], 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn stepping_stones_stand_in_bands_over_10_m_holes() {
+        let t = generate(&config(1, only(|p| p.stepping_stones = 1.0)));
+        assert_eq!(t.column_kinds, [SubTerrain::SteppingStones]);
+        let platform = (20, 60); // 4 m: (80 -+ 40) // 2
+        let on_platform = |i, j| inside(i, platform) && inside(j, platform);
+        // Difficulty 0: stones of int(1.575 / 0.1) = 15 samples, int(0.05 / 0.1) = 0 apart,
+        // so no holes; legged_gym's max_height 0 puts every stone at -1 unit.
+        for i in 0..N {
+            for j in 0..N {
+                let want = if on_platform(i, j) { 0 } else { -1 };
+                assert_eq!(unit(&t, 0, 0, i, j), want, "({i}, {j})");
+            }
+        }
+        // Difficulty 0.5: stones of int(0.825 / 0.1) = 8 samples, 1 apart, in bands along y
+        // (columns 0..8, 9..17, ..) with holes of -2000 units (-10 m) between.
+        let h = block(&t, 5, 0);
+        assert!(h.iter().all(|v| [-2000, -1, 0].contains(v)));
+        for i in 0..N {
+            assert_eq!(h[i * N + 8], -2000, "the hole between the first two bands");
+            assert_eq!(h[i * N + 17], -2000);
+        }
+        for i in 20..60 {
+            for j in 20..60 {
+                assert_eq!(h[i * N + j], 0, "platform ({i}, {j})");
+            }
+        }
+        // Within the first band the holes along x are the same in every column, 9 apart.
+        let holes: Vec<usize> = (0..N).filter(|&i| h[i * N] == -2000).collect();
+        assert!((8..=9).contains(&holes.len()), "{holes:?}");
+        assert!(holes.windows(2).all(|w| w[1] - w[0] == 9), "{holes:?}");
+        for j in 1..8 {
+            assert!((0..N).all(|i| h[i * N + j] == h[i * N]), "column {j}");
+        }
+        assert_eq!(t.origin(5, 0)[2], 0.0);
+    }
+
+    #[test]
+    fn gaps_and_pits_have_their_depth_and_width() {
+        // Column 0 (choice 0.001) gaps, column 1 (0.501) the rest: pits.
+        let t = generate(&config(2, only(|p| p.gaps = 0.5)));
+        assert_eq!(t.column_kinds, [SubTerrain::Gaps, SubTerrain::Pit]);
+        // Row 5, d = 0.5. Gap: a ring int(0.5 / 0.1) = 5 samples wide and 5 m (1000 units)
+        // deep around legged_gym's flat square of 40 -+ (80 - 30) // 2 = 15..65.
+        // Pit: 40 -+ int(4 / 0.1 / 2) = 20..60 sunk int(0.5 / 0.005) = 100 units.
+        for i in 0..N {
+            for j in 0..N {
+                let gap = if inside(i, (15, 65)) && inside(j, (15, 65)) {
+                    0
+                } else if inside(i, (10, 70)) && inside(j, (10, 70)) {
+                    -1000
+                } else {
+                    0
+                };
+                assert_eq!(unit(&t, 5, 0, i, j), gap, "gap ({i}, {j})");
+                let pit = if inside(i, (20, 60)) && inside(j, (20, 60)) {
+                    -100
+                } else {
+                    0
+                };
+                assert_eq!(unit(&t, 5, 1, i, j), pit, "pit ({i}, {j})");
+            }
+        }
+        assert_eq!(t.origin(5, 0)[2], 0.0);
+        assert!((t.origin(5, 1)[2] + 0.5).abs() < 1e-9);
+        // Difficulty 0: no gap, no pit.
+        assert!(
+            block(&t, 0, 0)
+                .iter()
+                .chain(&block(&t, 0, 1))
+                .all(|&h| h == 0)
+        );
+    }
+
+    #[test]
+    fn the_default_grid_is_laid_out_as_legged_gyms() {
+        let cfg = TerrainConfig {
+            kind: TerrainKind::Heightfield,
+            ..TerrainConfig::default()
+        };
+        let t = generate(&cfg);
+        let f = &t.field;
+        assert_eq!((f.rows, f.cols), (10 * 80 + 2 * 250, 20 * 80 + 2 * 250));
+        assert_eq!((f.spacing, f.origin), (0.1, [-25.0, -25.0]));
+        assert_eq!((t.num_rows, t.num_cols), (10, 20));
+        use SubTerrain::*;
+        let mut kinds = vec![SmoothSlope; 2];
+        kinds.extend([RoughSlope; 2]);
+        kinds.extend([StairsUp; 7]);
+        kinds.extend([StairsDown; 5]);
+        kinds.extend([Discrete; 4]);
+        assert_eq!(t.column_kinds, kinds);
+        // The border is flat at 0.
+        for i in 0..f.rows {
+            for j in 0..f.cols {
+                let in_grid = inside(i, (250, f.rows - 250)) && inside(j, (250, f.cols - 250));
+                if !in_grid {
+                    assert_eq!(f.sample(i, j), 0.0, "border ({i}, {j})");
+                }
+            }
+        }
+        // Origins: sub-terrain centres at the top of their spawn window.
+        let close = |a: [f64; 3], b: [f64; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+        for (row, col, want) in [
+            (0, 0, [4.0, 4.0, 0.0]),
+            (5, 0, [44.0, 4.0, -0.31]),
+            (5, 1, [44.0, 12.0, 0.31]),
+            (5, 4, [44.0, 36.0, -1.26]),
+            (5, 11, [44.0, 92.0, 1.26]),
+            (9, 19, [76.0, 156.0, 0.0]),
+        ] {
+            let got = t.origin(row, col);
+            assert!(close(got, want), "({row}, {col}): {got:?}, want {want:?}");
+            assert_eq!(got, t.origins[row * 20 + col]);
+        }
+        // The field is where the origins say: on the platform of (5, 1), 0.31 m.
+        assert!((f.height_at(44.0, 12.0) - 0.31).abs() < 1e-6);
+        assert!((f.height_at(44.0, 92.5) - 1.26).abs() < 1e-6);
+        assert_eq!(t.difficulty(0), 0.0);
+        assert_eq!(t.difficulty(5), 0.5);
+    }
+
+    #[test]
+    fn the_seed_alone_decides_the_random_sub_terrains() {
+        let cfg = config(
+            4,
+            only(|p| {
+                p.rough_slope = 0.5;
+                p.discrete = 0.5;
+            }),
+        );
+        let a = generate(&cfg);
+        assert_eq!(a, generate(&cfg), "same seed, same terrain");
+        let other = generate(&TerrainConfig {
+            seed: 1,
+            ..cfg.clone()
+        });
+        assert_ne!(a.field.heights, other.field.heights);
+        for (row, col) in [(5, 0), (5, 3)] {
+            assert_ne!(
+                block(&a, row, col),
+                block(&other, row, col),
+                "({row}, {col})"
+            );
+        }
+        // Deterministic sub-terrains do not depend on the seed.
+        let stairs = config(1, only(|p| p.stairs_down = 1.0));
+        assert_eq!(
+            generate(&stairs),
+            generate(&TerrainConfig {
+                seed: 7,
+                ..stairs.clone()
+            })
+        );
+    }
+
+    #[test]
+    fn a_sub_terrain_keeps_its_shape_when_other_columns_change_kind() {
+        let a_cfg = config(20, TerrainProportions::default());
+        // Column 15 turns from stairs down into obstacles; 16..19 stay obstacles.
+        let b_cfg = config(
+            20,
+            TerrainProportions {
+                stairs_down: 0.2,
+                discrete: 0.25,
+                ..TerrainProportions::default()
+            },
+        );
+        let (a, b) = (generate(&a_cfg), generate(&b_cfg));
+        assert_eq!(a.column_kinds[15], SubTerrain::StairsDown);
+        assert_eq!(b.column_kinds[15], SubTerrain::Discrete);
+        for col in 16..20 {
+            assert_eq!(b.column_kinds[col], SubTerrain::Discrete);
+            for row in [3, 9] {
+                assert_eq!(block(&a, row, col), block(&b, row, col), "({row}, {col})");
+            }
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(TerrainConfig::default().validate().is_ok());
+        type Break = fn(&mut TerrainConfig);
+        let cases: Vec<(Break, &str)> = vec![
+            (
+                |c| c.num_rows = 0,
+                "terrain.num_rows must be at least 1, got 0",
+            ),
+            (|c| c.num_cols = 0, "terrain.num_cols must be at least 1"),
+            (
+                |c| c.horizontal_scale = 0.0,
+                "terrain.horizontal_scale must be > 0",
+            ),
+            (
+                |c| c.vertical_scale = f64::NAN,
+                "terrain.vertical_scale must be > 0",
+            ),
+            (
+                |c| c.terrain_length = 1.5,
+                "terrain.terrain_length must be at least 2 m",
+            ),
+            (
+                |c| c.terrain_width = -8.0,
+                "terrain.terrain_width must be at least 2 m",
+            ),
+            (
+                |c| c.horizontal_scale = 5.0,
+                "terrain.horizontal_scale must leave",
+            ),
+            (|c| c.border_size = -1.0, "terrain.border_size must be >= 0"),
+            (
+                |c| c.platform_size = 7.5,
+                "terrain.platform_size must be >= 0",
+            ),
+            (
+                |c| c.proportions.gaps = -0.1,
+                "terrain.proportions.gaps must be >= 0",
+            ),
+            (
+                |c| c.proportions.discrete = 0.5,
+                "terrain.proportions must sum to at most 1",
+            ),
+            (
+                |c| c.max_init_terrain_level = 10,
+                "terrain.max_init_terrain_level must be below",
+            ),
+            (
+                |c| c.horizontal_scale = 0.001,
+                "terrain.horizontal_scale 0.001 gives a field",
+            ),
+        ];
+        for (break_it, want) in cases {
+            let mut cfg = TerrainConfig::default();
+            break_it(&mut cfg);
+            let err = cfg.generate().expect_err(want).to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn the_config_reads_from_serde_with_defaults_and_a_plane_generates_nothing() {
+        let cfg: TerrainConfig = serde_json::from_str("{}").expect("defaults");
+        assert_eq!(cfg, TerrainConfig::default());
+        assert_eq!(cfg.generate().expect("valid"), None);
+        let cfg: TerrainConfig =
+            serde_json::from_str(r#"{"type": "heightfield", "proportions": {"gaps": 0.0}}"#)
+                .expect("heightfield");
+        assert_eq!(cfg.kind, TerrainKind::Heightfield);
+        assert_eq!(cfg.proportions, TerrainProportions::default());
+        assert!(serde_json::from_str::<TerrainConfig>(r#"{"num_row": 3}"#).is_err());
+        assert!(serde_json::from_str::<TerrainConfig>(r#"{"type": "trimesh"}"#).is_err());
+        let names: Vec<&str> = SubTerrain::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "smooth_slope",
+                "rough_slope",
+                "stairs_up",
+                "stairs_down",
+                "discrete",
+                "stepping_stones",
+                "gaps",
+                "pit"
+            ]
+        );
+    }
+}
