@@ -1127,6 +1127,8 @@ mod tests {
         );
         let a = generate(&cfg);
         assert_eq!(a, generate(&cfg), "same seed, same terrain");
+        // Each sub-terrain draws its own numbers.
+        assert_ne!(block(&a, 5, 2), block(&a, 5, 3));
         let other = generate(&TerrainConfig {
             seed: 1,
             ..cfg.clone()
