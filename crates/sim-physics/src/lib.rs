@@ -10,6 +10,9 @@
 //! - [`Articulation`]: `N` copies of a model stepped together: reduced coordinates, the mass
 //!   matrix from link Jacobians and a batched LDL^T solve, joint damping, PD drives, limits
 //!   and soft ground contact treated implicitly, semi-implicit Euler integration.
+//! - [`TerrainConfig`]: legged_gym's rough terrain, a grid of sub-terrains (slopes, stairs,
+//!   obstacles, stepping stones, gaps, pits) of rising difficulty, generated into a
+//!   [`HeightField`] ([`Terrain`]).
 //! - [`robots`]: the robots that ship with the crate; [`trace`]: a recorded trajectory for
 //!   comparisons with MuJoCo.
 //! - [`scatter_rows`]: writes chosen environments' rows into a batch (also used by the tasks).
@@ -30,6 +33,7 @@ mod mjcf;
 mod model;
 pub mod robots;
 pub(crate) mod soa;
+mod terrain;
 mod trace;
 mod urdf;
 #[cfg(test)]
@@ -48,5 +52,6 @@ pub use model::{
     BaseKind, Collision, ContactPoint, IDENTITY, Joint, JointKind, Link, Mat3, Model, Pose, Shape,
     Vec3,
 };
+pub use terrain::{SubTerrain, Terrain, TerrainConfig, TerrainKind, TerrainProportions};
 pub use trace::{TraceRecord, TraceRequest, trace};
 pub use urdf::{UrdfOptions, load_urdf, parse_urdf};
