@@ -175,7 +175,8 @@ pub struct EpisodeInfo<B: Backend> {
     /// Length in steps of each finished episode, `[N]`.
     pub lengths: Tensor<B, 1>,
     /// Named per-episode terms (for example each reward term's episode sum), each `[N]`;
-    /// logged as `Episode/<name>`.
+    /// logged as `Episode/<name>`, or under the name itself when it has a group of its own
+    /// (`Curriculum/terrain_level`).
     pub terms: BTreeMap<String, Tensor<B, 1>>,
 }
 

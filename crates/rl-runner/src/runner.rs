@@ -415,7 +415,13 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 scalars.insert(tags::MEAN_EPISODE_LENGTH.into(), l);
             }
             for (name, value) in self.episodes.take_iteration_terms() {
-                scalars.insert(format!("{}{name}", tags::EPISODE_PREFIX), value);
+                // `Episode/<name>`, unless the name has a group of its own.
+                let tag = if name.contains('/') {
+                    name
+                } else {
+                    format!("{}{name}", tags::EPISODE_PREFIX)
+                };
+                scalars.insert(tag, value);
             }
             logger.write(&IterationRecord {
                 iteration: it,

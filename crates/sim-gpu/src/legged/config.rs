@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::terms;
 use crate::{Error, Result};
-use sim_physics::SimConfig;
+use sim_physics::{SimConfig, TerrainConfig};
 
 /// A legged velocity-tracking task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,57 @@ pub struct LeggedConfig {
     pub terminations: BTreeMap<String, f64>,
     /// Randomisation events.
     pub events: EventsConfig,
+    /// The ground: a plane (`type = "plane"`, the default) or generated rough terrain
+    /// (`type = "heightfield"`) with its curriculum.
+    pub terrain: TerrainConfig,
+    /// The grid of the `height_scan` observation term.
+    pub height_scan: HeightScanConfig,
+}
+
+/// Where the `height_scan` observation term samples the ground: a grid around the base in
+/// its yaw frame (legged_gym's `measured_points_x`/`_y`: 17 x 11 points 0.1 m apart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeightScanConfig {
+    /// First and last point along the base's x (forward), m.
+    pub x: [f64; 2],
+    /// First and last point along the base's y (left), m.
+    pub y: [f64; 2],
+    /// Distance between points (m).
+    pub resolution: f64,
+    /// Subtracted from the base height above each point (m): the term is
+    /// `base_z - offset - ground_z`, which is about 0 for a robot standing at this height.
+    pub offset: f64,
+}
+
+impl Default for HeightScanConfig {
+    fn default() -> Self {
+        Self {
+            x: [-0.8, 0.8],
+            y: [-0.5, 0.5],
+            resolution: 0.1,
+            offset: 0.5,
+        }
+    }
+}
+
+impl HeightScanConfig {
+    fn points(range: [f64; 2], resolution: f64) -> Vec<f64> {
+        let count = ((range[1] - range[0]) / resolution + 1e-6).floor() as usize + 1;
+        (0..count)
+            .map(|k| range[0] + k as f64 * resolution)
+            .collect()
+    }
+
+    /// The grid's x coordinates.
+    pub fn x_points(&self) -> Vec<f64> {
+        Self::points(self.x, self.resolution)
+    }
+
+    /// The grid's y coordinates.
+    pub fn y_points(&self) -> Vec<f64> {
+        Self::points(self.y, self.resolution)
+    }
 }
 
 impl Default for LeggedConfig {
@@ -61,6 +112,8 @@ impl Default for LeggedConfig {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             events: EventsConfig::default(),
+            terrain: TerrainConfig::default(),
+            height_scan: HeightScanConfig::default(),
         }
     }
 }
@@ -210,7 +263,8 @@ pub struct ObsTermConfig {
 }
 
 impl ObsTermConfig {
-    fn new(name: &str, scale: Scale, noise: f64) -> Self {
+    /// A term with its scale and noise, unclipped.
+    pub(crate) fn new(name: &str, scale: Scale, noise: f64) -> Self {
         Self {
             name: name.into(),
             scale,
@@ -423,6 +477,30 @@ impl LeggedConfig {
         self.sim
             .validate()
             .map_err(|e| err("sim", e.to_string().replace("physics: ", "")))?;
+        self.terrain
+            .validate()
+            .map_err(|e| err("terrain", e.to_string().replace("physics: ", "")))?;
+        let scan = &self.height_scan;
+        if !(scan.resolution.is_finite() && scan.resolution > 0.0) {
+            return Err(err(
+                "height_scan.resolution",
+                format!("must be > 0, got {}", scan.resolution),
+            ));
+        }
+        for (field, r) in [("height_scan.x", scan.x), ("height_scan.y", scan.y)] {
+            if !(r[0].is_finite() && r[1].is_finite() && r[0] <= r[1]) {
+                return Err(err(
+                    field,
+                    format!("must be [low, high] with low <= high, got {r:?}"),
+                ));
+            }
+        }
+        if !scan.offset.is_finite() {
+            return Err(err(
+                "height_scan.offset",
+                format!("must be finite, got {}", scan.offset),
+            ));
+        }
         let positive = [
             ("episode_length_s", self.episode_length_s),
             ("robot.init_height", self.robot.init_height),

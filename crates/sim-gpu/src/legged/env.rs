@@ -29,12 +29,16 @@ use super::terminations::TerminationManager;
 use super::terms::{
     FOOT_CONTACT_FORCE, TermContext, feet_contact, soft_dof_pos_limits, update_feet_air_time,
 };
+use super::terrain::{ScanPoints, TerrainManager};
 use crate::common::{check_shape, column, row};
 use crate::{Error, Result};
 use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, robots};
 
 /// Name of the random streams in a snapshot.
 const RNG: &str = "rng";
+
+/// The episode term of the mean terrain level, logged under this name.
+pub const CURRICULUM_LEVEL: &str = "Curriculum/terrain_level";
 
 /// The task's state beyond the simulator's, by snapshot key, every tensor `[N, K]`: the one
 /// list that saving and loading a snapshot go through. `task_state!(env; &)` gives shared
@@ -94,6 +98,10 @@ pub struct LeggedEnv<B: Backend> {
     last_contact: Tensor<B, 2>,
     /// The observations of the current state.
     obs: Observations<B>,
+    /// Rough terrain with its curriculum (`None`: the plane).
+    terrain: Option<TerrainManager<B>>,
+    /// The height scan's grid, when an observation reads it.
+    scan: Option<ScanPoints<B>>,
     /// The task state packed `[N, S]` (the columns of `task_state!`, in order) while the
     /// step kernel carries it; the fields above are then stale until [`LeggedEnv::sync`].
     packed: Option<Tensor<B, 2>>,
@@ -246,6 +254,16 @@ impl<B: Backend> LeggedEnv<B> {
         let dt = cfg.sim.dt * cfg.decimation as f64;
         let max_episode_length = (cfg.episode_length_s / dt).ceil().max(1.0) as usize;
         let mut sim = Articulation::<B>::new(model, cfg.sim.clone(), n, device)?;
+        let mut rng = EnvRng::new(seed, n);
+        let terrain = TerrainManager::new(&cfg.terrain, n, cfg.episode_length_s, &mut rng, device)
+            .map_err(|e| config_error(task, "terrain", e.to_string()))?;
+        if let Some(t) = &terrain {
+            sim.set_terrain(Some(&t.terrain().field));
+        }
+        let reads_scan = [&cfg.observations.policy, &cfg.observations.critic]
+            .iter()
+            .any(|g| g.terms.iter().any(|t| t.name == "height_scan"));
+        let scan = reads_scan.then(|| ScanPoints::new(&cfg.height_scan, n, device));
         let gains = |v: f64| Tensor::<B, 2>::full([n, nj], v, device);
         sim.set_drive_gains(gains(cfg.actions.stiffness), gains(cfg.actions.damping))?;
 
@@ -279,7 +297,7 @@ impl<B: Backend> LeggedEnv<B> {
                 step_dt: dt as f32,
             },
             device: device.clone(),
-            rng: EnvRng::new(seed, n),
+            rng,
             draw: DrawLayout::new(&cfg.events, &cfg.commands, nj),
             dt,
             feet: index(&feet, device),
@@ -297,6 +315,8 @@ impl<B: Backend> LeggedEnv<B> {
             feet_air_time: zeros(feet.len()),
             last_contact: zeros(feet.len()),
             obs: Observations::new(),
+            terrain,
+            scan,
             packed: None,
             #[cfg(feature = "cube")]
             kernel: None,
@@ -434,7 +454,21 @@ impl<B: Backend> LeggedEnv<B> {
         let sim = &self.sim;
         let first_contact =
             first_contact.unwrap_or_else(|| self.feet_air_time.zeros_like().greater_elem(1.0));
-        let height = column(&sim.root_pos(), 2).sub_scalar(self.cfg.sim.contact.ground_height);
+        let root_pos = sim.root_pos();
+        let ground = self.cfg.sim.contact.ground_height;
+        let height = match &self.terrain {
+            Some(t) => column(&root_pos, 2) - t.height_under(&root_pos),
+            None => column(&root_pos, 2).sub_scalar(ground),
+        };
+        let height_scan = match &self.scan {
+            Some(scan) => scan.scan(
+                self.terrain.as_ref().map(TerrainManager::field),
+                ground,
+                &root_pos,
+                &sim.root_quat(),
+            ),
+            None => Tensor::zeros([n, 1], &self.device),
+        };
         TermContext {
             lin_vel_b: sim.root_lin_vel_b(),
             ang_vel_b: sim.root_ang_vel_b(),
@@ -462,6 +496,7 @@ impl<B: Backend> LeggedEnv<B> {
             max_contact_force: self.cfg.rewards.max_contact_force,
             friction: column(&self.events.friction, 0),
             added_mass: column(&self.events.added_mass, 0),
+            height_scan,
         }
     }
 
@@ -508,6 +543,13 @@ impl<B: Backend> LeggedEnv<B> {
         let mut terms = BTreeMap::new();
         self.rewards.episode_terms(&mut terms);
         self.commands.episode_terms(&mut terms);
+        if let Some(t) = &self.terrain {
+            // The level and column each finished episode ran on (for `play`'s breakdown),
+            // and the mean level over all robots, logged as it is named.
+            terms.insert("terrain_level".into(), column(&t.level, 0));
+            terms.insert("terrain_column".into(), column(&t.column, 0));
+            terms.insert(CURRICULUM_LEVEL.into(), t.mean_level());
+        }
         EpisodeInfo {
             returns: column(&self.rewards.returns, 0),
             lengths: column(&self.episode_length, 0),
@@ -535,7 +577,24 @@ impl<B: Backend> LeggedEnv<B> {
     /// manager's and the environment's own per-episode state. Their commands are resampled
     /// by the caller.
     fn reset_where(&mut self, mask: &Tensor<B, 1, Bool>, draw: &Draw<B>) {
-        self.events.reset(mask, draw, &mut self.sim);
+        // On rough terrain the curriculum moves robots between levels (from where their
+        // episode ended) before they respawn on their sub-terrain, 1 m about its origin.
+        let spawn = match &mut self.terrain {
+            Some(t) => {
+                let u = self
+                    .rng
+                    .uniform::<B>(&[0.0, -1.0, -1.0], &[1.0, 1.0, 1.0], &self.device);
+                t.update(
+                    mask,
+                    &self.sim.root_pos(),
+                    &self.commands.command,
+                    u.clone().narrow(1, 0, 1),
+                );
+                Some(t.spawn(u.narrow(1, 1, 2)))
+            }
+            None => None,
+        };
+        self.events.reset(mask, draw, &mut self.sim, spawn);
         self.actions.reset(mask);
         self.rewards.reset(mask);
         self.commands.reset(mask);
@@ -643,7 +702,9 @@ impl<B: Backend> LeggedEnv<B> {
     ) -> Option<StepKernel<B>> {
         use super::terms::{COLLISION_FORCE, FEET_AIR_TIME_TARGET, STAND_STILL_SPEED};
         use crate::cube::legged::{LeggedProgram, LeggedSettings};
-        if !crate::cube::is_cube_backend::<B>() {
+        // The kernel knows neither rough terrain nor the height scan: those tasks step
+        // their managers as tensor ops (the physics still runs as its kernel).
+        if !crate::cube::is_cube_backend::<B>() || self.terrain.is_some() || self.scan.is_some() {
             return None;
         }
         let host = |t: Tensor<B, 2>| t.into_data().convert::<f32>().to_vec::<f32>().ok();
@@ -977,6 +1038,10 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
         for (name, _) in self.observations.groups() {
             entries.push((format!("obs/{name}"), self.obs.get(name)?));
         }
+        if let Some(t) = &self.terrain {
+            entries.push(("terrain/level".into(), t.level.clone()));
+            entries.push(("terrain/origin".into(), t.origin.clone()));
+        }
         for (name, t) in entries {
             snapshot.tensors.insert(name, HostTensor::read(t)?);
         }
@@ -1002,6 +1067,13 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
                 snapshot.load_tensor(&format!("obs/{name}"), [n, width], &device)?;
             obs = obs.with(name, t);
         }
+        let terrain = match &self.terrain {
+            Some(_) => Some((
+                snapshot.load_tensor::<B, 2>("terrain/level", [n, 1], &device)?,
+                snapshot.load_tensor::<B, 2>("terrain/origin", [n, 3], &device)?,
+            )),
+            None => None,
+        };
         let rng = snapshot.rng(RNG)?.clone();
         let all = Tensor::<B, 1>::ones([n], &device).greater_elem(0.0);
         self.sim.set_root_state_where(all.clone(), root);
@@ -1016,6 +1088,10 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
         }
         self.obs = obs;
         self.rng = rng;
+        if let (Some(t), Some((level, origin))) = (&mut self.terrain, terrain) {
+            t.level = level;
+            t.origin = origin;
+        }
         self.events
             .apply_randomisation(&mut self.sim)
             .map_err(env_error)?;
@@ -1122,6 +1198,8 @@ mod tests {
             let mut e = env(cfg, 2);
             let nj = e.sim.model().num_joints();
             let default = vals(e.actions.default_joint_pos());
+            // On rough terrain robots spawn about their sub-terrain's origin.
+            let start = vals(e.sim.root_pos().narrow(1, 0, 2));
             for step in 0..steps {
                 let out = e.step(Tensor::zeros([2, nj], &dev())).expect("step");
                 assert!(
@@ -1131,14 +1209,15 @@ mod tests {
                 );
             }
             let name = file.display();
-            for h in vals(e.sim.root_pos().narrow(1, 2, 1)) {
+            for h in vals(e.context(None).base_height) {
                 assert!((0.5 * init..init).contains(&h), "{name}: base height {h}");
             }
             for gz in vals(e.sim.projected_gravity_b().narrow(1, 2, 1)) {
                 assert!(gz < -0.99, "{name}: tilted, g_z {gz}");
             }
-            for xy in vals(e.sim.root_pos().narrow(1, 0, 2)) {
-                assert!(xy.abs() < 0.05, "{name}: drifted {xy} m");
+            let end = vals(e.sim.root_pos().narrow(1, 0, 2));
+            for (a, b) in start.iter().zip(&end) {
+                assert!((a - b).abs() < 0.05, "{name}: drifted from {a} to {b} m");
             }
             // The drives give under the weight (A1's knees by 0.25 rad at 20 N m / rad).
             let q = vals(e.sim.joint_pos());
@@ -1150,7 +1229,12 @@ mod tests {
         }
         assert_eq!(
             stood,
-            ["a1_flat.toml", "anymal_c_flat.toml", "go1_flat.toml"],
+            [
+                "a1_flat.toml",
+                "anymal_c_flat.toml",
+                "anymal_c_rough.toml",
+                "go1_flat.toml"
+            ],
             "the configs with a robot file"
         );
     }
@@ -1513,6 +1597,128 @@ mod tests {
         other.observations.critic.terms.pop();
         let mut c = LeggedEnv::<B>::new("quadruped_flat", other, 4, 99, &dev()).expect("task");
         assert!(c.load_state(&snapshot).is_err());
+    }
+
+    /// The default task on a small rough terrain (4 levels x 2 columns of 4 m), with the
+    /// height scan in the policy's observations.
+    fn rough() -> LeggedConfig {
+        let mut cfg = LeggedConfig::default();
+        cfg.terrain = sim_physics::TerrainConfig {
+            kind: sim_physics::TerrainKind::Heightfield,
+            terrain_length: 4.0,
+            terrain_width: 4.0,
+            num_rows: 4,
+            num_cols: 2,
+            border_size: 2.0,
+            platform_size: 2.0,
+            max_init_terrain_level: 3,
+            ..Default::default()
+        };
+        cfg.observations
+            .policy
+            .terms
+            .push(ObsTermConfig::new("height_scan", Scale::One(5.0), 0.1));
+        cfg
+    }
+
+    #[test]
+    fn on_rough_terrain_robots_spawn_on_their_sub_terrain_and_see_its_ground() {
+        let cfg = rough();
+        let init_height = cfg.robot.init_height;
+        let e = env(cfg, 8);
+        let t = e.terrain.as_ref().expect("rough terrain");
+        let (pos, origin) = (vals(e.sim.root_pos()), vals(t.origin.clone()));
+        let level = vals(t.level.clone());
+        assert!(
+            level.iter().any(|&l| l > 0.0),
+            "every robot on level 0: {level:?}"
+        );
+        for i in 0..8 {
+            let (dx, dy) = (
+                pos[i * 3] - origin[i * 3],
+                pos[i * 3 + 1] - origin[i * 3 + 1],
+            );
+            assert!(
+                dx.abs() <= 1.0 && dy.abs() <= 1.0,
+                "robot {i} is {dx}, {dy} off"
+            );
+            assert!((pos[i * 3 + 2] - origin[i * 3 + 2] - init_height).abs() < 1e-5);
+        }
+        // The policy's last 187 columns are the scan: at spawn, (init_height - 0.5 - ground
+        // below the origin's platform) * 5, the same for every point of a flat platform.
+        let obs = vals(e.observations().get("policy").expect("policy"));
+        let width = obs.len() / 8;
+        for i in 0..8 {
+            let scan = &obs[i * width + width - 187..(i + 1) * width];
+            let ground = t.terrain().field.height_at(pos[i * 3], pos[i * 3 + 1]);
+            let want = (pos[i * 3 + 2] - 0.5 - ground) * 5.0;
+            let centre = scan[8 * 11 + 5];
+            assert!(
+                (centre - want).abs() < 5.0 * 0.1 + 1e-4,
+                "robot {i}: {centre} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_snapshot_on_rough_terrain_continues_exactly_with_its_levels() {
+        let mut cfg = rough();
+        // Episodes of 0.1 s, so that the curriculum acts within a few steps, with a command
+        // of 40 m/s that no robot follows: they move down (the distance "walked" includes
+        // the spawn offset of up to 1.4 m, as in legged_gym; 2 m were asked).
+        cfg.episode_length_s = 0.1;
+        cfg.commands.lin_vel_x = [40.0, 40.0];
+        cfg.commands.lin_vel_y = [0.0, 0.0];
+        let actions = |n: usize| {
+            Tensor::<B, 2>::from_data(
+                TensorData::new(
+                    (0..n * 12).map(|i| ((i % 5) as f32 - 2.0) * 0.2).collect(),
+                    [n, 12],
+                ),
+                &dev(),
+            )
+        };
+        let mut a = env(cfg.clone(), 6);
+        for _ in 0..4 {
+            a.step(actions(6)).expect("step");
+        }
+        let snapshot = a.save_state().expect("save");
+        let mut b = LeggedEnv::<B>::new("quadruped_flat", cfg, 6, 99, &dev()).expect("task");
+        b.load_state(&snapshot).expect("load");
+        let level = |e: &LeggedEnv<B>| vals(e.terrain.as_ref().expect("terrain").level.clone());
+        assert_eq!(level(&a), level(&b));
+        let mut moved = false;
+        for _ in 0..8 {
+            let before = level(&a);
+            let oa = a.step(actions(6)).expect("step");
+            let ob = b.step(actions(6)).expect("step");
+            assert_eq!(vals(oa.rewards), vals(ob.rewards));
+            assert_eq!(
+                vals(oa.observations.get("policy").expect("policy")),
+                vals(ob.observations.get("policy").expect("policy"))
+            );
+            assert_eq!(vals(a.sim.root_pos()), vals(b.sim.root_pos()));
+            assert_eq!(level(&a), level(&b));
+            moved |= level(&a) != before;
+            let logged = &oa.episode.terms[CURRICULUM_LEVEL];
+            let mean = before.iter().sum::<f64>() / before.len() as f64;
+            assert!(
+                vals(logged.clone())
+                    .iter()
+                    .all(|&m| (m - mean).abs() < 1e-6)
+            );
+        }
+        assert!(
+            moved,
+            "no robot changed level: the test does not test the curriculum"
+        );
+        // A snapshot from the plane does not load on rough terrain.
+        let mut plane = rough();
+        plane.terrain.kind = sim_physics::TerrainKind::Plane;
+        let flat = env(plane, 6).save_state().expect("save");
+        let mut c = env(rough(), 6);
+        let err = c.load_state(&flat).expect_err("no terrain in the snapshot");
+        assert!(err.to_string().contains("terrain/level"), "{err}");
     }
 
     #[test]

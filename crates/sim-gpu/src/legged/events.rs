@@ -233,20 +233,32 @@ impl<B: Backend> EventManager<B> {
     /// restart with the episode, as IsaacLab's do (`is_global_time = False`): every episode
     /// meets its first push a fresh interval after its start, whatever the episode before it
     /// did, so episodes are alike however many came before.
-    pub fn reset(&mut self, mask: &Tensor<B, 1, Bool>, draw: &Draw<B>, sim: &mut Articulation<B>) {
+    ///
+    /// `spawn` `[N, 3]`, where given, moves every robot's spawn point off the origin (rough
+    /// terrain: its sub-terrain's origin and a random offset); `init_height` is above it.
+    pub fn reset(
+        &mut self,
+        mask: &Tensor<B, 1, Bool>,
+        draw: &Draw<B>,
+        sim: &mut Articulation<B>,
+        spawn: Option<Tensor<B, 2>>,
+    ) {
         let n = mask.dims()[0];
         let nj = self.default_joint_pos.dims()[1];
         let device = &self.link_masses.device();
         // Root: upright at the spawn height, random yaw and velocity.
         let half_yaw = draw.base_yaw.clone().mul_scalar(0.5);
         let zeros = Tensor::<B, 2>::zeros([n, 2], device);
-        let pos = Tensor::cat(
+        let mut pos = Tensor::cat(
             vec![
                 zeros.clone(),
                 Tensor::full([n, 1], self.init_height, device),
             ],
             1,
         );
+        if let Some(spawn) = spawn {
+            pos = pos + spawn;
+        }
         let quat = Tensor::cat(vec![half_yaw.clone().cos(), zeros, half_yaw.sin()], 1);
         let vel = draw.base_velocity.clone();
         sim.set_root_state_where(mask.clone(), Tensor::cat(vec![pos, quat, vel], 1));

@@ -17,6 +17,8 @@
 //!   their table.
 //! - [`terms`]: the reward and termination terms with their tables (name, function,
 //!   legged_gym's default), the context they read, and the feet air-time update.
+//! - [`terrain`]: [`terrain::TerrainManager`], rough terrain, its curriculum and spawn
+//!   points, and [`terrain::ScanPoints`], the height scan's grid.
 //! - [`config`]: [`LeggedConfig`] and its sections, with legged_gym's flat-ground defaults.
 //!
 //! Adding a reward (termination) term is one function in `terms.rs` plus one row in the
@@ -33,6 +35,7 @@ pub mod observations;
 pub mod rewards;
 pub mod terminations;
 pub mod terms;
+pub mod terrain;
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
 

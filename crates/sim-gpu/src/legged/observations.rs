@@ -41,6 +41,7 @@ term_table! {
         "added_mass" => added_mass;
         "feet_contact" => feet_contact_flags;
         "feet_contact_forces" => feet_contact_forces;
+        "height_scan" => height_scan;
     }
 }
 
@@ -325,4 +326,10 @@ pub fn feet_contact_forces<B: Backend>(ctx: &TermContext<B>) -> Tensor<B, 2> {
         .clone()
         .select(1, ctx.feet.clone())
         .reshape([n, 3 * f])
+}
+/// Ground heights around the base `[N, P]`: base height minus the scan's offset minus the
+/// ground at each point of the grid (legged_gym's `measured_heights`; clip it to 1 and scale
+/// it by 5 in the config, as legged_gym does).
+pub fn height_scan<B: Backend>(ctx: &TermContext<B>) -> Tensor<B, 2> {
+    ctx.height_scan.clone()
 }

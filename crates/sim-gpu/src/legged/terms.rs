@@ -102,6 +102,10 @@ pub struct TermContext<B: Backend> {
     pub friction: Tensor<B, 1>,
     /// Mass added to every environment's base `[N]` (kg, privileged).
     pub added_mass: Tensor<B, 1>,
+    /// The height scan `[N, P]`: base height minus the scan's offset minus the ground height
+    /// at each point of the grid (see [`super::config::HeightScanConfig`]); `[N, 0]` when no
+    /// observation reads it.
+    pub height_scan: Tensor<B, 2>,
 }
 
 /// A reward term: the unweighted reward `[N]` of every environment.
@@ -558,6 +562,7 @@ mod tests {
             max_contact_force: MAX_CONTACT_FORCE,
             friction: Tensor::ones([N], &dev()),
             added_mass: Tensor::zeros([N], &dev()),
+            height_scan: Tensor::zeros([N, 1], &dev()),
         }
     }
 
