@@ -1602,17 +1602,19 @@ mod tests {
     /// The default task on a small rough terrain (4 levels x 2 columns of 4 m), with the
     /// height scan in the policy's observations.
     fn rough() -> LeggedConfig {
-        let mut cfg = LeggedConfig::default();
-        cfg.terrain = sim_physics::TerrainConfig {
-            kind: sim_physics::TerrainKind::Heightfield,
-            terrain_length: 4.0,
-            terrain_width: 4.0,
-            num_rows: 4,
-            num_cols: 2,
-            border_size: 2.0,
-            platform_size: 2.0,
-            max_init_terrain_level: 3,
-            ..Default::default()
+        let mut cfg = LeggedConfig {
+            terrain: sim_physics::TerrainConfig {
+                kind: sim_physics::TerrainKind::Heightfield,
+                terrain_length: 4.0,
+                terrain_width: 4.0,
+                num_rows: 4,
+                num_cols: 2,
+                border_size: 2.0,
+                platform_size: 2.0,
+                max_init_terrain_level: 3,
+                ..Default::default()
+            },
+            ..LeggedConfig::default()
         };
         cfg.observations
             .policy
