@@ -479,6 +479,30 @@ fn play<B: AutodiffBackend>(
     if let Some(gif) = &result.render {
         eprintln!("wrote {gif}");
     }
+    let e = &result.evaluation;
+    for (title, groups) in [
+        ("terrain level", &e.by_terrain_level),
+        ("terrain kind", &e.by_terrain_kind),
+    ] {
+        if groups.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "{title:>16} {:>9} {:>7} {:>14} {:>14}",
+            "episodes", "falls", "lin_vel_error", "ang_vel_error"
+        );
+        for g in groups {
+            let error = |name: &str| g.errors.get(name).map_or(f64::NAN, |v| *v);
+            eprintln!(
+                "{:>16} {:>9} {:>6.1}% {:>14.3} {:>14.3}",
+                g.group,
+                g.episodes,
+                100.0 * g.terminated_fraction,
+                error("lin_vel_error"),
+                error("ang_vel_error")
+            );
+        }
+    }
     println!(
         "{}",
         serde_json::to_string(&result).context("serialise the result")?

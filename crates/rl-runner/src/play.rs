@@ -23,6 +23,7 @@ use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
 use crate::render::{RenderOptions, check_target, write_gif};
 use crate::stats::{FinishedEpisode, StepRecord, read_finished_episodes, read_floats};
+use sim_gpu::legged::env::{TERRAIN_KIND, TERRAIN_LEVEL};
 
 /// Optional outputs of [`play`].
 #[derive(Debug, Clone, Default)]
@@ -92,6 +93,26 @@ pub struct Evaluation {
     pub terms: BTreeMap<String, f64>,
     /// Half-width of the 95% confidence interval of each term's mean, as for the return.
     pub terms_ci95: BTreeMap<String, f64>,
+    /// On rough terrain: the episodes by the level they ran on, lowest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_terrain_level: Vec<GroupEvaluation>,
+    /// On rough terrain: the episodes by the kind of terrain they ran on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_terrain_kind: Vec<GroupEvaluation>,
+}
+
+/// The episodes of one group of an [`Evaluation`]: those on one terrain level, or on one
+/// kind of terrain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupEvaluation {
+    /// The level (`"3"`) or kind (`"stairs_up"`).
+    pub group: String,
+    /// Episodes in the group.
+    pub episodes: usize,
+    /// Fraction of them that ended in a terminal state (a fall).
+    pub terminated_fraction: f64,
+    /// Means of the task's tracking errors over them (`lin_vel_error`, `ang_vel_error`).
+    pub errors: BTreeMap<String, f64>,
 }
 
 /// What [`play`] measured, and what it read and wrote.
@@ -301,7 +322,11 @@ fn summarize(episodes: &[FinishedEpisode], plan: EvalPlan) -> Evaluation {
         .map(|(name, values)| (name.to_string(), Sample::of(&values)))
         .collect();
     let terminated = episodes.iter().filter(|e| e.terminated).count();
+    let level_name = |v: f64| Some(format!("{}", v.round()));
+    let kind_name = |v: f64| sim_gpu::legged::terrain::kind_name(v).map(str::to_string);
     Evaluation {
+        by_terrain_level: breakdown(episodes, TERRAIN_LEVEL, level_name),
+        by_terrain_kind: breakdown(episodes, TERRAIN_KIND, kind_name),
         episodes: episodes.len(),
         num_envs: plan.num_envs,
         episodes_per_env: plan.episodes_per_env,
@@ -313,6 +338,43 @@ fn summarize(episodes: &[FinishedEpisode], plan: EvalPlan) -> Evaluation {
         terms_ci95: terms.iter().map(|(k, s)| (k.clone(), s.ci95())).collect(),
         terms: terms.into_iter().map(|(k, s)| (k, s.mean)).collect(),
     }
+}
+
+/// The `episodes` grouped by the value of their term `key` (none without it), each group
+/// named by `name` and ordered by the value.
+fn breakdown(
+    episodes: &[FinishedEpisode],
+    key: &str,
+    name: impl Fn(f64) -> Option<String>,
+) -> Vec<GroupEvaluation> {
+    let mut groups: BTreeMap<i64, Vec<&FinishedEpisode>> = BTreeMap::new();
+    for episode in episodes {
+        if let Some(&(_, v)) = episode.terms.iter().find(|(t, _)| t == key) {
+            groups.entry(v.round() as i64).or_default().push(episode);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(value, members)| {
+            let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for e in &members {
+                for (term, v) in e.terms.iter().filter(|(t, _)| t.ends_with("_error")) {
+                    errors.entry(term.clone()).or_default().push(*v);
+                }
+            }
+            let count = members.len();
+            GroupEvaluation {
+                group: name(value as f64).unwrap_or_else(|| value.to_string()),
+                episodes: count,
+                terminated_fraction: members.iter().filter(|e| e.terminated).count() as f64
+                    / count as f64,
+                errors: errors
+                    .into_iter()
+                    .map(|(k, v)| (k, Sample::of(&v).mean))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// Mean and standard deviation of a sample.
@@ -622,5 +684,58 @@ mod tests {
         assert_eq!(eval.terms["rew_alive"], 1.0);
         assert_eq!(eval.terms_ci95["rew_alive"], 0.0);
         assert!(summarize(&[], plan).terms.is_empty());
+    }
+
+    #[test]
+    fn rough_terrain_episodes_are_broken_down_by_level_and_kind() {
+        let episode = |level: f64, kind: f64, error: f64, fell: bool| FinishedEpisode {
+            env: 0,
+            terminated: fell,
+            episode_return: 0.0,
+            length: 1.0,
+            terms: vec![
+                ("lin_vel_error".to_string(), error),
+                ("rew_alive".to_string(), 1.0),
+                (TERRAIN_LEVEL.to_string(), level),
+                (TERRAIN_KIND.to_string(), kind),
+            ],
+        };
+        // Levels 0, 0, 3 and kinds 2 (stairs_up), 4 (discrete), 2.
+        let episodes = [
+            episode(0.0, 2.0, 0.1, false),
+            episode(0.0, 4.0, 0.3, true),
+            episode(3.0, 2.0, 0.5, false),
+        ];
+        let eval = summarize(&episodes, EvalPlan::new(3, 3));
+        let levels: Vec<(&str, usize, f64, f64)> = eval
+            .by_terrain_level
+            .iter()
+            .map(|g| {
+                (
+                    g.group.as_str(),
+                    g.episodes,
+                    g.terminated_fraction,
+                    g.errors["lin_vel_error"],
+                )
+            })
+            .collect();
+        assert_eq!(levels, [("0", 2, 0.5, 0.2), ("3", 1, 0.0, 0.5)]);
+        let kinds: Vec<(&str, usize)> = eval
+            .by_terrain_kind
+            .iter()
+            .map(|g| (g.group.as_str(), g.episodes))
+            .collect();
+        assert_eq!(kinds, [("stairs_up", 2), ("discrete", 1)]);
+        assert!(eval.by_terrain_level[0].errors.get("rew_alive").is_none());
+        // Without the terms (a plane, a classic task) there is no breakdown.
+        let plain = FinishedEpisode {
+            terms: vec![("lin_vel_error".to_string(), 0.1)],
+            ..episode(0.0, 0.0, 0.0, false)
+        };
+        assert!(
+            summarize(&[plain], EvalPlan::new(1, 1))
+                .by_terrain_level
+                .is_empty()
+        );
     }
 }

@@ -39,6 +39,11 @@ const RNG: &str = "rng";
 
 /// The episode term of the mean terrain level, logged under this name.
 pub const CURRICULUM_LEVEL: &str = "Curriculum/terrain_level";
+/// The episode term of the terrain level an episode ran on.
+pub const TERRAIN_LEVEL: &str = "terrain_level";
+/// The episode term of the kind of terrain an episode ran on, an index in
+/// `sim_physics::SubTerrain::ALL` (see [`super::terrain::kind_name`]).
+pub const TERRAIN_KIND: &str = "terrain_kind";
 
 /// The task's state beyond the simulator's, by snapshot key, every tensor `[N, K]`: the one
 /// list that saving and loading a snapshot go through. `task_state!(env; &)` gives shared
@@ -546,8 +551,8 @@ impl<B: Backend> LeggedEnv<B> {
         if let Some(t) = &self.terrain {
             // The level and column each finished episode ran on (for `play`'s breakdown),
             // and the mean level over all robots, logged as it is named.
-            terms.insert("terrain_level".into(), column(&t.level, 0));
-            terms.insert("terrain_column".into(), column(&t.column, 0));
+            terms.insert(TERRAIN_LEVEL.into(), column(&t.level, 0));
+            terms.insert(TERRAIN_KIND.into(), column(&t.kind, 0));
             terms.insert(CURRICULUM_LEVEL.into(), t.mean_level());
         }
         EpisodeInfo {

@@ -13,7 +13,7 @@
 
 use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 use rl_core::EnvRng;
-use sim_physics::{DeviceHeightField, Terrain, TerrainConfig};
+use sim_physics::{DeviceHeightField, SubTerrain, Terrain, TerrainConfig};
 
 use super::choose;
 use super::config::HeightScanConfig;
@@ -31,6 +31,8 @@ pub struct TerrainManager<B: Backend> {
     pub(crate) level: Tensor<B, 2>,
     /// Every environment's column `[N, 1]` (fixed).
     pub(crate) column: Tensor<B, 2>,
+    /// The kind of every environment's column `[N, 1]`, its index in [`SubTerrain::ALL`].
+    pub(crate) kind: Tensor<B, 2>,
     /// Every environment's spawn origin `[N, 3]`: its sub-terrain's origin.
     pub(crate) origin: Tensor<B, 2>,
     curriculum: bool,
@@ -74,16 +76,24 @@ impl<B: Backend> TerrainManager<B> {
             .floor()
             .clamp(0.0, top as f64);
         // legged_gym: environment i on column floor(i / (N / cols)).
-        let column: Vec<f32> = (0..n)
-            .map(|i| ((i * cols / n).min(cols - 1)) as f32)
+        let columns: Vec<usize> = (0..n).map(|i| (i * cols / n).min(cols - 1)).collect();
+        let kind: Vec<f32> = columns
+            .iter()
+            .map(|&c| {
+                let k = terrain.column_kinds[c];
+                SubTerrain::ALL.iter().position(|&a| a == k).unwrap_or(0) as f32
+            })
             .collect();
+        let column: Vec<f32> = columns.iter().map(|&c| c as f32).collect();
         let column = Tensor::from_data(TensorData::new(column, [n, 1]), device);
+        let kind = Tensor::from_data(TensorData::new(kind, [n, 1]), device);
         let mut manager = Self {
             field: DeviceHeightField::new(&terrain.field, device),
             origins,
             origin: Tensor::zeros([n, 3], device),
             level,
             column,
+            kind,
             curriculum: cfg.curriculum,
             promote_distance: cfg.terrain_length / 2.0,
             episode_length_s,
@@ -171,6 +181,16 @@ impl<B: Backend> TerrainManager<B> {
         let n = self.level.dims()[0];
         self.level.clone().mean().reshape([1]).expand([n])
     }
+}
+
+/// The name of the kind of terrain with index `index` in [`SubTerrain::ALL`] (as the
+/// `terrain_kind` episode term gives it).
+pub fn kind_name(index: f64) -> Option<&'static str> {
+    let i = index.round();
+    (i >= 0.0)
+        .then(|| SubTerrain::ALL.get(i as usize))
+        .flatten()
+        .map(|k| k.name())
 }
 
 /// The height scan's points around the base, `[N, P]` each, in its yaw frame (x forward).
