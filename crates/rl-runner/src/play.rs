@@ -726,7 +726,7 @@ mod tests {
             .map(|g| (g.group.as_str(), g.episodes))
             .collect();
         assert_eq!(kinds, [("stairs_up", 2), ("discrete", 1)]);
-        assert!(eval.by_terrain_level[0].errors.get("rew_alive").is_none());
+        assert!(!eval.by_terrain_level[0].errors.contains_key("rew_alive"));
         // Without the terms (a plane, a classic task) there is no breakdown.
         let plain = FinishedEpisode {
             terms: vec![("lin_vel_error".to_string(), 0.1)],
