@@ -863,3 +863,46 @@ fn a_ball_dropped_on_a_step_edge_rests_on_the_level_it_is_pushed_to() {
         "not on the lower level: {edge:?}"
     );
 }
+
+#[test]
+fn a_flat_height_field_is_the_plane() {
+    // The box sliding under tilted gravity (20 degrees, mu 0.2), on the plane and on a flat
+    // field: the field's contact is the plane's, term for term.
+    let angle = 20f64.to_radians();
+    let run = |field: Option<HeightField>| {
+        let mut config = SimConfig::default();
+        config.contact.friction = 0.2;
+        config.gravity = [-9.81 * angle.sin(), 0.0, -9.81 * angle.cos()];
+        let mut sim =
+            Articulation::<B>::new(free_box().expect("box"), config, 1, &Default::default())
+                .expect("sim");
+        sim.set_terrain(field.as_ref());
+        sim.set_root_state(
+            &[0],
+            rows(&[0.0, 0.0, 0.0998], 1),
+            rows(&[0.99, 0.1, 0.05, 0.02], 1),
+            rows(&[0.0; 3], 1),
+            rows(&[0.3, -0.2, 0.1], 1),
+        )
+        .expect("state");
+        for _ in 0..200 {
+            sim.step();
+        }
+        (
+            host(sim.root_pos()),
+            host(sim.root_lin_vel_w()),
+            host(sim.contact_forces()),
+        )
+    };
+    let plane = run(None);
+    let flat = run(Some(field_from(|_, _| 0.0, [-4.0, 4.0], [-2.0, 2.0], 0.25)));
+    assert!(
+        diff(&plane.0, &flat.0) < 1e-6,
+        "{:?} vs {:?}",
+        plane.0,
+        flat.0
+    );
+    assert!(diff(&plane.1, &flat.1) < 1e-5);
+    assert!(diff(&plane.2, &flat.2) < 1e-3);
+    assert!(plane.0[0] < -0.3, "the box did not slide: {:?}", plane.0);
+}
