@@ -164,6 +164,12 @@ enum Command {
         /// views, real time); for tasks with bodies to draw.
         #[arg(long, value_name = "FILE")]
         render: Option<PathBuf>,
+        /// Override a value of the run's stored config for this evaluation:
+        /// `section.key=value`, the value in TOML syntax (for example
+        /// `--set env.terrain.proportions.smooth_slope=0.0` to put environment 0 on other
+        /// ground). What the policy sees must keep its size.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -654,10 +660,12 @@ fn run(cli: Cli) -> ExitCode {
             num_envs,
             seed,
             render,
+            set,
             backend: BackendArg { backend },
         } => {
             let options = rl_runner::PlayOptions {
                 render,
+                overrides: set,
                 ..Default::default()
             };
             with_backend!(backend, |device: B| play::<B>(

@@ -32,6 +32,8 @@ pub struct PlayOptions {
     pub render: Option<PathBuf>,
     /// How the GIF is drawn.
     pub render_options: RenderOptions,
+    /// `--set`: overrides of the run's stored config (`section.key=value`, TOML values).
+    pub overrides: Vec<String>,
 }
 
 /// Which episodes an evaluation counts: the first `episodes_per_env` episodes of each of
@@ -166,7 +168,7 @@ pub fn play<B: AutodiffBackend>(
     let cfg = TrainConfig::parse(
         &ckpt.header.config,
         &format!("{} (stored config)", path.display()),
-        &[],
+        &options.overrides,
     )?;
     let plan = EvalPlan::new(episodes, num_envs.unwrap_or(cfg.env.num_envs));
     let mut env =

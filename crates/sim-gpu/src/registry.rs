@@ -136,6 +136,8 @@ pub fn make_env<B: Backend>(
         let mut cfg = legged_config(task, settings)?;
         if purpose == Purpose::Evaluation {
             cfg.random_episode_start = false;
+            // Robots spread over every terrain level and stay there (legged_gym's play).
+            cfg.terrain.curriculum = false;
         }
         return Ok(Box::new(LeggedEnv::<B>::new(
             task, cfg, num_envs, seed, device,

@@ -170,6 +170,24 @@ fn play_reports_mean_return_of_a_checkpoint() {
 
     let missing = rl_runner::play::<B>(&tmp.path().join("nope"), 10, None, None, &options, &device);
     assert!(missing.is_err());
+
+    // `--set` overrides the stored config for the evaluation (here the number of
+    // environments, which the plan then uses), and an unknown key is an error naming it.
+    let two = PlayOptions {
+        overrides: vec!["env.num_envs=2".into()],
+        ..PlayOptions::default()
+    };
+    let eval = rl_runner::play::<B>(&summary.run_dir, 4, None, None, &two, &device)
+        .expect("play")
+        .evaluation;
+    assert_eq!((eval.num_envs, eval.episodes_per_env), (2, 2));
+    let typo = PlayOptions {
+        overrides: vec!["algorithm.gamam=0.9".into()],
+        ..PlayOptions::default()
+    };
+    let err = rl_runner::play::<B>(&summary.run_dir, 4, Some(4), None, &typo, &device)
+        .expect_err("unknown key");
+    assert!(err.to_string().contains("gamam"), "{err}");
 }
 
 #[test]
