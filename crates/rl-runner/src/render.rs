@@ -622,6 +622,7 @@ mod tests {
             ],
             focus: [x, 0.0, 0.4],
             ground: Some(0.0),
+            terrain: None,
             dt,
         }
     }

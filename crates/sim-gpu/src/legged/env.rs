@@ -684,6 +684,7 @@ impl<B: Backend> LeggedEnv<B> {
             shapes,
             focus: f(poses[0].xyz),
             ground: Some(self.cfg.sim.contact.ground_height as f32),
+            terrain: None,
             dt: self.dt as f32,
         })
     }
