@@ -7,7 +7,8 @@
 //! - [`Algorithm`]: what the on-policy runner needs from a learning algorithm.
 //! - [`EnvRng`] and [`HostRng`]: seeded, serialisable random streams, so that the same seed
 //!   gives the same run on every backend.
-//! - [`Scene`]: the shapes of one environment at one instant, for rendering.
+//! - [`Scene`]: the shapes of one environment at one instant, with the ground around it
+//!   ([`HeightPatch`]), for rendering.
 //! - [`Error`]: the error type of this crate.
 
 mod algorithm;
@@ -20,6 +21,6 @@ mod snapshot;
 pub use algorithm::{Algorithm, AlgorithmError, ComputeCost, UpdateStats};
 pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
 pub use error::{Error, Result};
-pub use scene::{Scene, SceneShape};
+pub use scene::{HeightPatch, Scene, SceneShape};
 pub use seeding::{EnvRng, HostRng};
 pub use snapshot::{EnvSnapshot, HostTensor};

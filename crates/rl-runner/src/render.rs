@@ -6,6 +6,10 @@
 //! - left, the side view: `x` to the right, `z` up, looking along `+y`, with the ground;
 //! - right, the top view: `x` to the right, `y` up, looking down.
 //!
+//! On rough terrain (the scene's [`HeightPatch`]) the side view's ground is the terrain's
+//! profile along the line `y = focus.y`, and the top view is shaded by the terrain's height
+//! relative to the ground under the focus, in bands of [`TERRAIN_BAND`] metres.
+//!
 //! World-fixed grid lines show the robot moving over the ground although the camera
 //! follows it. Shapes on the near side of the focus (`y` below it) are orange, those on the
 //! far side blue, those level with it (the body) slate, in both views.
@@ -14,7 +18,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use rl_core::{Scene, SceneShape};
+use rl_core::{HeightPatch, Scene, SceneShape};
 
 use crate::Error;
 
@@ -201,6 +205,25 @@ fn check_scene(scene: &Scene, check_dt: bool) -> Result<(), String> {
             scene.ground
         ));
     }
+    if let Some(t) = &scene.terrain {
+        if t.rows == 0 || t.cols == 0 || t.rows.checked_mul(t.cols) != Some(t.heights.len()) {
+            return Err(format!(
+                "the terrain patch of {} x {} samples has {} heights",
+                t.rows,
+                t.cols,
+                t.heights.len()
+            ));
+        }
+        if !(t.spacing.is_finite() && t.spacing > 0.0) {
+            return Err(format!(
+                "the terrain patch's spacing must be positive, got {}",
+                t.spacing
+            ));
+        }
+        if !t.origin.iter().chain(&t.heights).all(|v| v.is_finite()) {
+            return Err("the terrain patch has a non-finite origin or height".into());
+        }
+    }
     for (i, shape) in scene.shapes.iter().enumerate() {
         let ok = match shape {
             SceneShape::Sphere { center, radius } => {
@@ -255,6 +278,13 @@ const GROUND_LINE: u8 = 4;
 const SEPARATOR: u8 = 5;
 const SHADED: u8 = 8;
 const SHADES: u8 = 4;
+/// The top view's terrain bands, lowest first (`TERRAIN_BANDS` of them, the middle one level
+/// with the ground under the focus), then the same with a grid line on them.
+const TERRAIN: u8 = SHADED + 3 * SHADES;
+const TERRAIN_BANDS: u8 = 9;
+const TERRAIN_GRID: u8 = TERRAIN + TERRAIN_BANDS;
+/// Height of one terrain band in the top view, metres.
+const TERRAIN_BAND: f32 = 0.05;
 
 /// Shape colours: near side of the focus, level with it, far side.
 const TINTS: [[u8; 3]; 3] = [[235, 125, 45], [85, 100, 125], [110, 150, 215]];
@@ -276,6 +306,18 @@ fn palette() -> Vec<u8> {
             let f = 0.5 + 0.2 * f32::from(shade);
             colours.push(tint.map(|c| (f32::from(c) * f).min(255.0) as u8));
         }
+    }
+    // Terrain bands from a dark grey-green (low) to a pale one (high), then with the grid.
+    let (low, high) = ([128.0, 146.0, 118.0], [236.0, 238.0, 222.0]);
+    let band = |k: u8| {
+        let t = f32::from(k) / f32::from(TERRAIN_BANDS - 1);
+        std::array::from_fn::<f32, 3, _>(|c| low[c] + t * (high[c] - low[c]))
+    };
+    for k in 0..TERRAIN_BANDS {
+        colours.push(band(k).map(|c| c as u8));
+    }
+    for k in 0..TERRAIN_BANDS {
+        colours.push(band(k).map(|c| (c * 0.88) as u8));
     }
     colours.into_iter().flatten().collect()
 }
@@ -350,25 +392,80 @@ impl Panel {
         (lo as usize).min(n)..(hi as usize).max(lo as usize).min(n)
     }
 
-    /// Ground fill below the ground line, world-fixed grid lines, and the ground line.
-    fn draw_background(&mut self, ground: Option<f32>, spacing: f32) {
-        // The first row under the ground (may lie outside the panel).
-        let ground_row = match (self.view, ground) {
-            (View::Side, Some(g)) => {
-                let (p, _) = self.to_screen([self.focus[0], self.focus[1], g]);
-                let row = p[1].round();
-                let first = row.clamp(0.0, self.height as f32) as usize;
-                self.pixels[first * self.width..].fill(GROUND);
-                Some(row)
+    /// World offset from the focus (metres, screen right and up) of a pixel's centre.
+    fn offset_of(&self, col: usize, row: usize) -> [f32; 2] {
+        [
+            (col as f32 + 0.5 - self.width as f32 / 2.0) / self.scale,
+            (self.height as f32 / 2.0 - row as f32 - 0.5) / self.scale,
+        ]
+    }
+
+    /// The side view's ground: for every pixel column, the screen row of the ground below
+    /// its centre (rounded, may lie outside the panel), or `None` without a ground. On
+    /// terrain, the profile along `y = focus.y`; else the plane at `ground`.
+    fn ground_rows(&self, ground: Option<f32>, terrain: Option<&HeightPatch>) -> Option<Vec<f32>> {
+        (0..self.width)
+            .map(|col| {
+                let x = self.focus[0] + self.offset_of(col, 0)[0];
+                let z = match terrain {
+                    Some(t) => t.height_at(x, self.focus[1]),
+                    None => ground?,
+                };
+                Some(self.to_screen([x, self.focus[1], z]).0[1].round())
+            })
+            .collect()
+    }
+
+    /// The top view's ground: every pixel the band of the terrain's height below it,
+    /// relative to the ground under the focus.
+    fn shade_terrain(&mut self, terrain: &HeightPatch) {
+        let reference = terrain.height_at(self.focus[0], self.focus[1]);
+        let middle = f32::from(TERRAIN_BANDS / 2);
+        for row in 0..self.height {
+            for col in 0..self.width {
+                let [dx, dy] = self.offset_of(col, row);
+                let h = terrain.height_at(self.focus[0] + dx, self.focus[1] + dy);
+                let band = ((h - reference) / TERRAIN_BAND).round() + middle;
+                let band = band.clamp(0.0, f32::from(TERRAIN_BANDS - 1)) as u8;
+                self.pixels[row * self.width + col] = TERRAIN + band;
             }
-            _ => None,
+        }
+    }
+
+    /// The ground (fill below the ground line in the side view, terrain bands in the top
+    /// view), world-fixed grid lines, and the ground line. Terrain, when there is some, is
+    /// drawn instead of the plane at `ground`.
+    fn draw_background(
+        &mut self,
+        ground: Option<f32>,
+        terrain: Option<&HeightPatch>,
+        spacing: f32,
+    ) {
+        let (w, h) = (self.width, self.height);
+        // Per column, the first row under the ground.
+        let ground_rows = match self.view {
+            View::Side => self.ground_rows(ground, terrain),
+            View::Top => {
+                if let Some(t) = terrain {
+                    self.shade_terrain(t);
+                }
+                None
+            }
         };
+        for (col, &row) in ground_rows.iter().flatten().enumerate() {
+            let first = row.clamp(0.0, h as f32) as usize;
+            for r in first..h {
+                self.pixels[r * w + col] = GROUND;
+            }
+        }
         // Grid lines closer than 3 pixels would be a grey wash.
         if spacing * self.scale >= 3.0 {
-            let (w, h) = (self.width, self.height);
+            let on_terrain = TERRAIN..TERRAIN_GRID;
             let mark = |px: &mut u8| {
                 *px = match *px {
                     GROUND => GROUND_GRID,
+                    p if on_terrain.contains(&p) => p + TERRAIN_BANDS,
+                    p if p >= TERRAIN_GRID => p,
                     _ => GRID,
                 }
             };
@@ -389,11 +486,17 @@ impl Panel {
                     .for_each(mark);
             }
         }
-        // Two pixels thick, across the boundary.
-        for row in ground_row.into_iter().flat_map(|r| [r - 1.0, r]) {
-            if row >= 0.0 && row < self.height as f32 {
-                let r = row as usize;
-                self.pixels[r * self.width..(r + 1) * self.width].fill(GROUND_LINE);
+        // Two pixels thick, across the boundary, and up to a higher neighbour's boundary so
+        // that the walls of steps are drawn too.
+        if let Some(rows) = &ground_rows {
+            for (col, &row) in rows.iter().enumerate() {
+                let left = rows[col.saturating_sub(1)];
+                let right = rows[(col + 1).min(w - 1)];
+                let top = row.min(left).min(right) - 1.0;
+                let (lo, hi) = (top.clamp(0.0, h as f32), (row + 1.0).clamp(0.0, h as f32));
+                for r in lo as usize..hi as usize {
+                    self.pixels[r * w + col] = GROUND_LINE;
+                }
             }
         }
     }
@@ -575,7 +678,7 @@ fn shade(tint: u8, n: [f32; 3]) -> u8 {
 fn render_frame(scene: &Scene, options: &RenderOptions) -> Vec<u8> {
     let panels = [View::Side, View::Top].map(|view| {
         let mut panel = Panel::new(options, scene.focus, view);
-        panel.draw_background(scene.ground, options.grid_spacing);
+        panel.draw_background(scene.ground, scene.terrain.as_ref(), options.grid_spacing);
         panel.draw_shapes(&scene.shapes);
         panel
     });
@@ -622,7 +725,22 @@ mod tests {
             ],
             focus: [x, 0.0, 0.4],
             ground: Some(0.0),
+            terrain: None,
             dt,
+        }
+    }
+
+    /// A patch of 41 x 41 samples of 0.1 m about the origin, heights `h(x)`.
+    fn patch(h: impl Fn(f32) -> f32) -> HeightPatch {
+        let (n, spacing, origin) = (41, 0.1, [-2.0, -2.0]);
+        HeightPatch {
+            origin,
+            spacing,
+            rows: n,
+            cols: n,
+            heights: (0..n * n)
+                .map(|k| h(origin[0] + (k / n) as f32 * spacing))
+                .collect(),
         }
     }
 
@@ -705,6 +823,88 @@ mod tests {
     }
 
     #[test]
+    fn a_step_is_drawn_in_both_views() {
+        // Ground 0 for x < 0 and 0.2 m from x = 0 (a ramp over the cell before it), seen
+        // from 0.4 m above the step's edge, with nothing else in the scene.
+        let step = Scene {
+            shapes: vec![],
+            focus: [0.0, 0.0, 0.4],
+            ground: None,
+            terrain: Some(patch(|x| if x >= -1e-4 { 0.2 } else { 0.0 })),
+            dt: 0.02,
+        };
+        check_scene(&step, true).expect("a valid scene");
+        let options = RenderOptions::default();
+        let frame = render_frame(&step, &options);
+        let at = |x: usize, y: usize| frame[y * 640 + x];
+        // The side view: the first ground-coloured row of a column, from the top.
+        let top_of_ground = |col: usize| {
+            (0..240)
+                .find(|&row| matches!(at(col, row), GROUND | GROUND_GRID | GROUND_LINE))
+                .expect("ground in the column")
+        };
+        // 128 px a metre: at x = -0.6 m (column 83) the ground is 0.4 m (51 px) below the
+        // centre, at x = 0.6 m (column 236) 0.2 m; the line starts a pixel higher.
+        let (low, high) = (top_of_ground(83), top_of_ground(236));
+        assert!(
+            low.abs_diff(170) <= 1,
+            "ground at x = -0.6 m from row {low}"
+        );
+        assert!(
+            high.abs_diff(145) <= 1,
+            "ground at x = 0.6 m from row {high}"
+        );
+        // Above the low ground, on the step's height: sky.
+        assert!(matches!(at(83, 150), BACKGROUND | GRID));
+        // The top view at y = 0.3 m: the step (level with the ground under the focus) is
+        // the middle band, the ground 0.2 m below it four bands lower.
+        let (below, level) = (at(320 + 83, 81), at(320 + 236, 81));
+        assert_eq!(level, TERRAIN + TERRAIN_BANDS / 2);
+        assert_eq!(below, TERRAIN + TERRAIN_BANDS / 2 - 4);
+    }
+
+    #[test]
+    fn flat_terrain_draws_the_side_view_of_the_plane() {
+        let plane = scene(0.02, 0.3);
+        let flat = Scene {
+            ground: None,
+            terrain: Some(patch(|_| 0.0)),
+            ..plane.clone()
+        };
+        let options = RenderOptions::default();
+        let (a, b) = (
+            render_frame(&plane, &options),
+            render_frame(&flat, &options),
+        );
+        let side = |f: &[u8]| -> Vec<u8> {
+            (0..240)
+                .flat_map(|r| f[r * 640..r * 640 + 320].to_vec())
+                .collect()
+        };
+        let top = |f: &[u8]| -> Vec<u8> {
+            (0..240)
+                .flat_map(|r| f[r * 640 + 320..(r + 1) * 640].to_vec())
+                .collect()
+        };
+        assert!(
+            side(&a) == side(&b),
+            "the profile of flat terrain is not the plane's"
+        );
+        // The top view of the plane has no bands; that of the terrain is the middle band
+        // where no shape or grid line covers it.
+        assert!(!top(&a).contains(&(TERRAIN + TERRAIN_BANDS / 2)));
+        assert_eq!(top(&b)[2 * 320 + 317], TERRAIN + TERRAIN_BANDS / 2);
+    }
+
+    #[test]
+    fn recordings_without_terrain_still_read() {
+        let json = r#"{"shapes": [], "focus": [0, 0, 0.4], "ground": 0.0, "dt": 0.02}"#;
+        let scene: Scene = serde_json::from_str(json).expect("an older scene");
+        assert_eq!(scene.terrain, None);
+        assert_eq!(scene.ground, Some(0.0));
+    }
+
+    #[test]
     fn frames_follow_accumulated_time() {
         let scenes: Vec<Scene> = (0..7).map(|_| scene(0.016, 0.0)).collect();
         // Times 0, 1.6, 3.2, 4.8, 6.4, 8, 9.6 cs, rounded 0, 2, 3, 5, 6, 8, 10: frames at
@@ -740,6 +940,15 @@ mod tests {
             .expect_err("NaN")
             .to_string();
         assert!(msg.contains("scene 1") && msg.contains("focus"), "{msg}");
+
+        let mut short = scene(0.02, 0.0);
+        let mut terrain = patch(|_| 0.0);
+        terrain.heights.pop();
+        short.terrain = Some(terrain);
+        let msg = write_gif(&path, &[short], &RenderOptions::default())
+            .expect_err("too few heights")
+            .to_string();
+        assert!(msg.contains("41 x 41 samples has 1680 heights"), "{msg}");
 
         let options = RenderOptions {
             max_fps: 100,

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use rl_core::{
-    ActionSpace, EnvRng, EnvSnapshot, EnvSpec, EpisodeInfo, HostTensor, Observations, Scene,
-    SceneShape, StepOutput, VecEnv,
+    ActionSpace, EnvRng, EnvSnapshot, EnvSpec, EpisodeInfo, HeightPatch, HostTensor, Observations,
+    Scene, SceneShape, StepOutput, VecEnv,
 };
 
 use super::actions::ActionManager;
@@ -32,7 +32,7 @@ use super::terms::{
 use super::terrain::{ScanPoints, TerrainManager};
 use crate::common::{check_shape, column, row};
 use crate::{Error, Result};
-use sim_physics::{Articulation, BaseKind, Model, Pose, Shape, robots};
+use sim_physics::{Articulation, BaseKind, HeightField, Model, Pose, Shape, robots};
 
 /// Name of the random streams in a snapshot.
 const RNG: &str = "rng";
@@ -140,6 +140,41 @@ impl<B: Backend> std::fmt::Debug for LeggedEnv<B> {
 fn index<B: Backend>(v: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = v.iter().map(|&i| i as i64).collect();
     Tensor::from_data(TensorData::new(data, [v.len()]), device)
+}
+
+/// How far around the base a scene carries the terrain, in x and in y (m).
+const SCENE_TERRAIN_RADIUS: f64 = 4.0;
+
+/// The window of `field` within `radius` of `centre` in x and in y (whole samples, at least
+/// 2 x 2, clamped onto the field), for a scene: read by the same rule, it has the field's
+/// heights inside the window.
+fn height_patch(field: &HeightField, centre: [f64; 2], radius: f64) -> HeightPatch {
+    // The first and last sample along one axis.
+    let window = |c: f64, o: f64, n: usize| {
+        let first = ((c - radius - o) / field.spacing).floor();
+        let last = ((c + radius - o) / field.spacing).ceil();
+        let first = (first.max(0.0) as usize).min(n - 2);
+        (first, (last.max(0.0) as usize).clamp(first + 1, n - 1))
+    };
+    let (i0, i1) = window(centre[0], field.origin[0], field.rows);
+    let (j0, j1) = window(centre[1], field.origin[1], field.cols);
+    let heights = (i0..=i1)
+        .flat_map(|i| {
+            field.heights[i * field.cols + j0..=i * field.cols + j1]
+                .iter()
+                .copied()
+        })
+        .collect();
+    HeightPatch {
+        origin: [
+            (field.origin[0] + i0 as f64 * field.spacing) as f32,
+            (field.origin[1] + j0 as f64 * field.spacing) as f32,
+        ],
+        spacing: field.spacing as f32,
+        rows: i1 - i0 + 1,
+        cols: j1 - j0 + 1,
+        heights,
+    }
 }
 
 /// The simulator's error as the environment's.
@@ -614,7 +649,9 @@ impl<B: Backend> LeggedEnv<B> {
         self.episode_length = zero(&self.episode_length);
     }
 
-    /// Reads the shapes of environment `env_id` back from the device.
+    /// Reads the shapes of environment `env_id` back from the device, with the ground: the
+    /// plane's height, or on rough terrain the field within [`SCENE_TERRAIN_RADIUS`] of the
+    /// base (from the host copy).
     fn read_scene(&self, env_id: usize) -> rl_core::Result<Scene> {
         let n = self.spec.num_envs;
         if env_id >= n {
@@ -685,10 +722,19 @@ impl<B: Backend> LeggedEnv<B> {
                 });
             }
         }
+        let base = poses[0].xyz;
+        let terrain = self
+            .terrain
+            .as_ref()
+            .map(|t| height_patch(&t.terrain().field, [base[0], base[1]], SCENE_TERRAIN_RADIUS));
         Ok(Scene {
             shapes,
-            focus: f(poses[0].xyz),
-            ground: Some(self.cfg.sim.contact.ground_height as f32),
+            focus: f(base),
+            ground: match terrain {
+                Some(_) => None,
+                None => Some(self.cfg.sim.contact.ground_height as f32),
+            },
+            terrain,
             dt: self.dt as f32,
         })
     }
@@ -1750,6 +1796,55 @@ mod tests {
             .fold(f32::MAX, f32::min);
         assert!(lowest.abs() < 0.05, "lowest foot at {lowest}");
         assert!(e.scene(2).is_err());
+        // The plane is the ground's height, with no terrain.
+        assert_eq!(scene.ground, Some(0.0));
+        assert!(scene.terrain.is_none());
+    }
+
+    #[test]
+    fn the_scene_on_rough_terrain_carries_the_field_around_the_base() {
+        let e = env(rough(), 4);
+        let field = &e.terrain.as_ref().expect("rough terrain").terrain().field;
+        for k in 0..4 {
+            let scene = e.scene(k).expect("read").expect("a legged task draws");
+            assert_eq!(scene.ground, None);
+            let patch = scene.terrain.expect("a terrain patch");
+            let [x, y, _] = scene.focus.map(f64::from);
+            let read = |dx: f64, dy: f64| {
+                let (px, py) = (x + dx, y + dy);
+                let want = field.height_at(px, py);
+                let got = f64::from(patch.height_at(px as f32, py as f32));
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "robot {k} at ({dx}, {dy}) off the base: {got} vs {want}"
+                );
+                want
+            };
+            read(0.0, 0.0);
+            // Across the window: the platform under the base and the rough ground about it.
+            let mut heights = Vec::new();
+            for a in -7..=7 {
+                for b in -7..=7 {
+                    heights.push(read(0.55 * f64::from(a), 0.55 * f64::from(b)));
+                }
+            }
+            let spread = heights.iter().fold(f64::MIN, |m, &h| m.max(h))
+                - heights.iter().fold(f64::MAX, |m, &h| m.min(h));
+            assert!(spread > 0.01, "robot {k}: the window is flat ({spread} m)");
+            // The window reaches 4 m out (or to the field's edge) on every side.
+            let [x_min, x_max, y_min, y_max] = field.extent();
+            let end = |o: f32, n: usize| f64::from(o + (n - 1) as f32 * patch.spacing);
+            let (px, py) = (f64::from(patch.origin[0]), f64::from(patch.origin[1]));
+            assert!(
+                px <= (x - 4.0).max(x_min) + 1e-3
+                    && end(patch.origin[0], patch.rows) >= (x + 4.0).min(x_max) - 1e-3
+            );
+            assert!(
+                py <= (y - 4.0).max(y_min) + 1e-3
+                    && end(patch.origin[1], patch.cols) >= (y + 4.0).min(y_max) - 1e-3
+            );
+            assert!(patch.heights.len() < 10_000);
+        }
     }
 
     #[test]
