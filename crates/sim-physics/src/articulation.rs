@@ -195,6 +195,9 @@ pub struct Articulation<B: Backend> {
     /// (uploaded once), and what the kernel is compiled for.
     #[cfg(feature = "cube")]
     pub(crate) kernel: Option<(Tensor<B, 1>, Tensor<B, 1>, crate::cube::articulation::Dims)>,
+    /// The height field's layout as the kernel reads it `[5]`, uploaded with the field.
+    #[cfg(feature = "cube")]
+    kernel_field_layout: Option<Tensor<B, 1>>,
 }
 
 fn flag(b: bool) -> f32 {
@@ -481,6 +484,8 @@ impl<B: Backend> Articulation<B> {
         Ok(Self {
             #[cfg(feature = "cube")]
             kernel,
+            #[cfg(feature = "cube")]
+            kernel_field_layout: None,
             num_envs,
             device: device.clone(),
             consts,
@@ -532,6 +537,16 @@ impl<B: Backend> Articulation<B> {
     /// along the field's normal under it, with the same stiffness, damping and friction.
     pub fn set_terrain(&mut self, field: Option<&HeightField>) {
         self.terrain = field.map(|f| DeviceHeightField::new(f, &self.device));
+        #[cfg(feature = "cube")]
+        {
+            self.kernel_field_layout = field.map(|f| {
+                let layout = crate::cube::articulation::field_layout(f);
+                Tensor::from_data(
+                    TensorData::new(layout.to_vec(), [layout.len()]),
+                    &self.device,
+                )
+            });
+        }
     }
 
     /// The ground as a height field, if one was set.
@@ -1119,9 +1134,13 @@ impl<B: Backend> Articulation<B> {
         let Some((packed, tree, dims)) = self.kernel.clone() else {
             return false;
         };
-        if self.terrain.is_some() {
-            return false;
-        }
+        // On the plane the kernel is compiled without the field and reads neither input.
+        let (dims, heights, layout) = match (&self.terrain, &self.kernel_field_layout) {
+            (Some(field), Some(layout)) => {
+                (dims.with_terrain(true), field.heights(), layout.clone())
+            }
+            _ => (dims, packed.clone(), packed.clone()),
+        };
         let float = |t: Tensor<B, 1>| t.into_primitive().tensor();
         let float2 = |t: &T<B>| t.clone().into_primitive().tensor();
         let inputs = vec![
@@ -1141,6 +1160,8 @@ impl<B: Backend> Articulation<B> {
             float2(&self.effort_limit),
             float2(&self.link_mass),
             float2(&self.friction),
+            float(heights),
+            float(layout),
         ];
         let Ok(outputs) = crate::cube::dispatch::run::<B, _>(dims, inputs) else {
             // Not a CubeCL backend: never try again.

@@ -4,7 +4,8 @@
 //! The maths is the tensor path's, term for term and in the same order where that is cheap
 //! (the subtree sums run leaves-to-root instead of as matrix products, so results agree to
 //! float rounding, not bit for bit). Model constants are packed once on the host by
-//! [`StepProgram::new`]: floats in one array, the tree in another.
+//! [`StepProgram::new`]: floats in one array, the tree in another. The ground is the plane or,
+//! compiled in when one is set, a height field read by `HeightField`'s rule.
 
 use burn::tensor::TensorMetadata;
 use burn_cubecl::CubeRuntime;
@@ -12,8 +13,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::dispatch::{CubeProgram, empty_outputs, per_environment};
-use crate::SimConfig;
 use crate::model::{BaseKind, JointKind, Model, mat_mul, mat_vec, principal_axes};
+use crate::{HeightField, SimConfig};
 
 /// Floats per joint in the packed constants.
 const JS: usize = 41;
@@ -37,6 +38,8 @@ pub(crate) struct Dims {
     substeps: usize,
     limits: bool,
     velocity_limits: bool,
+    /// The ground is a height field (inputs `heights` and `layout`), not the plane.
+    terrain: bool,
 }
 
 /// The packed model and settings, and what one step needs to launch.
@@ -139,6 +142,7 @@ impl StepProgram {
                 substeps: config.substeps,
                 limits: kl > 0.0 || dl > 0.0,
                 velocity_limits: config.enforce_velocity_limits,
+                terrain: false,
             },
             consts,
             topology,
@@ -150,7 +154,8 @@ impl StepProgram {
 // ([`StepProgram::constants`]), root position `[N, 3]`, orientation `[N, 4]`,
 // linear and angular velocity `[N, 3]`, joint positions and velocities `[N, nj]`, position
 // and velocity targets, efforts, stiffness, drive damping, effort limits `[N, nj]`, link
-// masses `[1 or N, L]`, friction `[N, 1]`.
+// masses `[1 or N, L]`, friction `[N, 1]`, then the ground: a height field's heights
+// `[rows * cols]` and its layout ([`field_layout`]), both unread (any array) on the plane.
 
 /// The outputs, in this order: the six state tensors as above, the applied drive torques
 /// `[N, nj]`, the contact forces `[N, 3 L]` and the contact flags (0 or 1) `[N, L]`.
@@ -166,6 +171,24 @@ impl StepProgram {
     pub(crate) fn dims(&self) -> Dims {
         self.dims
     }
+}
+
+impl Dims {
+    /// The same model, on a height field (`true`) or on the plane.
+    pub(crate) fn with_terrain(self, terrain: bool) -> Self {
+        Self { terrain, ..self }
+    }
+}
+
+/// A height field's layout as the kernel reads it: `[origin x, origin y, spacing, rows, cols]`.
+pub(crate) fn field_layout(field: &HeightField) -> [f32; 5] {
+    [
+        field.origin[0] as f32,
+        field.origin[1] as f32,
+        field.spacing as f32,
+        field.rows as f32,
+        field.cols as f32,
+    ]
 }
 
 impl CubeProgram for Dims {
@@ -213,6 +236,8 @@ impl CubeProgram for Dims {
             arg(&i[13]),
             arg(&i[14]),
             arg(&i[15]),
+            arg(&i[16]),
+            arg(&i[17]),
             arg(&o[0]),
             arg(&o[1]),
             arg(&o[2]),
@@ -229,6 +254,7 @@ impl CubeProgram for Dims {
             d.substeps,
             d.limits,
             d.velocity_limits,
+            d.terrain,
         );
         outputs
     }
@@ -247,6 +273,50 @@ const fn sym(i: usize, j: usize) -> usize {
     } else {
         j * (j + 1) / 2 + i
     }
+}
+
+/// Where `p` falls on one axis of a height field with `n` samples from `origin`, `spacing`
+/// apart (`HeightField`'s rule): the cell's lower index, the fraction inside the cell, and 1
+/// where `p` lies on the grid (else 0).
+#[cube]
+fn field_axis(p: f32, origin: f32, spacing: f32, n: f32) -> (usize, f32, f32) {
+    let last = n - 1.0;
+    let g = (p - origin) / spacing;
+    let inside = select(g >= 0.0 && g <= last, 1.0f32, 0.0f32);
+    let g = select(g > 0.0, g, 0.0f32);
+    let g = select(g < last, g, last);
+    let i = g.floor();
+    let i = select(i < n - 2.0, i, n - 2.0);
+    (i as usize, g - i, inside)
+}
+
+/// Height and slope `(h, dh/dx, dh/dy)` of the height field (`heights`, `layout` as
+/// [`field_layout`]) at world `(x, y)`, as `DeviceHeightField::height_and_slope` computes them.
+#[cube]
+fn field_height_and_slope(
+    heights: &Array<f32>,
+    layout: &Array<f32>,
+    x: f32,
+    y: f32,
+) -> (f32, f32, f32) {
+    let spacing = layout[2usize];
+    let (i, u, inside_x) = field_axis(x, layout[0usize], spacing, layout[3usize]);
+    let (j, v, inside_y) = field_axis(y, layout[1usize], spacing, layout[4usize]);
+    let cols = layout[4usize] as usize;
+    let f = i * cols + j;
+    let h00 = heights[f];
+    let h10 = heights[f + cols];
+    let h01 = heights[f + 1usize];
+    let h11 = heights[f + cols + 1usize];
+    let dx0 = h10 - h00;
+    let dx1 = h11 - h01;
+    let low = h00 + dx0 * u;
+    let high = h01 + dx1 * u;
+    // h = low + (high - low) v: dh/dy = (high - low) / s, dh/dx = ((1-v) dx0 + v dx1) / s.
+    let rise = high - low;
+    let hx = (dx0 + (dx1 - dx0) * v) / spacing;
+    let hy = rise / spacing;
+    (low + rise * v, hx * inside_x, hy * inside_y)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -268,6 +338,8 @@ fn step_kernel(
     effort_limit: &Array<f32>,
     link_mass: &Array<f32>,
     friction: &Array<f32>,
+    heights: &Array<f32>,
+    layout: &Array<f32>,
     out_pos: &mut Array<f32>,
     out_quat: &mut Array<f32>,
     out_lin: &mut Array<f32>,
@@ -284,6 +356,7 @@ fn step_kernel(
     #[comptime] substeps: usize,
     #[comptime] limits: bool,
     #[comptime] velocity_limits: bool,
+    #[comptime] terrain: bool,
 ) {
     let env = ABSOLUTE_POS;
     let num_envs = in_pos.len() / 3usize;
@@ -337,6 +410,8 @@ fn step_kernel(
     let mut f0 = Array::<f32>::new(comptime!(nks * 3usize));
     let mut a_t = Array::<f32>::new(nks);
     let mut a_n = Array::<f32>::new(nks);
+    // The surface normal under every point, on a height field.
+    let mut nrm = Array::<f32>::new(comptime!(if terrain { nks * 3usize } else { 1usize }));
     // Motion subspaces and F = I^c S per joint.
     let mut sw = Array::<f32>::new(comptime!(njs * 3usize));
     let mut sv = Array::<f32>::new(comptime!(njs * 3usize));
@@ -585,65 +660,163 @@ fn step_kernel(
                         + rot[l * 9usize + r * 3usize + 1usize] * mc[b + 1usize]
                         + rot[l * 9usize + r * 3usize + 2usize] * mc[b + 2usize]);
             }
-            let xx = ce[0usize];
-            let xy = ce[1usize];
-            let xz = ce[2usize] - mc[b + 3usize];
-            let (wvx, wvy, wvz) = cross(
-                om[l * 3usize],
-                om[l * 3usize + 1usize],
-                om[l * 3usize + 2usize],
-                xx - pos[l * 3usize],
-                xy - pos[l * 3usize + 1usize],
-                xz - pos[l * 3usize + 2usize],
-            );
-            let vx = vel[l * 3usize] + wvx;
-            let vy = vel[l * 3usize + 1usize] + wvy;
-            let vz = vel[l * 3usize + 2usize] + wvz;
-            let depth = -xz + mc[4usize];
-            let normal0 = depth * mc[5usize] - vz * mc[6usize];
-            let active = select(depth > 0.0 && normal0 > 0.0, 1.0f32, 0.0f32);
-            let normal = normal0 * active;
-            let speed = (vx * vx + vy * vy).sqrt();
-            let slip = select(speed > mc[7usize], speed, mc[7usize]);
-            let bb = normal * mu / slip;
-            let f0x = vx * -bb;
-            let f0y = vy * -bb;
-            let at = bb * h;
-            let an = active * mc[8usize];
-            let rx = xx - refx;
-            let ry = xy - refy;
-            let rz = xz - refz;
-            rho[k * 3usize] = rx;
-            rho[k * 3usize + 1usize] = ry;
-            rho[k * 3usize + 2usize] = rz;
-            f0[k * 3usize] = f0x;
-            f0[k * 3usize + 1usize] = f0y;
-            f0[k * 3usize + 2usize] = normal;
-            a_t[k] = at;
-            a_n[k] = an;
-            let s = l * 21usize;
-            si[s + comptime!(sym(0usize, 0usize))] += rz * rz * at + ry * ry * an;
-            si[s + comptime!(sym(1usize, 1usize))] += rz * rz * at + rx * rx * an;
-            si[s + comptime!(sym(2usize, 2usize))] += (rx * rx + ry * ry) * at;
-            si[s + comptime!(sym(1usize, 0usize))] += -(rx * ry * an);
-            si[s + comptime!(sym(2usize, 0usize))] += -(rx * rz * at);
-            si[s + comptime!(sym(2usize, 1usize))] += -(ry * rz * at);
-            si[s + comptime!(sym(3usize, 1usize))] += rz * at;
-            si[s + comptime!(sym(3usize, 2usize))] += -ry * at;
-            si[s + comptime!(sym(4usize, 0usize))] += -rz * at;
-            si[s + comptime!(sym(4usize, 2usize))] += rx * at;
-            si[s + comptime!(sym(5usize, 0usize))] += ry * an;
-            si[s + comptime!(sym(5usize, 1usize))] += -rx * an;
-            si[s + comptime!(sym(3usize, 3usize))] += at;
-            si[s + comptime!(sym(4usize, 4usize))] += at;
-            si[s + comptime!(sym(5usize, 5usize))] += an;
-            let (cx, cy, cz) = cross(rx, ry, rz, f0x, f0y, normal);
-            tq[l * 3usize] -= cx;
-            tq[l * 3usize + 1usize] -= cy;
-            tq[l * 3usize + 2usize] -= cz;
-            fc[l * 3usize] -= f0x;
-            fc[l * 3usize + 1usize] -= f0y;
-            fc[l * 3usize + 2usize] -= normal;
+            if comptime!(terrain) {
+                // The tangent plane of the field under the sphere's centre, normal n: as
+                // `Articulation::terrain_contacts`.
+                let radius = mc[b + 3usize];
+                let (ground, hx, hy) =
+                    field_height_and_slope(heights, layout, ce[0usize], ce[1usize]);
+                let inv = 1.0f32 / (hx * hx + hy * hy + 1.0).sqrt();
+                let nx = -hx * inv;
+                let ny = -hy * inv;
+                let nz = inv;
+                let xx = ce[0usize] - nx * radius;
+                let xy = ce[1usize] - ny * radius;
+                let xz = ce[2usize] - nz * radius;
+                let depth = radius - (ce[2usize] - ground) * inv;
+                let (wvx, wvy, wvz) = cross(
+                    om[l * 3usize],
+                    om[l * 3usize + 1usize],
+                    om[l * 3usize + 2usize],
+                    xx - pos[l * 3usize],
+                    xy - pos[l * 3usize + 1usize],
+                    xz - pos[l * 3usize + 2usize],
+                );
+                let vx = vel[l * 3usize] + wvx;
+                let vy = vel[l * 3usize + 1usize] + wvy;
+                let vz = vel[l * 3usize + 2usize] + wvz;
+                let vn = nx * vx + ny * vy + nz * vz;
+                let push0 = depth * mc[5usize] - vn * mc[6usize];
+                let active = select(depth > 0.0 && push0 > 0.0, 1.0f32, 0.0f32);
+                let push = push0 * active;
+                // Friction on the velocity's part in the tangent plane.
+                let tx = vx - nx * vn;
+                let ty = vy - ny * vn;
+                let tz = vz - nz * vn;
+                let speed = (tx * tx + ty * ty + tz * tz).sqrt();
+                let slip = select(speed > mc[7usize], speed, mc[7usize]);
+                let bb = push * mu / slip;
+                let f0x = nx * push - tx * bb;
+                let f0y = ny * push - ty * bb;
+                let f0z = nz * push - tz * bb;
+                let at = bb * h;
+                let an = active * mc[8usize];
+                let rx = xx - refx;
+                let ry = xy - refy;
+                let rz = xz - refz;
+                rho[k * 3usize] = rx;
+                rho[k * 3usize + 1usize] = ry;
+                rho[k * 3usize + 2usize] = rz;
+                f0[k * 3usize] = f0x;
+                f0[k * 3usize + 1usize] = f0y;
+                f0[k * 3usize + 2usize] = f0z;
+                nrm[k * 3usize] = nx;
+                nrm[k * 3usize + 1usize] = ny;
+                nrm[k * 3usize + 2usize] = nz;
+                a_t[k] = at;
+                a_n[k] = an;
+                // A = a_t I + (a_n - a_t) n n^T about p_ref: a_t times a unit point mass at
+                // rho, plus (a_n - a_t) w w^T with w = (rho x n, n).
+                let s = l * 21usize;
+                si[s + comptime!(sym(0usize, 0usize))] += (ry * ry + rz * rz) * at;
+                si[s + comptime!(sym(1usize, 1usize))] += (rx * rx + rz * rz) * at;
+                si[s + comptime!(sym(2usize, 2usize))] += (rx * rx + ry * ry) * at;
+                si[s + comptime!(sym(1usize, 0usize))] += -(rx * ry * at);
+                si[s + comptime!(sym(2usize, 0usize))] += -(rx * rz * at);
+                si[s + comptime!(sym(2usize, 1usize))] += -(ry * rz * at);
+                si[s + comptime!(sym(3usize, 1usize))] += rz * at;
+                si[s + comptime!(sym(3usize, 2usize))] += -ry * at;
+                si[s + comptime!(sym(4usize, 0usize))] += -rz * at;
+                si[s + comptime!(sym(4usize, 2usize))] += rx * at;
+                si[s + comptime!(sym(5usize, 0usize))] += ry * at;
+                si[s + comptime!(sym(5usize, 1usize))] += -rx * at;
+                si[s + comptime!(sym(3usize, 3usize))] += at;
+                si[s + comptime!(sym(4usize, 4usize))] += at;
+                si[s + comptime!(sym(5usize, 5usize))] += at;
+                let (wx, wy, wz) = cross(rx, ry, rz, nx, ny, nz);
+                let extra = an - at;
+                let mut six = Array::<f32>::new(6usize);
+                six[0usize] = wx;
+                six[1usize] = wy;
+                six[2usize] = wz;
+                six[3usize] = nx;
+                six[4usize] = ny;
+                six[5usize] = nz;
+                for i in 0..6usize {
+                    for j in 0..6usize {
+                        if j <= i {
+                            si[s + i * (i + 1usize) / 2usize + j] += six[i] * six[j] * extra;
+                        }
+                    }
+                }
+                let (cx, cy, cz) = cross(rx, ry, rz, f0x, f0y, f0z);
+                tq[l * 3usize] -= cx;
+                tq[l * 3usize + 1usize] -= cy;
+                tq[l * 3usize + 2usize] -= cz;
+                fc[l * 3usize] -= f0x;
+                fc[l * 3usize + 1usize] -= f0y;
+                fc[l * 3usize + 2usize] -= f0z;
+            } else {
+                let xx = ce[0usize];
+                let xy = ce[1usize];
+                let xz = ce[2usize] - mc[b + 3usize];
+                let (wvx, wvy, wvz) = cross(
+                    om[l * 3usize],
+                    om[l * 3usize + 1usize],
+                    om[l * 3usize + 2usize],
+                    xx - pos[l * 3usize],
+                    xy - pos[l * 3usize + 1usize],
+                    xz - pos[l * 3usize + 2usize],
+                );
+                let vx = vel[l * 3usize] + wvx;
+                let vy = vel[l * 3usize + 1usize] + wvy;
+                let vz = vel[l * 3usize + 2usize] + wvz;
+                let depth = -xz + mc[4usize];
+                let normal0 = depth * mc[5usize] - vz * mc[6usize];
+                let active = select(depth > 0.0 && normal0 > 0.0, 1.0f32, 0.0f32);
+                let normal = normal0 * active;
+                let speed = (vx * vx + vy * vy).sqrt();
+                let slip = select(speed > mc[7usize], speed, mc[7usize]);
+                let bb = normal * mu / slip;
+                let f0x = vx * -bb;
+                let f0y = vy * -bb;
+                let at = bb * h;
+                let an = active * mc[8usize];
+                let rx = xx - refx;
+                let ry = xy - refy;
+                let rz = xz - refz;
+                rho[k * 3usize] = rx;
+                rho[k * 3usize + 1usize] = ry;
+                rho[k * 3usize + 2usize] = rz;
+                f0[k * 3usize] = f0x;
+                f0[k * 3usize + 1usize] = f0y;
+                f0[k * 3usize + 2usize] = normal;
+                a_t[k] = at;
+                a_n[k] = an;
+                let s = l * 21usize;
+                si[s + comptime!(sym(0usize, 0usize))] += rz * rz * at + ry * ry * an;
+                si[s + comptime!(sym(1usize, 1usize))] += rz * rz * at + rx * rx * an;
+                si[s + comptime!(sym(2usize, 2usize))] += (rx * rx + ry * ry) * at;
+                si[s + comptime!(sym(1usize, 0usize))] += -(rx * ry * an);
+                si[s + comptime!(sym(2usize, 0usize))] += -(rx * rz * at);
+                si[s + comptime!(sym(2usize, 1usize))] += -(ry * rz * at);
+                si[s + comptime!(sym(3usize, 1usize))] += rz * at;
+                si[s + comptime!(sym(3usize, 2usize))] += -ry * at;
+                si[s + comptime!(sym(4usize, 0usize))] += -rz * at;
+                si[s + comptime!(sym(4usize, 2usize))] += rx * at;
+                si[s + comptime!(sym(5usize, 0usize))] += ry * an;
+                si[s + comptime!(sym(5usize, 1usize))] += -rx * an;
+                si[s + comptime!(sym(3usize, 3usize))] += at;
+                si[s + comptime!(sym(4usize, 4usize))] += at;
+                si[s + comptime!(sym(5usize, 5usize))] += an;
+                let (cx, cy, cz) = cross(rx, ry, rz, f0x, f0y, normal);
+                tq[l * 3usize] -= cx;
+                tq[l * 3usize + 1usize] -= cy;
+                tq[l * 3usize + 2usize] -= cz;
+                fc[l * 3usize] -= f0x;
+                fc[l * 3usize + 1usize] -= f0y;
+                fc[l * 3usize + 2usize] -= normal;
+            }
         }
 
         // 4. Composite inertias and wrenches: every subtree summed into its root.
@@ -873,9 +1046,20 @@ fn step_kernel(
                 let pay = av[l * 3usize + 1usize] + pwy;
                 let paz = av[l * 3usize + 2usize] + pwz;
                 let o = (env * nl + l) * 3usize;
-                out_force[o] += f0[k * 3usize] - pax * a_t[k];
-                out_force[o + 1usize] += f0[k * 3usize + 1usize] - pay * a_t[k];
-                out_force[o + 2usize] += f0[k * 3usize + 2usize] - paz * a_n[k];
+                if comptime!(terrain) {
+                    // A = a_t I + (a_n - a_t) n n^T.
+                    let nx = nrm[k * 3usize];
+                    let ny = nrm[k * 3usize + 1usize];
+                    let nz = nrm[k * 3usize + 2usize];
+                    let along = (nx * pax + ny * pay + nz * paz) * (a_n[k] - a_t[k]);
+                    out_force[o] += f0[k * 3usize] - pax * a_t[k] - nx * along;
+                    out_force[o + 1usize] += f0[k * 3usize + 1usize] - pay * a_t[k] - ny * along;
+                    out_force[o + 2usize] += f0[k * 3usize + 2usize] - paz * a_t[k] - nz * along;
+                } else {
+                    out_force[o] += f0[k * 3usize] - pax * a_t[k];
+                    out_force[o + 1usize] += f0[k * 3usize + 1usize] - pay * a_t[k];
+                    out_force[o + 2usize] += f0[k * 3usize + 2usize] - paz * a_n[k];
+                }
                 if a_n[k] > 0.0 {
                     out_touch[env * nl + l] = 1.0;
                 }
