@@ -232,3 +232,49 @@ fn one_observation_group_without_noise_on_wgpu_like_on_flex() {
     let (worst, _) = compare(20, &settings);
     println!("quadruped_flat, one group, 20 steps: largest relative difference {worst:.2e}");
 }
+
+/// Rough terrain on the GPU path: the physics kernel on the height field, the managers as
+/// tensor ops (the curriculum, spawning on sub-terrains, the height scan's gathers), against
+/// flex. Episodes of 0.3 s, so that robots respawn and move between levels.
+#[test]
+fn rough_terrain_with_the_height_scan_on_wgpu_like_on_flex() {
+    let settings: toml::Table = toml::from_str(
+        r#"
+        episode_length_s = 0.3
+        [terrain]
+        type = "heightfield"
+        terrain_length = 4.0
+        terrain_width = 4.0
+        num_rows = 4
+        num_cols = 3
+        border_size = 2.0
+        platform_size = 2.0
+        max_init_terrain_level = 3
+        [observations.policy]
+        terms = [
+          { name = "base_lin_vel" },
+          { name = "projected_gravity" },
+          { name = "joint_pos_rel" },
+          { name = "height_scan", clip = 1.0, scale = 5.0 },
+        ]
+        "#,
+    )
+    .expect("valid TOML");
+    let cfg = crate::legged_config("quadruped_flat", &settings).expect("valid");
+    let env =
+        crate::legged::LeggedEnv::<Wgpu>::new("quadruped_flat", cfg, 2, 1, &Default::default())
+            .expect("rough terrain");
+    assert!(
+        !env.uses_step_kernel(),
+        "the task's kernel does not know the terrain"
+    );
+    let steps = 40;
+    let (worst, ended) = compare(steps, &settings);
+    println!(
+        "rough terrain, {steps} steps, wgpu vs flex: largest relative difference {worst:.2e}, {ended} episodes ended"
+    );
+    assert!(
+        ended > 0,
+        "no episode ended: the curriculum was not exercised"
+    );
+}
