@@ -92,6 +92,35 @@ impl HeightField {
         })
     }
 
+    /// The field of heights `h(x, y)` sampled every `spacing` m over `x` = `[x0, x1]` and `y`
+    /// = `[y0, y1]` (the ends rounded to whole samples).
+    ///
+    /// # Errors
+    /// As [`HeightField::new`]: fewer than 2 x 2 samples, a bad spacing, non-finite heights.
+    pub fn from_fn(
+        h: impl Fn(f64, f64) -> f64,
+        x: [f64; 2],
+        y: [f64; 2],
+        spacing: f64,
+    ) -> Result<Self> {
+        let count = |r: [f64; 2]| {
+            let n = ((r[1] - r[0]) / spacing).round();
+            if n.is_finite() && n >= 0.0 {
+                n as usize + 1
+            } else {
+                0
+            }
+        };
+        let (rows, cols) = (count(x), count(y));
+        let heights = (0..rows * cols)
+            .map(|k| {
+                let (i, j) = (k / cols, k % cols);
+                h(x[0] + i as f64 * spacing, y[0] + j as f64 * spacing) as f32
+            })
+            .collect();
+        Self::new(heights, rows, cols, spacing, [x[0], y[0]])
+    }
+
     /// Sample `(i, j)` (m).
     pub fn sample(&self, i: usize, j: usize) -> f64 {
         f64::from(self.heights[i * self.cols + j])
@@ -280,15 +309,10 @@ mod tests {
 
     fn ramp() -> HeightField {
         // h = 0.5 x + 0.25 y on a 4 x 3 grid of 0.5 m from (-1, 2).
-        let (rows, cols, s, o) = (4, 3, 0.5, [-1.0, 2.0]);
-        let heights = (0..rows * cols)
-            .map(|k| {
-                let (i, j) = (k / cols, k % cols);
-                let (x, y) = (o[0] + i as f64 * s, o[1] + j as f64 * s);
-                (0.5 * x + 0.25 * y) as f32
-            })
-            .collect();
-        HeightField::new(heights, rows, cols, s, o).expect("valid")
+        let hf = HeightField::from_fn(|x, y| 0.5 * x + 0.25 * y, [-1.0, 0.5], [2.0, 3.0], 0.5)
+            .expect("valid");
+        assert_eq!((hf.rows, hf.cols, hf.origin), (4, 3, [-1.0, 2.0]));
+        hf
     }
 
     #[test]

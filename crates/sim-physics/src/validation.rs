@@ -739,15 +739,7 @@ fn the_quadruped_stands_stably_at_steps_up_to_20_ms() {
 
 /// A height field sampled from `h(x, y)` on `[x0, x1] x [y0, y1]` every `spacing` m.
 fn field_from(h: impl Fn(f64, f64) -> f64, x: [f64; 2], y: [f64; 2], spacing: f64) -> HeightField {
-    let rows = ((x[1] - x[0]) / spacing).round() as usize + 1;
-    let cols = ((y[1] - y[0]) / spacing).round() as usize + 1;
-    let heights = (0..rows * cols)
-        .map(|k| {
-            let (i, j) = (k / cols, k % cols);
-            h(x[0] + i as f64 * spacing, y[0] + j as f64 * spacing) as f32
-        })
-        .collect();
-    HeightField::new(heights, rows, cols, spacing, [x[0], y[0]]).expect("valid field")
+    HeightField::from_fn(h, x, y, spacing).expect("valid field")
 }
 
 /// The box of [`free_box`] laid on a plane sloping up along x at `angle`, its bottom face on

@@ -755,7 +755,11 @@ impl<B: Backend> LeggedEnv<B> {
         use crate::cube::legged::{LeggedProgram, LeggedSettings};
         // The kernel knows neither rough terrain nor the height scan: those tasks step
         // their managers as tensor ops (the physics still runs as its kernel).
-        if !crate::cube::is_cube_backend::<B>() || self.terrain.is_some() || self.scan.is_some() {
+        let tensor_path_terms = [&self.cfg.observations.policy, &self.cfg.observations.critic]
+            .iter()
+            .flat_map(|g| &g.terms)
+            .any(|t| crate::cube::legged::TENSOR_PATH_TERMS.contains(&t.name.as_str()));
+        if !crate::cube::is_cube_backend::<B>() || self.terrain.is_some() || tensor_path_terms {
             return None;
         }
         let host = |t: Tensor<B, 2>| t.into_data().convert::<f32>().to_vec::<f32>().ok();
@@ -1282,9 +1286,11 @@ mod tests {
             stood,
             [
                 "a1_flat.toml",
+                "a1_rough.toml",
                 "anymal_c_flat.toml",
                 "anymal_c_rough.toml",
-                "go1_flat.toml"
+                "go1_flat.toml",
+                "go1_rough.toml"
             ],
             "the configs with a robot file"
         );
