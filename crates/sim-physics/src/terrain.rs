@@ -408,18 +408,11 @@ impl Terrain {
         row as f64 / self.num_rows as f64
     }
 
-    /// Spawn origin (world x, y, z in m) of sub-terrain `(row, col)`.
-    ///
-    /// # Panics
-    /// If `row >= num_rows` or `col >= num_cols`.
-    pub fn origin(&self, row: usize, col: usize) -> [f64; 3] {
-        assert!(
-            row < self.num_rows && col < self.num_cols,
-            "sub-terrain ({row}, {col}) is outside the {} x {} grid",
-            self.num_rows,
-            self.num_cols
-        );
-        self.origins[row * self.num_cols + col]
+    /// Spawn origin (world x, y, z in m) of sub-terrain `(row, col)`; `None` outside the
+    /// grid.
+    pub fn origin(&self, row: usize, col: usize) -> Option<[f64; 3]> {
+        (row < self.num_rows && col < self.num_cols)
+            .then(|| self.origins[row * self.num_cols + col])
     }
 
     /// legged_gym's `Terrain.__init__` and `curiculum()`, on a validated config.
@@ -906,8 +899,8 @@ mod tests {
         assert!(block(&t, 0, 1).iter().all(|&h| h == 0));
         assert_eq!(unit(&t, 9, 1, 10, 40), 72);
         assert_eq!(unit(&t, 9, 1, 40, 40), 112);
-        assert_eq!(t.origin(5, 0)[2], -62.0 * 0.005);
-        assert_eq!(t.origin(5, 1)[2], 62.0 * 0.005);
+        assert_eq!(t.origin(5, 0).expect("inside")[2], -62.0 * 0.005);
+        assert_eq!(t.origin(5, 1).expect("inside")[2], 62.0 * 0.005);
     }
 
     #[test]
@@ -965,7 +958,7 @@ mod tests {
                     assert_eq!(unit(&t, 5, col, i, j), sign * 28 * steps, "({i}, {j})");
                 }
             }
-            assert!((t.origin(5, col)[2] - sign as f64 * 9.0 * 0.14).abs() < 1e-9);
+            assert!((t.origin(5, col).expect("inside")[2] - sign as f64 * 9.0 * 0.14).abs() < 1e-9);
         }
         // Row 0: 10 units (0.05 m) a step; row 9: int(0.212 / 0.005) = 42.
         assert_eq!(unit(&t, 0, 1, 40, 40), 90);
@@ -995,7 +988,7 @@ mod tests {
                         assert_eq!(heights[i * N + j], 0, "({row}, {col}) at ({i}, {j})");
                     }
                 }
-                assert_eq!(t.origin(row, col)[2], 0.0);
+                assert_eq!(t.origin(row, col).expect("inside")[2], 0.0);
             }
         }
     }
@@ -1034,7 +1027,7 @@ mod tests {
         for j in 1..8 {
             assert!((0..N).all(|i| h[i * N + j] == h[i * N]), "column {j}");
         }
-        assert_eq!(t.origin(5, 0)[2], 0.0);
+        assert_eq!(t.origin(5, 0).expect("inside")[2], 0.0);
     }
 
     #[test]
@@ -1063,8 +1056,8 @@ mod tests {
                 assert_eq!(unit(&t, 5, 1, i, j), pit, "pit ({i}, {j})");
             }
         }
-        assert_eq!(t.origin(5, 0)[2], 0.0);
-        assert!((t.origin(5, 1)[2] + 0.5).abs() < 1e-9);
+        assert_eq!(t.origin(5, 0).expect("inside")[2], 0.0);
+        assert!((t.origin(5, 1).expect("inside")[2] + 0.5).abs() < 1e-9);
         // Difficulty 0: no gap, no pit.
         assert!(
             block(&t, 0, 0)
@@ -1111,10 +1104,12 @@ mod tests {
             (5, 11, [44.0, 92.0, 1.26]),
             (9, 19, [76.0, 156.0, 0.0]),
         ] {
-            let got = t.origin(row, col);
+            let got = t.origin(row, col).expect("inside");
             assert!(close(got, want), "({row}, {col}): {got:?}, want {want:?}");
             assert_eq!(got, t.origins[row * 20 + col]);
         }
+        assert_eq!(t.origin(10, 0), None);
+        assert_eq!(t.origin(0, 20), None);
         // The field is where the origins say: on the platform of (5, 1), 0.31 m.
         assert!((f.height_at(44.0, 12.0) - 0.31).abs() < 1e-6);
         assert!((f.height_at(44.0, 92.5) - 1.26).abs() < 1e-6);

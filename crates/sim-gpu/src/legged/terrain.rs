@@ -323,7 +323,10 @@ mod tests {
         assert_eq!(column, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
         let origin = vals(m.origin.clone());
         for i in 0..8 {
-            let want = m.terrain().origin(level[i] as usize, column[i] as usize);
+            let want = m
+                .terrain()
+                .origin(level[i] as usize, column[i] as usize)
+                .expect("inside");
             for k in 0..3 {
                 assert!((f64::from(origin[i * 3 + k]) - want[k]).abs() < 1e-5);
             }
@@ -379,7 +382,10 @@ mod tests {
         let origin = vals(m.origin.clone());
         let column = vals(m.column.clone());
         for (i, level) in [2usize, 0, 0, 2, 2].into_iter().enumerate() {
-            let want = m.terrain().origin(level, column[i] as usize);
+            let want = m
+                .terrain()
+                .origin(level, column[i] as usize)
+                .expect("inside");
             assert!(
                 (f64::from(origin[i * 3]) - want[0]).abs() < 1e-5,
                 "robot {i}"
