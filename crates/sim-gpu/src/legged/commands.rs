@@ -136,13 +136,20 @@ impl<B: Backend> CommandManager<B> {
     }
 }
 
-/// The yaw `[N]` of unit quaternions `[N, 4]` `(w, x, y, z)`.
-fn yaw<B: Backend>(quat: &Tensor<B, 2>) -> Tensor<B, 1> {
+/// The base's x axis projected on the ground plane, `(x, y)` `[N]` each and not normalised,
+/// of unit quaternions `[N, 4]` `(w, x, y, z)`: `(cos yaw, sin yaw)` times a positive factor.
+pub(crate) fn heading_xy<B: Backend>(quat: &Tensor<B, 2>) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [w, x, y, z] = [0, 1, 2, 3].map(|i| column(quat, i));
     let s = (w * z.clone() + x * y.clone()).mul_scalar(2.0);
     let c = (y.clone() * y + z.clone() * z)
         .mul_scalar(-2.0)
         .add_scalar(1.0);
+    (c, s)
+}
+
+/// The yaw `[N]` of unit quaternions `[N, 4]` `(w, x, y, z)`.
+fn yaw<B: Backend>(quat: &Tensor<B, 2>) -> Tensor<B, 1> {
+    let (c, s) = heading_xy(quat);
     s.atan2(c)
 }
 

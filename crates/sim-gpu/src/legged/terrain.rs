@@ -16,6 +16,7 @@ use rl_core::EnvRng;
 use sim_physics::{DeviceHeightField, SubTerrain, Terrain, TerrainConfig};
 
 use super::choose;
+use super::commands::heading_xy;
 use super::config::HeightScanConfig;
 use crate::Result;
 use crate::common::column;
@@ -235,13 +236,9 @@ impl<B: Backend> ScanPoints<B> {
         root_pos: &Tensor<B, 2>,
         root_quat: &Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let q = |k: usize| root_quat.clone().narrow(1, k, 1);
-        let (w, x, y, z) = (q(0), q(1), q(2), q(3));
         // The base's x axis in the world, projected on the plane: (cos yaw, sin yaw).
-        let fx = (y.clone().square() + z.clone().square())
-            .mul_scalar(-2.0)
-            .add_scalar(1.0);
-        let fy = (w * z + x * y).mul_scalar(2.0);
+        let (fx, fy) = heading_xy(root_quat);
+        let (fx, fy) = (fx.unsqueeze_dim::<2>(1), fy.unsqueeze_dim::<2>(1));
         let len = (fx.clone().square() + fy.clone().square())
             .sqrt()
             .clamp_min(1e-9);
