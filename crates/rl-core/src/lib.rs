@@ -7,6 +7,8 @@
 //! - [`Algorithm`]: what the on-policy runner needs from a learning algorithm.
 //! - [`EnvRng`] and [`HostRng`]: seeded, serialisable random streams, so that the same seed
 //!   gives the same run on every backend.
+//! - [`Sequences`]: padded trajectories of a rollout, what a recurrent model reads in an
+//!   update.
 //! - [`Scene`]: the shapes of one environment at one instant, with the ground around it
 //!   ([`HeightPatch`]), for rendering.
 //! - [`Error`]: the error type of this crate.
@@ -16,6 +18,7 @@ mod env;
 mod error;
 mod scene;
 mod seeding;
+mod sequences;
 mod snapshot;
 
 pub use algorithm::{Algorithm, AlgorithmError, ComputeCost, UpdateStats};
@@ -23,4 +26,5 @@ pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEn
 pub use error::{Error, Result};
 pub use scene::{HeightPatch, Scene, SceneShape};
 pub use seeding::{EnvRng, HostRng};
+pub use sequences::Sequences;
 pub use snapshot::{EnvSnapshot, HostTensor};

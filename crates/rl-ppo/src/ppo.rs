@@ -227,6 +227,7 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             values: act.values,
             actions_log_prob: act.actions_log_prob,
             dist_params: act.dist_params,
+            memory: None,
         })?;
         Ok(())
     }

@@ -41,6 +41,23 @@ pub enum Error {
         /// Why not.
         reason: &'static str,
     },
+    /// A recurrent update splits the environments into mini-batches.
+    #[error(
+        "a recurrent update splits the {num_envs} environments into mini-batches of whole \
+         trajectories: num_mini_batches ({num_mini_batches}) must divide num_envs"
+    )]
+    EnvMiniBatches {
+        /// Environments in the rollout.
+        num_envs: usize,
+        /// Requested number of mini-batches.
+        num_mini_batches: usize,
+    },
+    /// A recurrent mini-batch was asked of a rollout stored without hidden states.
+    #[error("the rollout holds no hidden states: a recurrent mini-batch needs a model with memory")]
+    NoMemory,
+    /// The rollout's `dones` could not be read to the host.
+    #[error("cannot read the rollout's dones: {0}")]
+    Readback(String),
 }
 
 /// Result with the error type of rl-storage.

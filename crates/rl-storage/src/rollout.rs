@@ -45,6 +45,10 @@ macro_rules! stored_fields {
             pub observations: Observations<B>,
             $( $(#[$doc])* pub $field: $kind::Step<B>, )*
             $( $(#[$rdoc])* pub $rfield: $rkind::Step<B>, )*
+            /// A recurrent model's hidden state before this step (the state it acted from,
+            /// already reset where the previous step ended an episode), flattened by the
+            /// model, `[N, S]`; `None` for a model without memory.
+            pub memory: Option<Tensor<B, 2>>,
         }
 
         /// A complete rollout: every field of [`Transition`] stacked to `[T, N, ...]`, with
@@ -55,6 +59,8 @@ macro_rules! stored_fields {
             pub observations: BTreeMap<String, Tensor<B, 3>>,
             $( $(#[$doc])* pub $field: $kind::Stacked<B>, )*
             $( $(#[$rdoc])* pub $rfield: $rkind::Stacked<B>, )*
+            /// The hidden states of a recurrent model, `[T, N, S]`.
+            pub memory: Option<Tensor<B, 3>>,
             /// GAE returns `A_t + V_t`, `[T, N]`.
             pub returns: Tensor<B, 2>,
             /// GAE advantages, `[T, N]`.
@@ -94,6 +100,11 @@ macro_rules! stored_fields {
                     .collect(),
                 $( $field: Tensor::stack(steps.iter().map(|s| s.$field.clone()).collect(), 0), )*
                 $( $rfield: Tensor::stack(steps.iter().map(|s| s.$rfield.clone()).collect(), 0), )*
+                memory: steps
+                    .iter()
+                    .map(|s| s.memory.clone())
+                    .collect::<Option<Vec<_>>>()
+                    .map(|m| Tensor::stack(m, 0)), // [T, N, S]
                 returns,
                 advantages,
             }
@@ -102,12 +113,19 @@ macro_rules! stored_fields {
         impl<B: Backend> Rollout<B> {
             /// Gathers the samples at `indices` (into the flattened `T * N` axis, `[M]`).
             pub fn mini_batch(&self, indices: Tensor<B, 1, Int>) -> MiniBatch<B> {
+                self.gather(indices, true)
+            }
+
+            /// The samples at `indices`, with their observations when `observations` (a
+            /// recurrent mini-batch reads its observations as [`rl_core::Sequences`] instead).
+            pub(crate) fn gather(&self, indices: Tensor<B, 1, Int>, observations: bool) -> MiniBatch<B> {
                 let gather = Gather { indices, batch: self.batch_size() };
                 MiniBatch {
-                    observations: self
-                        .observations
-                        .iter()
-                        .fold(Observations::new(), |o, (name, x)| o.with(name.clone(), gather.vector(x))),
+                    observations: if observations {
+                        self.gather_observations(&gather)
+                    } else {
+                        Observations::new()
+                    },
                     $( $field: gather.$kind(&self.$field), )*
                     returns: gather.scalar(&self.returns),
                     advantages: gather.scalar(&self.advantages),
@@ -138,9 +156,20 @@ stored_fields! {
 }
 
 /// Gathers rows of the flattened `T * N` axis.
-struct Gather<B: Backend> {
-    indices: Tensor<B, 1, Int>,
-    batch: usize,
+pub(crate) struct Gather<B: Backend> {
+    pub(crate) indices: Tensor<B, 1, Int>,
+    pub(crate) batch: usize,
+}
+
+impl<B: Backend> Rollout<B> {
+    /// Every observation group at the rows of `gather`, `[M, D_group]` each.
+    pub(crate) fn gather_observations(&self, gather: &Gather<B>) -> Observations<B> {
+        self.observations
+            .iter()
+            .fold(Observations::new(), |o, (name, x)| {
+                o.with(name.clone(), gather.vector(x))
+            })
+    }
 }
 
 impl<B: Backend> Gather<B> {
@@ -152,7 +181,7 @@ impl<B: Backend> Gather<B> {
     }
 
     /// `[T, N, D]` to `[M, D]`.
-    fn vector(&self, t: &Tensor<B, 3>) -> Tensor<B, 2> {
+    pub(crate) fn vector(&self, t: &Tensor<B, 3>) -> Tensor<B, 2> {
         let [_, _, d] = t.dims();
         t.clone()
             .reshape([self.batch, d])
@@ -421,6 +450,7 @@ mod tests {
             values: f(step as f32),
             actions_log_prob: f(0.0),
             dist_params: Tensor::zeros([n, 2], &dev),
+            memory: None,
         }
     }
 
