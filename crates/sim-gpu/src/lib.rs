@@ -14,6 +14,8 @@
 //! - [`make_env`] and [`TASKS`]: build an environment batch by task name, for training or
 //!   evaluation ([`Purpose`]); [`validate_settings`] checks a task's settings; [`make_classic`]
 //!   builds a classic-control task with access to its internal state ([`ClassicEnv`]).
+//! - [`Observe`]: partial observability (the setting `env.observe`): the policy sees chosen
+//!   columns of a task's observation, a `critic` group the whole of it.
 //! - [`DynamicsStep`]: one step of a task's pure dynamics (`CartPole::dynamics`,
 //!   `Acrobot::dynamics`, ...), before time limits and auto-reset.
 //! - [`Error`]: the error type of this crate.
@@ -35,6 +37,7 @@ mod error;
 pub mod legged;
 mod math;
 mod mountain_car_continuous;
+mod observe;
 mod pendulum;
 mod registry;
 #[cfg(test)]
@@ -47,6 +50,7 @@ pub use classic::ClassicEnv;
 pub use common::DynamicsStep;
 pub use error::{Error, Result};
 pub use mountain_car_continuous::MountainCarContinuous;
+pub use observe::Observe;
 pub use pendulum::Pendulum;
 pub use registry::{
     Purpose, TASKS, classic_tasks, legged_config, make_classic, make_env, validate_settings,

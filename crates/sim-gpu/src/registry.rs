@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use rl_core::VecEnv;
 
 use crate::legged::{LeggedConfig, LeggedEnv};
+use crate::observe::{self, Observe};
 use crate::{
     Acrobot, CartPole, CartPoleDiscrete, ClassicEnv, Error, MountainCarContinuous, Pendulum, Result,
 };
@@ -71,6 +72,25 @@ impl Task {
     fn is_legged(self) -> bool {
         self == Task::QuadrupedFlat
     }
+
+    /// The components of a classic-control task's `policy` observation, in order (what the
+    /// indices of `env.observe` point at); empty for a legged task.
+    fn observation_names(self) -> &'static [&'static str] {
+        match self {
+            Task::CartPole | Task::CartPoleDiscrete => &["x", "x_dot", "theta", "theta_dot"],
+            Task::Pendulum => &["cos_theta", "sin_theta", "theta_dot"],
+            Task::Acrobot => &[
+                "cos_theta1",
+                "sin_theta1",
+                "cos_theta2",
+                "sin_theta2",
+                "theta1_dot",
+                "theta2_dot",
+            ],
+            Task::MountainCarContinuous => &["position", "velocity"],
+            Task::QuadrupedFlat => &[],
+        }
+    }
 }
 
 /// Whether `task` is a registered legged task (configured by a [`LeggedConfig`]).
@@ -93,33 +113,53 @@ pub fn classic_tasks() -> Vec<&'static str> {
 ///
 /// # Errors
 /// [`Error::UnknownTask`], or [`Error::TaskConfig`] naming the field: an unknown field, a
-/// value of the wrong type or out of range, or any setting for a task that takes none.
+/// value of the wrong type or out of range, or a setting a classic-control task does not
+/// take (they take only `observe`).
 pub fn validate_settings(task: &str, settings: &toml::Table) -> Result<()> {
-    if Task::named(task)?.is_legged() {
+    let kind = Task::named(task)?;
+    if kind.is_legged() {
         legged_config(task, settings).map(drop)
     } else {
-        no_settings(task, settings)
+        classic_settings(task, kind, settings).map(drop)
     }
 }
 
-fn no_settings(task: &str, settings: &toml::Table) -> Result<()> {
-    match settings.keys().next() {
-        Some(key) => Err(Error::TaskConfig {
-            task: task.to_string(),
-            field: key.clone(),
-            what: format!(
-                "unknown field `{key}`, expected `task` or `num_envs` (task `{task}` has no \
-                 other settings)"
-            ),
-        }),
-        None => Ok(()),
+/// The settings of a classic-control task (the rest of `[env]`).
+struct ClassicSettings {
+    /// `observe`: the columns of the observation the policy sees (all when `None`).
+    observe: Option<Vec<usize>>,
+}
+
+fn classic_settings(task: &str, kind: Task, settings: &toml::Table) -> Result<ClassicSettings> {
+    let mut out = ClassicSettings { observe: None };
+    for (key, value) in settings {
+        if key == observe::FIELD {
+            out.observe = Some(observe::parse_columns(
+                task,
+                value,
+                kind.observation_names(),
+            )?);
+        } else {
+            return Err(Error::TaskConfig {
+                task: task.to_string(),
+                field: key.clone(),
+                what: format!(
+                    "unknown field `{key}`, expected `task`, `num_envs` or `{}` (task `{task}` \
+                     has no other settings)",
+                    observe::FIELD
+                ),
+            });
+        }
     }
+    Ok(out)
 }
 
 /// Builds `num_envs` environments of `task` on `device` for `purpose`, with their
 /// randomness seeded by `seed`. `settings` are the task's settings (the rest of a training
 /// config's `[env]` table): a legged task reads them as its [`LeggedConfig`] (every field
-/// optional); the classic-control tasks take none.
+/// optional); a classic-control task takes only `observe`, the columns of its observation
+/// the policy sees (the batch is then wrapped in an [`Observe`], which adds a `critic`
+/// group with the whole observation).
 ///
 /// Errors when the task is not one of [`TASKS`], when `num_envs` is zero, or when a setting
 /// is unknown or invalid ([`Error::TaskConfig`] names it).
@@ -143,9 +183,12 @@ pub fn make_env<B: Backend>(
             task, cfg, num_envs, seed, device,
         )?));
     }
-    no_settings(task, settings)?;
-    let env: Box<dyn VecEnv<B>> = make_classic::<B>(task, num_envs, seed, device)?;
-    Ok(env)
+    let settings = classic_settings(task, kind, settings)?;
+    let env = make_classic::<B>(task, num_envs, seed, device)?;
+    Ok(match settings.observe {
+        Some(columns) => Box::new(Observe::new(env, &columns)?),
+        None => env,
+    })
 }
 
 /// The [`LeggedConfig`] of the legged task `task` from its settings (the defaults where a
@@ -240,6 +283,9 @@ mod tests {
             assert_eq!(bools(out.dones()).len(), 3);
             let obs = out.observations.get("policy").expect("policy group");
             assert_eq!(obs.dims(), [3, obs_dim], "{task}");
+
+            let names = Task::named(task).expect("registered").observation_names();
+            assert_eq!(names.len(), obs_dim, "{task}: observation names");
 
             let classic = make_classic::<B>(task, 2, 0, &device).expect("classic task");
             assert_eq!(classic.state_names().len(), state_dim, "{task}");
