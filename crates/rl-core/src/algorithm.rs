@@ -69,14 +69,8 @@ pub trait Algorithm<B: AutodiffBackend> {
     /// Learns from the stored rollout and clears it; returns the scalars to log.
     fn update(&mut self) -> Result<UpdateStats, AlgorithmError>;
 
-    /// Deterministic actions (the mode of the policy) for evaluation, `[N, A]`.
-    fn act_inference(
-        &self,
-        obs: &Observations<B::InnerBackend>,
-    ) -> Result<Tensor<B::InnerBackend, 2>, AlgorithmError>;
-
-    /// The inference policy alone (the actor's weights and input normaliser, no critic or
-    /// optimiser), serialised as `rl_modules::Policy::to_bytes` writes it, for checkpoints
+    /// The inference policy alone (the actor's weights, memory and input normaliser, no
+    /// critic or optimiser; what evaluation runs), serialised as `rl_modules::Policy::to_bytes` writes it, for checkpoints
     /// that `play` and export read without building the algorithm.
     fn save_policy(&self) -> Result<Vec<u8>, AlgorithmError>;
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Activation, Error, Precision};
+use crate::{Activation, Error, Precision, RnnType};
 
 /// How the learnable action std is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,6 +32,29 @@ pub enum NoiseStdSchedule {
     },
 }
 
+/// The model's architecture: the `class` key of `[policy]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelClass {
+    /// MLP actor and critic (rsl_rl's `MLPModel`).
+    #[default]
+    Mlp,
+    /// A recurrent layer stack (LSTM or GRU) in front of each MLP, actor and critic each
+    /// with its own (rsl_rl's `RNNModel`).
+    Rnn,
+}
+
+/// The recurrent layers of a `class = "rnn"` model, with rsl_rl's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RnnSettings {
+    /// `lstm` or `gru`.
+    pub rnn_type: RnnType,
+    /// Width of the hidden state `H`.
+    pub hidden_dim: usize,
+    /// Number of stacked layers.
+    pub num_layers: usize,
+}
+
 /// Which observation groups feed the actor (`policy`) and the critic (`critic`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,7 +78,18 @@ impl Default for ObsGroups {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// Hidden layer sizes of the actor MLP.
+    /// `mlp` (the default) or `rnn`.
+    pub class: ModelClass,
+    /// `class = "rnn"`: `lstm` (the default) or `gru`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rnn_type: Option<RnnType>,
+    /// `class = "rnn"`: width of the hidden state (default 256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rnn_hidden_dim: Option<usize>,
+    /// `class = "rnn"`: stacked recurrent layers (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rnn_num_layers: Option<usize>,
+    /// Hidden layer sizes of the actor MLP (after the recurrent layers of an `rnn`).
     pub actor_hidden_dims: Vec<usize>,
     /// Hidden layer sizes of the critic MLP.
     pub critic_hidden_dims: Vec<usize>,
@@ -85,6 +119,10 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
+            class: ModelClass::Mlp,
+            rnn_type: None,
+            rnn_hidden_dim: None,
+            rnn_num_layers: None,
             actor_hidden_dims: vec![256, 256, 128],
             critic_hidden_dims: vec![256, 256, 128],
             activation: Activation::Elu,
@@ -102,9 +140,56 @@ impl Default for PolicyConfig {
 }
 
 impl PolicyConfig {
+    /// rsl_rl's defaults of the recurrent layers: one LSTM layer of 256.
+    pub const DEFAULT_RNN: RnnSettings = RnnSettings {
+        rnn_type: RnnType::Lstm,
+        hidden_dim: 256,
+        num_layers: 1,
+    };
+
+    /// The recurrent layers of a `class = "rnn"` model (the defaults where a key is not
+    /// set); `None` for an MLP.
+    pub fn rnn(&self) -> Option<RnnSettings> {
+        let d = Self::DEFAULT_RNN;
+        (self.class == ModelClass::Rnn).then(|| RnnSettings {
+            rnn_type: self.rnn_type.unwrap_or(d.rnn_type),
+            hidden_dim: self.rnn_hidden_dim.unwrap_or(d.hidden_dim),
+            num_layers: self.rnn_num_layers.unwrap_or(d.num_layers),
+        })
+    }
+
     /// Checks ranges; errors name the field (`policy.<name>`).
     pub fn validate(&self) -> Result<(), Error> {
         let f = |n: &str| format!("policy.{n}");
+        if self.class == ModelClass::Mlp {
+            let set = [
+                ("rnn_type", self.rnn_type.is_some()),
+                ("rnn_hidden_dim", self.rnn_hidden_dim.is_some()),
+                ("rnn_num_layers", self.rnn_num_layers.is_some()),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(Error::Config {
+                    field: f(name),
+                    message: "is a setting of a recurrent model, but policy.class is \"mlp\" \
+                              (set class = \"rnn\" to use it)"
+                        .into(),
+                });
+            }
+        }
+        if let Some(rnn) = self.rnn() {
+            check(
+                rnn.hidden_dim > 0,
+                &f("rnn_hidden_dim"),
+                "a positive width",
+                rnn.hidden_dim,
+            )?;
+            check(
+                rnn.num_layers > 0,
+                &f("rnn_num_layers"),
+                "at least 1 layer",
+                rnn.num_layers,
+            )?;
+        }
         check(
             self.actor_hidden_dims.iter().all(|&d| d > 0),
             &f("actor_hidden_dims"),

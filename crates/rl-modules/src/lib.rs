@@ -9,9 +9,13 @@
 //! - [`ObsInput`]: what a network reads (its observation groups and its own normaliser).
 //! - [`ActorCritic`]: actor and critic MLPs and the learnable action std (the weights);
 //!   [`MlpModel`]: those networks with their inputs, an [`ActorCriticModel`] (what an
-//!   algorithm trains: a recurrent model is a second implementation).
-//! - [`Policy`]: the inference policy (actor weights and input, no critic, no optimiser)
-//!   that `play`, benchmarks and export run.
+//!   algorithm trains).
+//! - [`Memory`]: LSTM or GRU layers with PyTorch's equations ([`RnnType`], [`MemoryConfig`]);
+//!   [`RecurrentActorCritic`] and [`RnnModel`]: the recurrent actor-critic (`class = "rnn"`),
+//!   a memory in front of each MLP, with the rollout's hidden states.
+//! - [`Policy`]: the inference policy (actor input, memory and weights, no critic, no
+//!   optimiser) that `play`, benchmarks and export run; a recurrent one carries its hidden
+//!   state and is reset where episodes end.
 //! - [`DiagGaussian`]: the Gaussian policy distribution (sample, log-probability, entropy,
 //!   KL divergence), summed over action dimensions.
 //! - [`Categorical`]: the discrete policy distribution over `n` choices (logits in;
@@ -38,19 +42,25 @@ mod model;
 mod normalizer;
 mod policy;
 mod precision;
+mod recurrent;
+mod rnn_model;
 
 pub use action::ActionDistribution;
 pub use activation::Activation;
 pub use actor_critic::{ActorCritic, StdSettings, parameter_shapes};
 pub use categorical::Categorical;
-pub use config::{NoiseStdSchedule, NoiseStdType, ObsGroups, PolicyConfig};
+pub use config::{
+    ModelClass, NoiseStdSchedule, NoiseStdType, ObsGroups, PolicyConfig, RnnSettings,
+};
 pub use distribution::DiagGaussian;
 pub use error::{Error, Result};
 pub use fused::{linear_act, reference as linear_act_reference};
 pub use input::ObsInput;
 pub use masked::{masked_mean, masked_sum};
 pub use mlp::{Mlp, MlpConfig};
-pub use model::{ActOutput, ActorCriticModel, InputsState, MlpModel};
+pub use model::{ActOutput, ActorCriticModel, Batch, InputsState, MlpModel};
 pub use normalizer::{EmpiricalNormalizer, NormalizerState};
 pub use policy::Policy;
 pub use precision::Precision;
+pub use recurrent::{Memory, MemoryConfig, RnnLayer, RnnType, reset_state};
+pub use rnn_model::{RecurrentActorCritic, RnnModel};

@@ -10,7 +10,7 @@
 use burn::module::{AutodiffModule, Module, ModuleVisitor};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor};
-use rl_core::{EnvSpec, HostRng, Observations};
+use rl_core::{EnvSpec, HostRng, Observations, Sequences};
 
 use crate::{
     ActionDistribution, ActorCritic, Error, NormalizerState, ObsInput, Policy, PolicyConfig,
@@ -29,6 +29,19 @@ pub struct ActOutput<B: AutodiffBackend> {
     pub dist_params: Tensor<Inner<B>, 2>,
     /// Critic values of the observations, `[N]`.
     pub values: Tensor<Inner<B>, 1>,
+    /// A recurrent model's hidden state before this step (what the update replays from),
+    /// flattened, `[N, S]`; `None` for a model without memory.
+    pub memory: Option<Tensor<Inner<B>, 2>>,
+}
+
+/// Stored samples that a model evaluates in an update: flat samples `[M, ...]` for a model
+/// without memory, or whole trajectories for a recurrent one.
+#[derive(Debug)]
+pub enum Batch<'a, B: burn::tensor::backend::Backend> {
+    /// `M` independent samples (observation groups `[M, D]`).
+    Flat(&'a Observations<B>),
+    /// Padded trajectories; the outputs are the `M` rows of `Sequences::samples`.
+    Sequences(&'a Sequences<B>),
 }
 
 /// The normaliser statistics of a model's inputs, for checkpoints.
@@ -92,27 +105,44 @@ pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
         let _ = dones;
     }
 
-    /// Critic values of `obs` on the rollout copy, statistics unchanged, `[N]`.
+    /// Whether the model carries a hidden state (and is updated on [`Batch::Sequences`]).
+    fn is_recurrent(&self) -> bool {
+        false
+    }
+
+    /// The hidden state of every environment now, flattened as in [`ActOutput::memory`],
+    /// `[N, S]`, for checkpoints; `None` for a model without memory.
+    fn memory(&self) -> Option<Tensor<B::InnerBackend, 2>> {
+        None
+    }
+
+    /// Restores a hidden state that [`ActorCriticModel::memory`] returned.
+    ///
+    /// # Errors
+    /// A state of another shape, or any state for a model without memory.
+    fn load_memory(&mut self, memory: Tensor<B::InnerBackend, 2>) -> Result<(), Error> {
+        let _ = memory;
+        Err(Error::Record(
+            "the checkpoint holds a recurrent hidden state, but the model has no memory".into(),
+        ))
+    }
+
+    /// Critic values of `obs` on the rollout copy (after the last step's hidden state, which
+    /// is not advanced), statistics unchanged, `[N]`.
     fn value(
         &self,
         obs: &Observations<B::InnerBackend>,
     ) -> Result<Tensor<B::InnerBackend, 1>, Error>;
 
-    /// Deterministic actions on the rollout copy, `[N, A]`.
-    fn act_inference(
-        &self,
-        obs: &Observations<B::InnerBackend>,
-    ) -> Result<Tensor<B::InnerBackend, 2>, Error>;
-
-    /// The trained actor's action distribution on stored observations `[M, ...]`
-    /// (statistics frozen), with gradients.
+    /// The trained actor's action distribution on stored samples (statistics frozen), with
+    /// gradients, `[M]` samples.
     fn distribution(
         &self,
-        obs: &Observations<B::InnerBackend>,
+        batch: Batch<'_, B::InnerBackend>,
     ) -> Result<ActionDistribution<B>, Error>;
 
-    /// The trained critic's values of stored observations, `[M]`, with gradients.
-    fn values(&self, obs: &Observations<B::InnerBackend>) -> Result<Tensor<B, 1>, Error>;
+    /// The trained critic's values of stored samples, `[M]`, with gradients.
+    fn values(&self, batch: Batch<'_, B::InnerBackend>) -> Result<Tensor<B, 1>, Error>;
 
     /// The action std of the rollout copy, `[A]`; `None` for discrete actions.
     fn action_std(&self) -> Option<Tensor<B::InnerBackend, 1>>;
@@ -133,7 +163,7 @@ pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
 
 /// The stream of a run's seed that the initial weights are drawn from ([`HostRng::with_stream`]).
 /// Stream 0 is the algorithm's (action noise and mini-batches, `HostRng::new(seed)`).
-const WEIGHTS_STREAM: u64 = 1;
+pub(crate) const WEIGHTS_STREAM: u64 = 1;
 
 /// The MLP actor-critic with its inputs.
 #[derive(Debug)]
@@ -244,6 +274,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
             dist_params: dist.params(),                       // [N, P]
             values: self.inference.value(critic_x),           // [N]
             actions,
+            memory: None,
         })
     }
 
@@ -251,17 +282,13 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         Ok(self.inference.value(self.critic_input.read(obs)?))
     }
 
-    fn act_inference(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 2>, Error> {
-        Ok(self.inference.action_mode(self.actor_input.read(obs)?))
-    }
-
-    fn distribution(&self, obs: &Observations<Inner<B>>) -> Result<ActionDistribution<B>, Error> {
-        let x = Tensor::<B, 2>::from_inner(self.actor_input.read(obs)?);
+    fn distribution(&self, batch: Batch<'_, Inner<B>>) -> Result<ActionDistribution<B>, Error> {
+        let x = Tensor::<B, 2>::from_inner(self.actor_input.read(flat(batch)?)?);
         Ok(self.network.distribution(x))
     }
 
-    fn values(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<B, 1>, Error> {
-        let x = Tensor::<B, 2>::from_inner(self.critic_input.read(obs)?);
+    fn values(&self, batch: Batch<'_, Inner<B>>) -> Result<Tensor<B, 1>, Error> {
+        let x = Tensor::<B, 2>::from_inner(self.critic_input.read(flat(batch)?)?);
         Ok(self.network.value(x))
     }
 
@@ -296,6 +323,25 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         self.actor_input.load_state(state.actor.as_ref(), "actor")?;
         self.critic_input
             .load_state(state.critic.as_ref(), "critic")
+    }
+}
+
+// Copy and Clone by hand: the derives would ask `B: Copy`.
+impl<B: burn::tensor::backend::Backend> Clone for Batch<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: burn::tensor::backend::Backend> Copy for Batch<'_, B> {}
+
+/// The observations of a flat batch; trajectories are an error for a model without memory.
+fn flat<B: burn::tensor::backend::Backend>(batch: Batch<'_, B>) -> Result<&Observations<B>, Error> {
+    match batch {
+        Batch::Flat(obs) => Ok(obs),
+        Batch::Sequences(_) => Err(Error::Record(
+            "an MLP model is updated on flat samples, not trajectories".into(),
+        )),
     }
 }
 

@@ -1,22 +1,33 @@
-//! The inference policy: what `play`, benchmarks and export run. The actor's weights and its
-//! input (groups and normaliser statistics); no critic, no optimiser, no random stream.
+//! The inference policy: what `play`, benchmarks and export run. The actor's weights, its
+//! input (groups and normaliser statistics) and, for a recurrent actor, its memory and the
+//! hidden state it carries between steps; no critic, no optimiser, no random stream.
 
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, backend::Backend};
 use rl_core::{EnvSpec, HostRng, Observations};
 use serde::{Deserialize, Serialize};
 
-use crate::{ActorCritic, Error, Mlp, NormalizerState, ObsInput, PolicyConfig};
+use crate::{
+    ActorCritic, Error, Memory, MemoryConfig, Mlp, NormalizerState, ObsInput, PolicyConfig,
+    RnnType, reset_state,
+};
 
 /// The deterministic policy of a trained actor: observation groups in, the mode of the
 /// action distribution out (the Gaussian's mean, or the most likely choice as a float index
 /// `[N, 1]` for discrete actions).
+///
+/// A recurrent policy keeps the hidden state of the environments it acts for: it starts at
+/// zero, advances on every [`Policy::act`], and must be reset with [`Policy::reset`] where an
+/// episode ended (as training did).
 #[derive(Debug, Clone)]
 pub struct Policy<B: Backend> {
     input: ObsInput<B>,
+    memory: Option<Memory<B>>,
     actor: Mlp<B>,
     discrete: bool,
+    /// The memory's state, `[L, N, S]`; `None` until the first step (and for an MLP).
+    state: Option<Tensor<B, 3>>,
 }
 
 /// What [`Policy::to_bytes`] writes (MessagePack): enough, with the run's `[policy]` config
@@ -34,6 +45,13 @@ struct PolicyRecord {
     normalizer: Option<NormalizerState>,
     /// Whether actions are discrete (the output is logits).
     discrete: bool,
+    /// A recurrent actor's memory weights (Burn's named MessagePack record); absent for an
+    /// MLP (and in records written before recurrent policies).
+    #[serde(default, with = "serde_bytes")]
+    memory: Option<Vec<u8>>,
+    /// A recurrent actor's layer type.
+    #[serde(default)]
+    rnn_type: Option<RnnType>,
 }
 
 const RECORD_VERSION: u32 = 1;
@@ -44,9 +62,42 @@ impl<B: Backend> Policy<B> {
     pub fn new(input: ObsInput<B>, actor: Mlp<B>, discrete: bool) -> Self {
         Self {
             input,
+            memory: None,
             actor,
             discrete,
+            state: None,
         }
+    }
+
+    /// A recurrent policy: the input, read through `memory`, then `actor`.
+    pub fn recurrent(input: ObsInput<B>, memory: Memory<B>, actor: Mlp<B>, discrete: bool) -> Self {
+        Self {
+            memory: Some(memory),
+            ..Self::new(input, actor, discrete)
+        }
+    }
+
+    /// The actor's recurrent layers, for a recurrent policy.
+    pub fn memory(&self) -> Option<&Memory<B>> {
+        self.memory.as_ref()
+    }
+
+    /// The hidden state now, `[L, N, S]` (`None` for an MLP or before the first step).
+    pub fn state(&self) -> Option<&Tensor<B, 3>> {
+        self.state.as_ref()
+    }
+
+    /// Forgets the hidden state of the environments where `dones` `[N]` is true (their
+    /// episode ended); nothing for an MLP.
+    pub fn reset(&mut self, dones: &Tensor<B, 1, Bool>) {
+        if let Some(state) = self.state.take() {
+            self.state = Some(reset_state(state, dones.clone()));
+        }
+    }
+
+    /// Forgets the hidden state of every environment (a new batch of episodes).
+    pub fn clear(&mut self) {
+        self.state = None;
     }
 
     /// The actor's input (groups and normaliser).
@@ -64,9 +115,21 @@ impl<B: Backend> Policy<B> {
         self.discrete
     }
 
-    /// Deterministic actions for `obs`, `[N, A]`.
-    pub fn act(&self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error> {
-        let out = self.actor.forward(self.input.read(obs)?);
+    /// Deterministic actions for `obs`, `[N, A]`; a recurrent policy advances its hidden
+    /// state (from zero for a batch of another size than the last).
+    pub fn act(&mut self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error> {
+        let mut x = self.input.read(obs)?; // [N, D]
+        if let Some(memory) = &self.memory {
+            let n = x.dims()[0];
+            let state = match self.state.take() {
+                Some(s) if s.dims()[1] == n => s,
+                _ => memory.zero_state(n, &x.device()),
+            };
+            let (h, state) = memory.step(x, state); // [N, H], [L, N, S]
+            self.state = Some(state);
+            x = h;
+        }
+        let out = self.actor.forward(x);
         Ok(if self.discrete {
             out.argmax(1).float()
         } else {
@@ -79,12 +142,22 @@ impl<B: Backend> Policy<B> {
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         let actor = Recorder::<B>::record(&recorder, self.actor.clone().into_record(), ())
             .map_err(|e| Error::Record(format!("cannot serialise the actor: {e}")))?;
+        let memory = self
+            .memory
+            .as_ref()
+            .map(|m| {
+                Recorder::<B>::record(&recorder, m.clone().into_record(), ())
+                    .map_err(|e| Error::Record(format!("cannot serialise the memory: {e}")))
+            })
+            .transpose()?;
         let record = PolicyRecord {
             version: RECORD_VERSION,
             actor,
             groups: self.input.groups().to_vec(),
             normalizer: self.input.state()?,
             discrete: self.discrete,
+            memory,
+            rnn_type: self.memory.as_ref().map(Memory::rnn_type),
         };
         rmp_serde::to_vec_named(&record)
             .map_err(|e| Error::Record(format!("cannot serialise the policy: {e}")))
@@ -129,15 +202,54 @@ impl<B: Backend> Policy<B> {
                 "the policy's action space (discrete or continuous) differs from the task's".into(),
             ));
         }
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let rnn = cfg.rnn();
+        let memory = match (rnn, record.memory) {
+            (None, None) => None,
+            (Some(rnn), Some(bytes)) => {
+                if record.rnn_type.is_some_and(|t| t != rnn.rnn_type) {
+                    return Err(Error::Record(format!(
+                        "the policy's recurrent layers are {}, the config's policy.rnn_type is {}",
+                        record.rnn_type.unwrap_or_default(),
+                        rnn.rnn_type
+                    )));
+                }
+                let skeleton =
+                    MemoryConfig::new(input.dim(), rnn.hidden_dim, rnn.num_layers, rnn.rnn_type)
+                        .init_with_rng::<B>(&mut HostRng::new(0), device);
+                let weights = Recorder::<B>::load(&recorder, bytes, device).map_err(|e| {
+                    Error::Record(format!("the memory's weights are unreadable: {e}"))
+                })?;
+                let expected = crate::parameter_shapes(&skeleton);
+                let memory = skeleton.load_record(weights);
+                let found = crate::parameter_shapes(&memory);
+                if found != expected {
+                    return Err(Error::Record(format!(
+                        "the policy's recurrent layers do not match the config's: parameter shapes {found:?}, expected {expected:?}"
+                    )));
+                }
+                Some(memory)
+            }
+            (None, Some(_)) => {
+                return Err(Error::Record(
+                    "the policy is recurrent, but the config's policy.class is \"mlp\"".into(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(Error::Record(
+                    "the policy is an MLP, but the config's policy.class is \"rnn\"".into(),
+                ));
+            }
+        };
         // The skeleton's weights are overwritten by the record's.
+        let actor_input = memory.as_ref().map_or(input.dim(), Memory::hidden_dim);
         let skeleton = ActorCritic::<B>::actor_network(
             cfg,
-            input.dim(),
+            actor_input,
             &spec.action_space,
             &mut HostRng::new(0),
             device,
         );
-        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         let weights = Recorder::<B>::load(&recorder, record.actor, device)
             .map_err(|e| Error::Record(format!("the actor's weights are unreadable: {e}")))?;
         let expected = crate::parameter_shapes(&skeleton);
@@ -150,8 +262,10 @@ impl<B: Backend> Policy<B> {
         }
         Ok(Self {
             input,
+            memory,
             actor,
             discrete,
+            state: None,
         })
     }
 }
@@ -223,17 +337,19 @@ mod tests {
         for k in 0..3 {
             model.act(&obs(k as f32), &mut rng).expect("act");
         }
-        let policy = model.policy();
+        let mut policy = model.policy();
         let probe = obs(10.0);
-        let want = values(model.act_inference(&probe).expect("act"));
+        // The mean of the model's own distribution.
+        let x = model.actor_input().read(&probe).expect("read");
+        let want = values(model.inference().action_mode(x));
         assert_eq!(values(policy.act(&probe).expect("act")), want);
         // The normaliser's statistics travel with the weights.
         let bytes = policy.to_bytes().expect("bytes");
-        let loaded = Policy::<I>::from_bytes(&cfg(), &spec(), &bytes, &dev).expect("load");
+        let mut loaded = Policy::<I>::from_bytes(&cfg(), &spec(), &bytes, &dev).expect("load");
         assert_eq!(values(loaded.act(&probe).expect("act")), want);
         let fresh = MlpModel::<B>::new(&cfg(), &spec(), 3, &dev).expect("model");
         assert_ne!(
-            values(fresh.act_inference(&probe).expect("act")),
+            values(fresh.policy().act(&probe).expect("act")),
             want,
             "without the normaliser statistics the actions differ"
         );

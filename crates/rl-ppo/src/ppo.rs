@@ -16,10 +16,12 @@ use rl_core::{
 };
 use rl_logger::tags;
 use rl_modules::{
-    ActOutput, ActorCriticModel, InputsState, MlpModel, NormalizerState, PolicyConfig,
+    ActOutput, ActorCriticModel, Batch, InputsState, MlpModel, NormalizerState, PolicyConfig,
     parameter_shapes,
 };
-use rl_storage::{MiniBatch, MiniBatchSchedule, Rollout, RolloutStorage, Transition};
+use rl_storage::{
+    MiniBatch, MiniBatchSchedule, Rollout, RolloutStorage, TrajectoryPlan, Transition, env_schedule,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -56,6 +58,17 @@ struct PpoState {
     /// `None` in checkpoints written before the critic always had its own input, when it
     /// shared the actor's: its statistics are then the actor's.
     critic_normalizer: Option<NormalizerState>,
+    /// A recurrent model's hidden state of every environment, so that a resumed run goes on
+    /// from the same memories; `None` for a model without memory.
+    #[serde(default)]
+    memory: Option<HostMatrix>,
+}
+
+/// A `[rows, cols]` tensor on the host.
+#[derive(Serialize, Deserialize)]
+struct HostMatrix {
+    shape: [usize; 2],
+    values: Vec<f32>,
 }
 
 /// PPO, generic over an autodiff backend `B` and the actor-critic model `M` (by default
@@ -141,8 +154,14 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
         self.storage.last_rewards().expect("a stored step")
     }
 
-    /// The PPO loss of a mini-batch and its parts.
-    fn losses(&self, mb: &MiniBatch<Inner<B>>) -> Result<MiniBatchLosses<B>, Error> {
+    /// The PPO loss of a mini-batch and its parts; the model evaluates `batch` (the
+    /// mini-batch's observations, or a recurrent model's trajectories), whose `M` outputs
+    /// line up with the samples of `mb`.
+    fn losses(
+        &self,
+        mb: &MiniBatch<Inner<B>>,
+        batch: Batch<'_, Inner<B>>,
+    ) -> Result<MiniBatchLosses<B>, Error> {
         let cfg = &self.cfg;
         let actions = Tensor::<B, 2>::from_inner(mb.actions.clone());
         let old_log_prob = Tensor::<B, 1>::from_inner(mb.actions_log_prob.clone());
@@ -155,10 +174,10 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
         let advantages = Tensor::<B, 1>::from_inner(advantages);
 
         // Evaluate the current policy and critic on the mini-batch
-        let dist = self.model.distribution(&mb.observations)?;
+        let dist = self.model.distribution(batch)?;
         let log_prob = dist.log_prob(actions); // [M]
         let entropy = dist.entropy(); // [M]
-        let values = self.model.values(&mb.observations)?; // [M]
+        let values = self.model.values(batch)?; // [M]
 
         // KL(old || new) of the action distributions, for the adaptive learning rate
         let kl = dist.inner().kl_from(mb.dist_params.clone()).mean();
@@ -227,7 +246,7 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             values: act.values,
             actions_log_prob: act.actions_log_prob,
             dist_params: act.dist_params,
-            memory: None,
+            memory: act.memory,
         })?;
         Ok(())
     }
@@ -262,24 +281,46 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             .float()
             .sum(); // [1]
 
-        let schedule = MiniBatchSchedule::new(
-            rollout.batch_size(),
-            self.cfg.num_mini_batches,
-            self.cfg.num_learning_epochs,
-            self.cfg.shuffle,
-            &mut self.rng,
-        )?;
+        // A recurrent model learns from whole environments' trajectories, cut where episodes
+        // ended (planned from the rollout's dones, one host read); any other from shuffled
+        // samples.
+        let recurrent = self.model.is_recurrent();
+        let [t_len, num_envs] = rollout.dones.dims();
+        let (schedule, dones) = if recurrent {
+            let schedule = env_schedule(
+                num_envs,
+                self.cfg.num_mini_batches,
+                self.cfg.num_learning_epochs,
+                self.cfg.shuffle,
+                &mut self.rng,
+            )?;
+            (schedule, rollout.dones_host()?)
+        } else {
+            let schedule = MiniBatchSchedule::new(
+                rollout.batch_size(),
+                self.cfg.num_mini_batches,
+                self.cfg.num_learning_epochs,
+                self.cfg.shuffle,
+                &mut self.rng,
+            )?;
+            (schedule, Vec::new())
+        };
         let inner_device = self.device.clone();
         let mut sums: Option<Logged<B>> = None;
         for indices in &schedule.batches {
-            let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-            let idx = Tensor::<Inner<B>, 1, Int>::from_data(
-                TensorData::new(ids, [indices.len()]),
-                &inner_device,
-            );
-            let mb = rollout.mini_batch(idx);
-
-            let MiniBatchLosses { loss, logged, kl } = self.losses(&mb)?;
+            let MiniBatchLosses { loss, logged, kl } = if recurrent {
+                let plan = TrajectoryPlan::new(&dones, t_len, num_envs, indices);
+                let (mb, sequences) = rollout.recurrent_mini_batch(&plan)?;
+                self.losses(&mb, Batch::Sequences(&sequences))?
+            } else {
+                let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+                let idx = Tensor::<Inner<B>, 1, Int>::from_data(
+                    TensorData::new(ids, [indices.len()]),
+                    &inner_device,
+                );
+                let mb = rollout.mini_batch(idx);
+                self.losses(&mb, Batch::Flat(&mb.observations))?
+            };
 
             // Adaptive learning rate from KL(old || new), before this mini-batch's step
             if self.cfg.schedule == LearningRateSchedule::Adaptive {
@@ -356,7 +397,23 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
         let optimizer = Recorder::<B>::record(&recorder, self.optimizer.to_record(), ())
             .map_err(|e| Error::Checkpoint(format!("cannot serialise the optimizer: {e}")))?;
         let inputs = self.model.inputs_state()?;
+        let memory = self
+            .model
+            .memory()
+            .map(|m| {
+                let [rows, cols] = m.dims();
+                m.into_data()
+                    .convert::<f32>()
+                    .to_vec()
+                    .map(|values| HostMatrix {
+                        shape: [rows, cols],
+                        values,
+                    })
+                    .map_err(|e| Error::Readback(format!("{e:?}")))
+            })
+            .transpose()?;
         let state = PpoState {
+            memory,
             model,
             optimizer,
             learning_rate: self.learning_rate,
@@ -400,6 +457,24 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
                 critic,
             })
             .map_err(|e| Error::Checkpoint(e.to_string()))?;
+        match (state.memory, self.model.is_recurrent()) {
+            (Some(m), _) => {
+                let memory = Tensor::<Inner<B>, 2>::from_data(
+                    TensorData::new(m.values, m.shape),
+                    &self.device,
+                );
+                self.model
+                    .load_memory(memory)
+                    .map_err(|e| Error::Checkpoint(e.to_string()))?;
+            }
+            (None, true) => {
+                return Err(Error::Checkpoint(
+                    "the checkpoint holds no recurrent hidden state, but the model is recurrent"
+                        .into(),
+                ));
+            }
+            (None, false) => {}
+        }
         self.model.set_network(network);
         self.model.sync_inference();
         self.optimizer = self.optimizer.clone().load_record(optimizer_record);
@@ -571,13 +646,6 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Algorithm<B> for Ppo<B, M> {
         Ok(self.try_update()?)
     }
 
-    fn act_inference(
-        &self,
-        obs: &Observations<Inner<B>>,
-    ) -> Result<Tensor<Inner<B>, 2>, AlgorithmError> {
-        Ok(self.model.act_inference(obs).map_err(Error::from)?)
-    }
-
     fn save_policy(&self) -> Result<Vec<u8>, AlgorithmError> {
         Ok(self.model.policy().to_bytes().map_err(Error::from)?)
     }
@@ -615,6 +683,7 @@ mod tests {
     use super::*;
     use burn::backend::{Autodiff, NdArray};
     use rl_core::ActionSpace;
+    use rl_modules::RnnModel;
     use std::collections::BTreeMap;
 
     type B = Autodiff<NdArray>;
@@ -994,7 +1063,7 @@ mod tests {
         assert!(!stats.contains_key("Policy/mean_std"), "{stats:?}");
         assert!(stats["Loss/entropy"].is_finite() && stats["Loss/entropy"] < 2f64.ln());
         // The greedy policy picks the paying arm in both contexts.
-        let greedy = ppo.act_inference(&context_obs(&[0, 1])).expect("act");
+        let greedy = ppo.model.policy().act(&context_obs(&[0, 1])).expect("act");
         let greedy: Vec<f32> = greedy.into_data().to_vec().expect("f32");
         assert_eq!(greedy, vec![0.0, 1.0]);
         // And the sampled policy does so almost always.
@@ -1050,14 +1119,196 @@ mod tests {
         let ppo = small_ppo(PpoConfig::default());
         let obs =
             Observations::new().with("policy", Tensor::<I, 2>::ones([4, 3], &Default::default()));
-        let a = ppo.act_inference(&obs).expect("act");
+        let a = ppo.model.policy().act(&obs).expect("act");
         let bytes = ppo.save_state().expect("save");
         let mut other = small_ppo(PpoConfig::default());
         other.learning_rate = 0.5;
         other.load_state(&bytes).expect("load");
-        let b = other.act_inference(&obs).expect("act");
+        let b = other.model.policy().act(&obs).expect("act");
         assert_eq!(a.into_data(), b.into_data());
         assert_eq!(other.learning_rate, ppo.learning_rate);
         assert!(other.load_state(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    fn rnn_ppo(rnn_type: rl_modules::RnnType, num_steps: usize) -> Ppo<B, RnnModel<B>> {
+        let policy = PolicyConfig {
+            class: rl_modules::ModelClass::Rnn,
+            rnn_type: Some(rnn_type),
+            rnn_hidden_dim: Some(6),
+            rnn_num_layers: Some(2),
+            actor_hidden_dims: vec![8],
+            critic_hidden_dims: vec![8],
+            ..Default::default()
+        };
+        let cfg = PpoConfig {
+            num_mini_batches: 2,
+            num_learning_epochs: 2,
+            ..Default::default()
+        };
+        Ppo::new(cfg, policy, &spec(4), num_steps, 5, &Default::default()).expect("valid")
+    }
+
+    /// Observations that differ by step and environment, `[4, 3]`.
+    fn varied_obs(t: usize) -> Observations<I> {
+        let values: Vec<f32> = (0..12)
+            .map(|i| ((t * 12 + i) as f32 * 0.37).sin())
+            .collect();
+        Observations::new().with(
+            "policy",
+            Tensor::<I, 2>::from_data(TensorData::new(values, [4, 3]), &Default::default()),
+        )
+    }
+
+    /// Where episodes end, `[T = 6][N = 4]`: environment 0 at step 1, environment 1 at 3 and
+    /// 4, environment 2 never, environment 3 at 0 and 5.
+    const RNN_DONES: [[bool; 4]; 6] = [
+        [false, false, false, true],
+        [true, false, false, false],
+        [false, false, false, false],
+        [false, true, false, false],
+        [false, true, false, false],
+        [false, false, false, true],
+    ];
+
+    /// A rollout of 6 steps with the episode ends of [`RNN_DONES`].
+    fn rnn_rollout(ppo: &mut Ppo<B, RnnModel<B>>) {
+        let dev = Default::default();
+        for (t, dones) in RNN_DONES.iter().enumerate() {
+            ppo.act(&varied_obs(t)).expect("act");
+            let mut step = fake_step(4, t as f32, None);
+            step.observations = varied_obs(t + 1);
+            step.terminated = Tensor::from_data(TensorData::new(dones.to_vec(), [4]), &dev);
+            ppo.process_env_step(&step).expect("store");
+        }
+        ppo.compute_returns(&varied_obs(RNN_DONES.len()))
+            .expect("gae");
+    }
+
+    fn max_abs_diff(a: Tensor<I, 1>, b: Tensor<I, 1>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn a_recurrent_update_replays_the_rollout_from_the_stored_states() {
+        for rnn_type in [rl_modules::RnnType::Lstm, rl_modules::RnnType::Gru] {
+            let mut ppo = rnn_ppo(rnn_type, RNN_DONES.len());
+            // A second rollout, whose trajectories at step 0 go on from the first's states.
+            rnn_rollout(&mut ppo);
+            ppo.update().expect("update");
+            rnn_rollout(&mut ppo);
+            let rollout = ppo.rollout.clone().expect("rollout");
+            // The stored state is reset after an episode's end and carried otherwise.
+            let memory = rollout.memory.clone().expect("hidden states"); // [T, N, S]
+            let row = |t: usize, e: usize| -> Vec<f32> {
+                let [_, _, s] = memory.dims();
+                memory
+                    .clone()
+                    .slice([t..t + 1, e..e + 1, 0..s])
+                    .into_data()
+                    .to_vec()
+                    .expect("f32")
+            };
+            assert!(
+                row(0, 2).iter().any(|&v| v != 0.0),
+                "{rnn_type}: carried over from the last rollout"
+            );
+            assert!(
+                row(1, 3).iter().all(|&v| v == 0.0),
+                "{rnn_type}: reset after a done"
+            );
+            assert!(
+                row(2, 0).iter().all(|&v| v == 0.0),
+                "{rnn_type}: reset after a done"
+            );
+            assert!(row(1, 2).iter().any(|&v| v != 0.0), "{rnn_type}: carried");
+            assert!(row(4, 3).iter().any(|&v| v != 0.0), "{rnn_type}: carried");
+            // Running the memories over the padded trajectories from their first stored states
+            // gives what stepping them one by one gave during the rollout.
+            let dones = rollout.dones_host().expect("dones");
+            for envs in [vec![3, 0, 2, 1], vec![1], vec![2, 3]] {
+                let plan = TrajectoryPlan::new(&dones, RNN_DONES.len(), 4, &envs);
+                let (mb, seq) = rollout.recurrent_mini_batch(&plan).expect("batch");
+                let dist = ppo
+                    .model
+                    .distribution(Batch::Sequences(&seq))
+                    .expect("distribution");
+                let log_prob = dist
+                    .log_prob(Tensor::<B, 2>::from_inner(mb.actions.clone()))
+                    .inner();
+                let values = ppo.model.values(Batch::Sequences(&seq)).expect("values");
+                let lp_err = max_abs_diff(log_prob, mb.actions_log_prob.clone());
+                let v_err = max_abs_diff(values.inner(), mb.values.clone());
+                assert!(
+                    lp_err < 1e-5,
+                    "{rnn_type} {envs:?}: log-prob error {lp_err}"
+                );
+                assert!(v_err < 1e-5, "{rnn_type} {envs:?}: value error {v_err}");
+            }
+            // A flat batch is refused by a recurrent model.
+            let mb = rollout.mini_batch(Tensor::from_data(
+                TensorData::new(vec![0i64, 1], [2]),
+                &Default::default(),
+            ));
+            assert!(ppo.model.values(Batch::Flat(&mb.observations)).is_err());
+        }
+    }
+
+    #[test]
+    fn a_recurrent_update_trains_memories_and_heads() {
+        let mut ppo = rnn_ppo(rl_modules::RnnType::Gru, RNN_DONES.len());
+        let before = parameter_values(ppo.model());
+        rnn_rollout(&mut ppo);
+        let stats = ppo.update().expect("update");
+        for key in [
+            "Loss/surrogate",
+            "Loss/value",
+            "Loss/entropy",
+            "Policy/mean_std",
+        ] {
+            assert!(
+                stats.get(key).is_some_and(|v| v.is_finite()),
+                "{key}: {stats:?}"
+            );
+        }
+        assert_ne!(
+            stats["Loss/learning_rate"], 1e-3,
+            "adaptive rate: {stats:?}"
+        );
+        let after = parameter_values(ppo.model());
+        assert_eq!(before.len(), after.len());
+        // Every parameter except the std (not in the loss's path through the memories)
+        // moved: both memories' layers, both heads.
+        let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        assert!(moved >= after.len() - 1, "{moved} of {} moved", after.len());
+    }
+
+    #[test]
+    fn a_recurrent_state_round_trips_with_the_hidden_states() {
+        let mut ppo = rnn_ppo(rl_modules::RnnType::Lstm, 3);
+        for t in 0..2 {
+            ppo.act(&varied_obs(t)).expect("act");
+            ppo.process_env_step(&fake_step(4, 0.0, Some(1)))
+                .expect("store");
+        }
+        let bytes = ppo.save_state().expect("save");
+        let mut other = rnn_ppo(rl_modules::RnnType::Lstm, 3);
+        other.load_state(&bytes).expect("load");
+        let (a, b) = (
+            ppo.model.memory().expect("memory"),
+            other.model.memory().expect("memory"),
+        );
+        assert!(a.clone().abs().sum().into_scalar() > 0.0);
+        assert_eq!(a.into_data(), b.into_data());
+        // The next step acts alike (weights, memories and the random stream restored).
+        let x = ppo.act(&varied_obs(2)).expect("act");
+        let y = other.act(&varied_obs(2)).expect("act");
+        assert_eq!(x.into_data(), y.into_data());
+        // An MLP cannot take a recurrent checkpoint, nor a GRU an LSTM's.
+        assert!(small_ppo(PpoConfig::default()).load_state(&bytes).is_err());
+        assert!(
+            rnn_ppo(rl_modules::RnnType::Gru, 3)
+                .load_state(&bytes)
+                .is_err()
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rl_core::{Algorithm, AlgorithmError, EnvSpec};
-use rl_modules::{Policy, PolicyConfig};
+use rl_modules::{ModelClass, Policy, PolicyConfig, RnnModel};
 use rl_ppo::{Ppo, PpoConfig};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,18 @@ impl AlgorithmConfig {
                 ppo.validate().map_err(field_error)?;
                 ppo.validate_batch(num_envs, num_steps_per_env)
                     .map_err(field_error)?;
+                if policy.class == ModelClass::Rnn
+                    && !num_envs.is_multiple_of(ppo.num_mini_batches.max(1))
+                {
+                    return Err(FieldError {
+                        field: "algorithm.num_mini_batches".into(),
+                        message: format!(
+                            "a recurrent policy's mini-batches are whole environments: \
+                             num_mini_batches ({}) must divide env.num_envs ({num_envs})",
+                            ppo.num_mini_batches
+                        ),
+                    });
+                }
             }
         }
         policy.validate().map_err(|e| match e {
@@ -103,14 +115,24 @@ impl AlgorithmConfig {
         device: &B::Device,
     ) -> Result<Box<dyn Algorithm<B>>, AlgorithmError> {
         Ok(match self {
-            AlgorithmConfig::Ppo(ppo) => Box::new(Ppo::<B>::new(
-                ppo.clone(),
-                policy.clone(),
-                spec,
-                num_steps_per_env,
-                seed,
-                device,
-            )?),
+            AlgorithmConfig::Ppo(ppo) => match policy.class {
+                ModelClass::Mlp => Box::new(Ppo::<B>::new(
+                    ppo.clone(),
+                    policy.clone(),
+                    spec,
+                    num_steps_per_env,
+                    seed,
+                    device,
+                )?),
+                ModelClass::Rnn => Box::new(Ppo::<B, RnnModel<B>>::new(
+                    ppo.clone(),
+                    policy.clone(),
+                    spec,
+                    num_steps_per_env,
+                    seed,
+                    device,
+                )?),
+            },
         })
     }
 }

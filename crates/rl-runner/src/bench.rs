@@ -419,12 +419,10 @@ fn bench_solve<B: AutodiffBackend>(
     let (runner, summary, _) = run_training::<B>(cfg.clone(), None, device)?;
     let plan = EvalPlan::new(cfg.env.num_envs, cfg.env.num_envs);
     let mut env = evaluation_env::<Inner<B>>(&cfg, plan.num_envs, cfg.seed, device)?;
-    let (evaluation, _) = evaluate(
-        env.as_mut(),
-        plan,
-        |obs| Ok(runner.algorithm().act_inference(obs)?),
-        None,
-    )?;
+    let bytes = runner.algorithm().save_policy()?;
+    let mut policy = rl_modules::Policy::from_bytes(&cfg.policy, env.spec(), &bytes, device)
+        .map_err(|e| Error::from(rl_core::AlgorithmError::Other(Box::new(e))))?;
+    let (evaluation, _) = evaluate(env.as_mut(), plan, &mut policy, None)?;
     Ok(SolveReport {
         threshold,
         reached: summary.mean_reward.is_some_and(|r| r >= threshold),

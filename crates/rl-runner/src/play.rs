@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rl_core::{Observations, Scene, StepOutput, VecEnv};
+use rl_modules::Policy;
 use serde::Serialize;
 
 use crate::Error;
@@ -24,6 +25,42 @@ use crate::config::TrainConfig;
 use crate::render::{RenderOptions, check_target, write_gif};
 use crate::stats::{FinishedEpisode, StepRecord, read_finished_episodes, read_floats};
 use sim_gpu::legged::env::{TERRAIN_KIND, TERRAIN_LEVEL};
+
+/// What an evaluation runs: actions for observations, told after every step where
+/// episodes ended (a recurrent policy forgets those environments' memories there).
+pub(crate) trait Actor<B: Backend> {
+    /// Actions for `obs`, `[N, A]`.
+    fn act(&mut self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error>;
+    /// The environments' answer to the last actions.
+    fn stepped(&mut self, step: &StepOutput<B>);
+    /// Every environment was reset: a new batch of episodes starts.
+    fn restart(&mut self) {}
+}
+
+impl<B: Backend> Actor<B> for Policy<B> {
+    fn act(&mut self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error> {
+        Ok(Policy::act(self, obs)?)
+    }
+
+    fn stepped(&mut self, step: &StepOutput<B>) {
+        if self.state().is_some() {
+            self.reset(&step.dones());
+        }
+    }
+
+    fn restart(&mut self) {
+        self.clear();
+    }
+}
+
+/// A policy without memory, as a function of the observations.
+impl<B: Backend, F: FnMut(&Observations<B>) -> Result<Tensor<B, 2>, Error>> Actor<B> for F {
+    fn act(&mut self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error> {
+        self(obs)
+    }
+
+    fn stepped(&mut self, _step: &StepOutput<B>) {}
+}
 
 /// Optional outputs of [`play`].
 #[derive(Debug, Clone, Default)]
@@ -173,7 +210,7 @@ pub fn play<B: AutodiffBackend>(
     let plan = EvalPlan::new(episodes, num_envs.unwrap_or(cfg.env.num_envs));
     let mut env =
         evaluation_env::<B::InnerBackend>(&cfg, plan.num_envs, seed.unwrap_or(cfg.seed), device)?;
-    let policy = load_policy::<B>(
+    let mut policy = load_policy::<B>(
         &cfg.algorithm,
         &cfg.policy,
         env.spec(),
@@ -187,7 +224,7 @@ pub fn play<B: AutodiffBackend>(
     })?;
 
     let record = options.render.as_ref().map(|_| cfg.env.task.as_str());
-    let (evaluation, scenes) = evaluate(env.as_mut(), plan, |obs| Ok(policy.act(obs)?), record)?;
+    let (evaluation, scenes) = evaluate(env.as_mut(), plan, &mut policy, record)?;
     let render = match &options.render {
         Some(path) => {
             write_gif(path, &scenes, &options.render_options)?;
@@ -223,7 +260,7 @@ pub(crate) fn evaluation_env<B: Backend>(
     )?)
 }
 
-/// Resets every environment of `env`, runs `policy` until environments `0..plan.num_envs`
+/// Resets every environment of `env` (and `policy`'s memory), runs `policy` until environments `0..plan.num_envs`
 /// have each finished `plan.episodes_per_env` episodes, and measures exactly those: the
 /// first `episodes_per_env` episodes of each of those environments, whenever they end.
 /// Episodes after those, and those of environments past `plan.num_envs` (`env` is built
@@ -234,7 +271,7 @@ pub(crate) fn evaluation_env<B: Backend>(
 pub(crate) fn evaluate<B: Backend>(
     env: &mut dyn VecEnv<B>,
     plan: EvalPlan,
-    mut policy: impl FnMut(&Observations<B>) -> Result<Tensor<B, 2>, Error>,
+    policy: &mut impl Actor<B>,
     record: Option<&str>,
 ) -> Result<(Evaluation, Vec<Scene>), Error> {
     let n = plan.num_envs.max(1);
@@ -259,6 +296,7 @@ pub(crate) fn evaluate<B: Backend>(
     let mut per_env = vec![0usize; n];
     let mut term_names: Vec<String> = Vec::new();
     let mut obs = env.reset();
+    policy.restart();
     let mut scenes: Vec<Scene> = Vec::new();
     // The task's name while environment 0's first episode is being recorded.
     let mut recording = record;
@@ -269,8 +307,9 @@ pub(crate) fn evaluate<B: Backend>(
     while (counted.len() < wanted || recording.is_some()) && steps < max_steps {
         let mut rows = Vec::with_capacity(chunk);
         for _ in 0..chunk {
-            let actions = policy(&obs)?;
+            let actions = policy.act(&obs)?;
             let step = env.step(actions)?;
+            policy.stepped(&step);
             if term_names.len() != step.episode.terms.len() {
                 term_names = step.episode.terms.keys().cloned().collect();
             }
@@ -555,7 +594,7 @@ mod tests {
         let (evaluation, scenes) = evaluate(
             &mut env,
             plan,
-            |obs| {
+            &mut |obs: &Observations<B>| {
                 Ok(Tensor::<B, 2>::zeros(
                     [obs.get("policy")?.dims()[0], 1],
                     &device,
@@ -660,7 +699,7 @@ mod tests {
         let err = evaluate(
             &mut env,
             EvalPlan::new(3, 3),
-            |_| Ok(Tensor::<B, 2>::zeros([2, 1], &device)),
+            &mut |_: &Observations<B>| Ok(Tensor::<B, 2>::zeros([2, 1], &device)),
             None,
         )
         .expect_err("3 environments asked of 2");

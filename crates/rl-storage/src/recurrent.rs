@@ -240,7 +240,7 @@ mod tests {
     fn rollout(memory: bool) -> Rollout<B> {
         let (t_len, n) = (5, 3);
         let mut storage = RolloutStorage::<B>::new(n, t_len);
-        for t in 0..t_len {
+        for (t, dones) in DONES.iter().enumerate() {
             let per_env = |f: &dyn Fn(usize) -> f32| t1((0..n).map(f).collect());
             storage
                 .add(Transition {
@@ -258,7 +258,7 @@ mod tests {
                     actions_log_prob: per_env(&|_| 0.0),
                     dist_params: t2(vec![0.0; n * 2], [n, 2]),
                     rewards: per_env(&|_| 1.0),
-                    dones: t1(DONES[t].to_vec()),
+                    dones: t1(dones.to_vec()),
                     memory: memory.then(|| {
                         t2(
                             (0..n).flat_map(|e| [(1000 * t + e) as f32, 0.5]).collect(),
