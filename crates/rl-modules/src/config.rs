@@ -158,24 +158,26 @@ impl PolicyConfig {
         })
     }
 
+    /// The recurrent keys that are set although the model is an MLP (they are ignored), by
+    /// field name, so that a caller can warn: switching `class` alone compares the two
+    /// models on one config.
+    pub fn ignored_rnn_keys(&self) -> Vec<&'static str> {
+        if self.class != ModelClass::Mlp {
+            return Vec::new();
+        }
+        [
+            ("rnn_type", self.rnn_type.is_some()),
+            ("rnn_hidden_dim", self.rnn_hidden_dim.is_some()),
+            ("rnn_num_layers", self.rnn_num_layers.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
     /// Checks ranges; errors name the field (`policy.<name>`).
     pub fn validate(&self) -> Result<(), Error> {
         let f = |n: &str| format!("policy.{n}");
-        if self.class == ModelClass::Mlp {
-            let set = [
-                ("rnn_type", self.rnn_type.is_some()),
-                ("rnn_hidden_dim", self.rnn_hidden_dim.is_some()),
-                ("rnn_num_layers", self.rnn_num_layers.is_some()),
-            ];
-            if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
-                return Err(Error::Config {
-                    field: f(name),
-                    message: "is a setting of a recurrent model, but policy.class is \"mlp\" \
-                              (set class = \"rnn\" to use it)"
-                        .into(),
-                });
-            }
-        }
         if let Some(rnn) = self.rnn() {
             check(
                 rnn.hidden_dim > 0,

@@ -357,3 +357,175 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
             .load_state(state.critic.as_ref(), "critic")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ModelClass, RnnType};
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
+    use rl_core::ActionSpace;
+    use std::collections::BTreeMap;
+
+    type B = Autodiff<NdArray>;
+    type I = NdArray;
+
+    fn spec() -> EnvSpec {
+        EnvSpec {
+            task: "test".into(),
+            num_envs: 4,
+            obs_groups: BTreeMap::from([("policy".to_string(), 3)]),
+            action_space: ActionSpace::Box {
+                low: vec![-1.0; 2],
+                high: vec![1.0; 2],
+            },
+            max_episode_length: 10,
+            step_dt: 0.1,
+        }
+    }
+
+    fn cfg(rnn_type: RnnType) -> PolicyConfig {
+        PolicyConfig {
+            class: ModelClass::Rnn,
+            rnn_type: Some(rnn_type),
+            rnn_hidden_dim: Some(5),
+            rnn_num_layers: Some(2),
+            actor_hidden_dims: vec![8],
+            critic_hidden_dims: vec![8],
+            ..Default::default()
+        }
+    }
+
+    fn obs(t: usize) -> Observations<I> {
+        let values: Vec<f32> = (0..12)
+            .map(|i| ((t * 12 + i) as f32 * 0.61).cos())
+            .collect();
+        Observations::new().with(
+            "policy",
+            Tensor::<I, 2>::from_data(TensorData::new(values, [4, 3]), &Default::default()),
+        )
+    }
+
+    fn values<const D: usize>(t: Tensor<I, D>) -> Vec<f32> {
+        t.into_data().to_vec().expect("f32")
+    }
+
+    fn dones(d: [bool; 4]) -> Tensor<I, 1, Bool> {
+        Tensor::from_data(TensorData::new(d.to_vec(), [4]), &Default::default())
+    }
+
+    #[test]
+    fn recurrent_settings_default_to_rsl_rl_and_are_checked() {
+        let bare = PolicyConfig {
+            class: ModelClass::Rnn,
+            ..Default::default()
+        };
+        assert_eq!(bare.rnn(), Some(PolicyConfig::DEFAULT_RNN));
+        assert_eq!(PolicyConfig::DEFAULT_RNN.hidden_dim, 256);
+        assert_eq!(PolicyConfig::DEFAULT_RNN.rnn_type, RnnType::Lstm);
+        assert_eq!(PolicyConfig::default().rnn(), None);
+        let zero = PolicyConfig {
+            rnn_hidden_dim: Some(0),
+            ..bare.clone()
+        };
+        let err = zero.validate().expect_err("zero width");
+        assert!(err.to_string().contains("policy.rnn_hidden_dim"), "{err}");
+        let layers = PolicyConfig {
+            rnn_num_layers: Some(0),
+            ..bare
+        };
+        assert!(layers.validate().is_err());
+        // Recurrent keys on an MLP are ignored (and named, for a warning).
+        let mlp = PolicyConfig {
+            rnn_type: Some(RnnType::Gru),
+            rnn_num_layers: Some(2),
+            ..Default::default()
+        };
+        mlp.validate().expect("ignored, not refused");
+        assert_eq!(mlp.ignored_rnn_keys(), vec!["rnn_type", "rnn_num_layers"]);
+        assert!(cfg(RnnType::Gru).ignored_rnn_keys().is_empty());
+    }
+
+    #[test]
+    fn the_policy_repeats_the_models_means_step_by_step_and_resets_where_episodes_end() {
+        for rnn_type in [RnnType::Lstm, RnnType::Gru] {
+            let dev = Default::default();
+            let mut model = RnnModel::<B>::new(&cfg(rnn_type), &spec(), 7, &dev).expect("model");
+            let mut policy = model.policy();
+            let mut rng = HostRng::new(1);
+            for t in 0..4 {
+                let out = model.act(&obs(t), &mut rng).expect("act");
+                let mean = out.dist_params.narrow(1, 0, 2); // [N, A] of [mean, std]
+                let act = policy.act(&obs(t)).expect("act");
+                let err = (act - mean).abs().max().into_scalar();
+                assert!(err < 1e-6, "{rnn_type} step {t}: {err}");
+                if t == 1 {
+                    let d = dones([false, true, false, true]);
+                    model.reset(&d);
+                    policy.reset(&d);
+                }
+            }
+            // The model's states are zero exactly where an episode ended.
+            model.reset(&dones([true, false, false, false]));
+            let (actor, critic) = model.states();
+            for state in [actor.clone(), critic.clone()] {
+                let [l, _, s] = state.dims();
+                let env = |e: usize| values(state.clone().slice([0..l, e..e + 1, 0..s]));
+                assert!(env(0).iter().all(|&v| v == 0.0), "{rnn_type}");
+                assert!(env(1).iter().any(|&v| v != 0.0), "{rnn_type}");
+            }
+            // The flattened memory round-trips.
+            let memory = model.memory().expect("memory");
+            let mut other = RnnModel::<B>::new(&cfg(rnn_type), &spec(), 8, &dev).expect("model");
+            other.load_memory(memory.clone()).expect("load");
+            assert_eq!(
+                values(other.memory().expect("memory")),
+                values(memory.clone())
+            );
+            assert!(other.load_memory(memory.narrow(1, 0, 3)).is_err());
+        }
+    }
+
+    #[test]
+    fn a_recurrent_policy_round_trips_through_its_bytes_and_checks_its_kind() {
+        let dev = Default::default();
+        let model = RnnModel::<B>::new(&cfg(RnnType::Gru), &spec(), 3, &dev).expect("model");
+        let bytes = model.policy().to_bytes().expect("bytes");
+        let mut a = model.policy();
+        let mut b =
+            Policy::<I>::from_bytes(&cfg(RnnType::Gru), &spec(), &bytes, &dev).expect("load");
+        assert_eq!(b.memory().map(Memory::rnn_type), Some(RnnType::Gru));
+        for t in 0..3 {
+            assert_eq!(
+                values(a.act(&obs(t)).expect("act")),
+                values(b.act(&obs(t)).expect("act"))
+            );
+        }
+        // Cleared, the policy starts again from zero memories.
+        let first = values(b.act(&obs(0)).expect("act"));
+        b.clear();
+        let again = values(b.act(&obs(0)).expect("act"));
+        let mut fresh = model.policy();
+        assert_eq!(again, values(fresh.act(&obs(0)).expect("act")));
+        assert_ne!(first, again, "the memory changes the action");
+        // Another layer type, an MLP config, or an MLP record are refused by name.
+        let err = Policy::<I>::from_bytes(&cfg(RnnType::Lstm), &spec(), &bytes, &dev)
+            .expect_err("lstm config");
+        assert!(err.to_string().contains("rnn_type"), "{err}");
+        let mlp = PolicyConfig {
+            actor_hidden_dims: vec![8],
+            critic_hidden_dims: vec![8],
+            ..Default::default()
+        };
+        let err = Policy::<I>::from_bytes(&mlp, &spec(), &bytes, &dev).expect_err("mlp config");
+        assert!(err.to_string().contains("recurrent"), "{err}");
+        let mlp_bytes = crate::MlpModel::<B>::new(&mlp, &spec(), 3, &dev)
+            .expect("mlp")
+            .policy()
+            .to_bytes()
+            .expect("bytes");
+        let err = Policy::<I>::from_bytes(&cfg(RnnType::Gru), &spec(), &mlp_bytes, &dev)
+            .expect_err("mlp record");
+        assert!(err.to_string().contains("MLP"), "{err}");
+    }
+}

@@ -116,6 +116,11 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
                 });
             }
         }
+        for key in policy_cfg.ignored_rnn_keys() {
+            tracing::warn!(
+                "policy.{key} is a setting of a recurrent model and is ignored: policy.class is \"mlp\""
+            );
+        }
         let model = M::new(&policy_cfg, spec, seed, device)?;
         // Adam as in PyTorch: beta1 0.9, beta2 0.999, eps 1e-8 (Burn's default eps is 1e-5).
         let optimizer = AdamConfig::new()
@@ -146,6 +151,11 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
     /// The PPO hyperparameters.
     pub fn config(&self) -> &PpoConfig {
         &self.cfg
+    }
+
+    /// A recurrent model's hidden state of every environment now, flattened, `[N, S]`.
+    pub fn memory(&self) -> Option<Tensor<Inner<B>, 2>> {
+        self.model.memory()
     }
 
     /// Rewards of the last stored step (tests).

@@ -6,6 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rl_core::Algorithm;
+use rl_modules::{ActorCriticModel, MlpModel, ModelClass, RnnModel};
 use rl_ppo::Ppo;
 use rl_runner::{AlgorithmConfig, Checkpoint, ConsoleMode, TrainConfig, TrainRequest};
 
@@ -23,7 +24,8 @@ pub fn parameters<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
     c.0
 }
 
-/// The weights stored in a checkpoint, loaded into a fresh PPO.
+/// The weights stored in a checkpoint, loaded into a fresh PPO (and, for a recurrent model,
+/// the hidden state of every environment as the last row).
 pub fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
     let ckpt = Checkpoint::read(path).expect("checkpoint");
     let cfg = TrainConfig::parse(&ckpt.header.config, "stored", &[]).expect("config");
@@ -38,17 +40,37 @@ pub fn checkpoint_weights<B: AutodiffBackend>(path: &Path) -> Vec<Vec<f32>> {
     )
     .expect("env");
     let AlgorithmConfig::Ppo(ppo_cfg) = &cfg.algorithm;
-    let mut ppo = Ppo::<B>::new(
-        ppo_cfg.clone(),
-        cfg.policy.clone(),
-        env.spec(),
-        cfg.runner.num_steps_per_env,
-        99,
-        &device,
-    )
-    .expect("ppo");
-    ppo.load_state(&ckpt.state.algorithm).expect("load");
-    parameters(ppo.model())
+    fn load<B: AutodiffBackend, M: ActorCriticModel<B>>(
+        cfg: &TrainConfig,
+        ppo_cfg: &rl_ppo::PpoConfig,
+        spec: &rl_core::EnvSpec,
+        state: &[u8],
+        device: &B::Device,
+    ) -> Vec<Vec<f32>> {
+        let mut ppo = Ppo::<B, M>::new(
+            ppo_cfg.clone(),
+            cfg.policy.clone(),
+            spec,
+            cfg.runner.num_steps_per_env,
+            99,
+            device,
+        )
+        .expect("ppo");
+        ppo.load_state(state).expect("load");
+        let mut weights = parameters(ppo.model());
+        if let Some(memory) = ppo.memory() {
+            weights.push(memory.into_data().to_vec().expect("f32"));
+        }
+        weights
+    }
+    match cfg.policy.class {
+        ModelClass::Mlp => {
+            load::<B, MlpModel<B>>(&cfg, ppo_cfg, env.spec(), &ckpt.state.algorithm, &device)
+        }
+        ModelClass::Rnn => {
+            load::<B, RnnModel<B>>(&cfg, ppo_cfg, env.spec(), &ckpt.state.algorithm, &device)
+        }
+    }
 }
 
 /// Every logged number agrees to a relative 1e-4, and the keys are the same.

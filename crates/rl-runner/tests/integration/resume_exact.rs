@@ -72,6 +72,56 @@ num_steps_per_env = 16
 save_interval = 3
 "#;
 
+/// Cart-pole without velocities, two stacked LSTM layers reading normalised positions: the
+/// hidden states must travel through the checkpoint too.
+const RECURRENT_LSTM: &str = r#"
+seed = 14
+[env]
+task = "cartpole"
+num_envs = 8
+observe = [0, 2]
+[algorithm]
+class = "ppo"
+num_mini_batches = 2
+num_learning_epochs = 2
+schedule = "adaptive"
+[policy]
+class = "rnn"
+rnn_type = "lstm"
+rnn_hidden_dim = 8
+rnn_num_layers = 2
+actor_hidden_dims = [16]
+critic_hidden_dims = [16]
+actor_obs_normalization = true
+critic_obs_normalization = true
+[runner]
+num_steps_per_env = 16
+save_interval = 3
+"#;
+
+/// Pendulum without angular velocity, a GRU actor and a GRU critic reading the full state.
+const RECURRENT_GRU: &str = r#"
+seed = 15
+[env]
+task = "pendulum"
+num_envs = 8
+observe = [0, 1]
+[algorithm]
+class = "ppo"
+num_mini_batches = 4
+num_learning_epochs = 1
+[policy]
+class = "rnn"
+rnn_type = "gru"
+rnn_hidden_dim = 8
+actor_hidden_dims = [16]
+critic_hidden_dims = [16]
+obs_groups = { policy = ["policy"], critic = ["critic"] }
+[runner]
+num_steps_per_env = 16
+save_interval = 3
+"#;
+
 /// The rows of `metrics.jsonl` without the keys that measure time.
 fn metric_rows(run_dir: &Path) -> Vec<serde_json::Map<String, Value>> {
     std::fs::read_to_string(run_dir.join("metrics.jsonl"))
@@ -170,6 +220,13 @@ fn resume_is_exact_on_flex() {
     assert_resume_is_exact::<Autodiff<Flex>>(ADAPTIVE, 3);
     assert_resume_is_exact::<Autodiff<Flex>>(SCHEDULED, 3);
     assert_resume_is_exact::<Autodiff<Flex>>(DISCRETE, 3);
+}
+
+#[test]
+fn recurrent_resume_is_exact_on_flex() {
+    assert_resume_is_exact::<Autodiff<Flex>>(RECURRENT_LSTM, 3);
+    assert_resume_is_exact::<Autodiff<Flex>>(RECURRENT_GRU, 3);
+    assert_restore_is_exact::<Autodiff<Flex>>(RECURRENT_LSTM, 3);
 }
 
 /// A resume that trains no iteration writes back the state it loaded: weights,
