@@ -401,8 +401,8 @@ fn bench_table(r: &rl_runner::BenchReport) -> String {
     let t = &r.train;
     let mut rows = vec![
         format!(
-            "{} on {}: {} envs x {} steps, seed {}",
-            r.task, r.backend, r.num_envs, r.steps_per_env, r.seed
+            "{} ({}) on {}: {} envs x {} steps, seed {}",
+            r.task, r.model, r.backend, r.num_envs, r.steps_per_env, r.seed
         ),
         format!(
             "  simulation only        {:>12.0} env steps/s",
@@ -413,9 +413,10 @@ fn bench_table(r: &rl_runner::BenchReport) -> String {
             t.env_steps_per_s, t.iterations, t.warmup
         ),
         format!(
-            "  per iteration          {:>12.1} ms collection, {:.1} ms update (medians)",
+            "  per iteration          {:>12.1} ms collection, {:.1} ms update ({:.0}% of it; medians)",
             t.collect_s_per_iter * 1e3,
-            t.update_s_per_iter * 1e3
+            t.update_s_per_iter * 1e3,
+            100.0 * t.update_share
         ),
         format!(
             "  update                 {:>12.1} GFLOP/s ({:.2} GFLOP per update)",

@@ -53,6 +53,8 @@ pub struct BenchReport {
     pub config: String,
     /// Backend name.
     pub backend: String,
+    /// The policy's model: `mlp`, or `rnn (lstm 64 x 1)` (type, width, layers).
+    pub model: String,
     /// Parallel environments.
     pub num_envs: usize,
     /// Steps per environment per iteration.
@@ -100,6 +102,8 @@ pub struct TrainReport {
     pub collect_s_per_iter: f64,
     /// Median seconds of the PPO update per iteration.
     pub update_s_per_iter: f64,
+    /// The update's share of an iteration, `update_s / (collect_s + update_s)` (medians).
+    pub update_share: f64,
     /// Matrix FLOPs of one update (forward and backward of actor and critic, every epoch),
     /// in GFLOP.
     pub update_gflop_per_iter: f64,
@@ -202,6 +206,13 @@ pub fn bench<B: AutodiffBackend>(
         task: cfg.env.task.clone(),
         config: request.config_origin.clone(),
         backend: request.backend.clone(),
+        model: match cfg.policy.rnn() {
+            None => "mlp".into(),
+            Some(rnn) => format!(
+                "rnn ({} {} x {})",
+                rnn.rnn_type, rnn.hidden_dim, rnn.num_layers
+            ),
+        },
         num_envs: cfg.env.num_envs,
         steps_per_env: cfg.runner.num_steps_per_env,
         seed: cfg.seed,
@@ -392,6 +403,7 @@ fn bench_train<B: AutodiffBackend>(
         env_steps_per_s: steps / total_s.max(1e-12),
         collect_s_per_iter: median(&collect),
         update_s_per_iter: update_s,
+        update_share: update_s / (median(&collect) + update_s).max(1e-12),
         update_gflop_per_iter: update_flop / 1e9,
         rollout_gflop_per_iter: batch * forward / 1e9,
         update_gflops: update_flop / 1e9 / update_s.max(1e-12),
@@ -525,5 +537,34 @@ mod tests {
         let err =
             bench::<Autodiff<Flex>>(&no_threshold, &Default::default()).expect_err("no threshold");
         assert!(err.to_string().contains("--threshold"), "{err}");
+    }
+
+    #[test]
+    fn a_recurrent_benchmark_names_its_model_and_evaluates_with_memory() {
+        let text = "[env]\ntask = \"cartpole\"\nnum_envs = 8\nobserve = [0, 2]\n\
+                    [runner]\nnum_steps_per_env = 4\n\
+                    [policy]\nclass = \"rnn\"\nrnn_type = \"gru\"\nrnn_hidden_dim = 8\n\
+                    actor_hidden_dims = [8]\ncritic_hidden_dims = [8]\n";
+        let request = BenchRequest {
+            config: TrainConfig::parse(text, "test", &[]).expect("config"),
+            config_origin: "test".into(),
+            backend: "flex".into(),
+            sim_steps: 5,
+            iterations: 2,
+            warmup: 1,
+            solve: true,
+            threshold: Some(1e9),
+            solve_max_iterations: 1,
+            matmul_size: 32,
+        };
+        let report = bench::<Autodiff<Flex>>(&request, &Default::default()).expect("bench");
+        assert_eq!(report.model, "rnn (gru 8 x 1)");
+        let share = report.train.update_share;
+        assert!(share > 0.0 && share < 1.0, "{share}");
+        let t = &report.train;
+        let want = t.update_s_per_iter / (t.collect_s_per_iter + t.update_s_per_iter);
+        assert!((share - want).abs() < 1e-12);
+        let solve = report.solve.expect("solve ran");
+        assert_eq!(solve.evaluation.episodes, 8);
     }
 }

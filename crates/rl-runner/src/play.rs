@@ -779,4 +779,58 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[test]
+    fn a_recurrent_policy_forgets_the_environments_whose_episode_ended() {
+        use burn::backend::Autodiff;
+        use rl_modules::{ActorCriticModel, ModelClass, PolicyConfig, RnnModel};
+        let device = Default::default();
+        let spec = EnvSpec {
+            task: "test".into(),
+            num_envs: 3,
+            obs_groups: BTreeMap::from([("policy".to_string(), 2)]),
+            action_space: ActionSpace::Box {
+                low: vec![-1.0],
+                high: vec![1.0],
+            },
+            max_episode_length: 10,
+            step_dt: 0.1,
+        };
+        let cfg = PolicyConfig {
+            class: ModelClass::Rnn,
+            rnn_hidden_dim: Some(4),
+            actor_hidden_dims: vec![4],
+            critic_hidden_dims: vec![4],
+            ..Default::default()
+        };
+        let model = RnnModel::<Autodiff<B>>::new(&cfg, &spec, 1, &device).expect("model");
+        let mut policy = model.policy();
+        let obs = Observations::new().with("policy", Tensor::<B, 2>::ones([3, 2], &device));
+        Actor::act(&mut policy, &obs).expect("act");
+        let flags =
+            |v: Vec<bool>| Tensor::<B, 1, Bool>::from_data(TensorData::new(v, [3]), &device);
+        let step = StepOutput {
+            observations: obs.clone(),
+            rewards: Tensor::zeros([3], &device),
+            terminated: flags(vec![false, true, false]),
+            time_outs: flags(vec![false, false, true]),
+            final_observations: obs,
+            episode: EpisodeInfo {
+                returns: Tensor::zeros([3], &device),
+                lengths: Tensor::zeros([3], &device),
+                terms: BTreeMap::new(),
+            },
+        };
+        policy.stepped(&step);
+        let state = policy.state().expect("a state").clone(); // [1, 3, 8]
+        let rows: Vec<f32> = state.into_data().to_vec().expect("f32");
+        let (kept, ended) = (&rows[..8], &rows[8..]);
+        assert!(kept.iter().any(|&v| v != 0.0), "{rows:?}");
+        assert!(
+            ended.iter().all(|&v| v == 0.0),
+            "terminated and timed out: {rows:?}"
+        );
+        policy.restart();
+        assert!(policy.state().is_none());
+    }
 }
