@@ -165,13 +165,57 @@ pub trait ActorCriticModel<B: AutodiffBackend>: Sized {
 /// Stream 0 is the algorithm's (action noise and mini-batches, `HostRng::new(seed)`).
 pub(crate) const WEIGHTS_STREAM: u64 = 1;
 
+/// The actor's and the critic's inputs of a model, each with its groups and normaliser.
+#[derive(Debug, Clone)]
+pub(crate) struct Inputs<B: burn::tensor::backend::Backend> {
+    pub(crate) actor: ObsInput<B>,
+    pub(crate) critic: ObsInput<B>,
+}
+
+impl<B: burn::tensor::backend::Backend> Inputs<B> {
+    /// The inputs that `cfg` names for the environment `spec`.
+    pub(crate) fn new(
+        cfg: &PolicyConfig,
+        spec: &EnvSpec,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            actor: ObsInput::new(
+                spec,
+                &cfg.obs_groups.policy,
+                cfg.actor_obs_normalization,
+                device,
+            )?,
+            critic: ObsInput::new(
+                spec,
+                &cfg.obs_groups.critic,
+                cfg.critic_obs_normalization,
+                device,
+            )?,
+        })
+    }
+
+    /// Both normalisers' statistics.
+    pub(crate) fn state(&self) -> Result<InputsState, Error> {
+        Ok(InputsState {
+            actor: self.actor.state()?,
+            critic: self.critic.state()?,
+        })
+    }
+
+    /// Restores what [`Inputs::state`] returned.
+    pub(crate) fn load_state(&mut self, state: &InputsState) -> Result<(), Error> {
+        self.actor.load_state(state.actor.as_ref(), "actor")?;
+        self.critic.load_state(state.critic.as_ref(), "critic")
+    }
+}
+
 /// The MLP actor-critic with its inputs.
 #[derive(Debug)]
 pub struct MlpModel<B: AutodiffBackend> {
     network: ActorCritic<B>,
     inference: ActorCritic<Inner<B>>,
-    actor_input: ObsInput<Inner<B>>,
-    critic_input: ObsInput<Inner<B>>,
+    inputs: Inputs<Inner<B>>,
 }
 
 impl<B: AutodiffBackend> MlpModel<B> {
@@ -182,12 +226,12 @@ impl<B: AutodiffBackend> MlpModel<B> {
 
     /// The actor's input.
     pub fn actor_input(&self) -> &ObsInput<Inner<B>> {
-        &self.actor_input
+        &self.inputs.actor
     }
 
     /// The critic's input.
     pub fn critic_input(&self) -> &ObsInput<Inner<B>> {
-        &self.critic_input
+        &self.inputs.critic
     }
 }
 
@@ -200,26 +244,15 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         seed: u64,
         device: &B::Device,
     ) -> Result<Self, Error> {
-        let actor_input = ObsInput::new(
-            spec,
-            &cfg.obs_groups.policy,
-            cfg.actor_obs_normalization,
-            device,
-        )?;
-        let critic_input = ObsInput::new(
-            spec,
-            &cfg.obs_groups.critic,
-            cfg.critic_obs_normalization,
-            device,
-        )?;
+        let inputs = Inputs::new(cfg, spec, device)?;
         // Drawn on the host: the same seed gives the same weights on every backend, and
         // networks built on parallel threads (a sweep, a test binary) cannot draw from each
         // other's streams.
         let mut rng = HostRng::with_stream(seed, WEIGHTS_STREAM);
         let mut network = ActorCritic::<B>::new(
             cfg,
-            actor_input.dim(),
-            critic_input.dim(),
+            inputs.actor.dim(),
+            inputs.critic.dim(),
             &spec.action_space,
             &mut rng,
             device,
@@ -230,8 +263,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         Ok(Self {
             inference: network.valid(),
             network,
-            actor_input,
-            critic_input,
+            inputs,
         })
     }
 
@@ -265,8 +297,8 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
         obs: &Observations<Inner<B>>,
         rng: &mut HostRng,
     ) -> Result<ActOutput<B>, Error> {
-        let actor_x = self.actor_input.read_training(obs)?;
-        let critic_x = self.critic_input.read_training(obs)?;
+        let actor_x = self.inputs.actor.read_training(obs)?;
+        let critic_x = self.inputs.critic.read_training(obs)?;
         let dist = self.inference.distribution(actor_x);
         let actions = dist.sample(rng); // [N, A]
         Ok(ActOutput {
@@ -279,16 +311,16 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
     }
 
     fn value(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 1>, Error> {
-        Ok(self.inference.value(self.critic_input.read(obs)?))
+        Ok(self.inference.value(self.inputs.critic.read(obs)?))
     }
 
     fn distribution(&self, batch: Batch<'_, Inner<B>>) -> Result<ActionDistribution<B>, Error> {
-        let x = Tensor::<B, 2>::from_inner(self.actor_input.read(flat(batch)?)?);
+        let x = Tensor::<B, 2>::from_inner(self.inputs.actor.read(flat(batch)?)?);
         Ok(self.network.distribution(x))
     }
 
     fn values(&self, batch: Batch<'_, Inner<B>>) -> Result<Tensor<B, 1>, Error> {
-        let x = Tensor::<B, 2>::from_inner(self.critic_input.read(flat(batch)?)?);
+        let x = Tensor::<B, 2>::from_inner(self.inputs.critic.read(flat(batch)?)?);
         Ok(self.network.value(x))
     }
 
@@ -306,23 +338,18 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for MlpModel<B> {
 
     fn policy(&self) -> Policy<Inner<B>> {
         Policy::new(
-            self.actor_input.clone(),
+            self.inputs.actor.clone(),
             self.inference.actor.clone(),
             self.inference.is_discrete(),
         )
     }
 
     fn inputs_state(&self) -> Result<InputsState, Error> {
-        Ok(InputsState {
-            actor: self.actor_input.state()?,
-            critic: self.critic_input.state()?,
-        })
+        self.inputs.state()
     }
 
     fn load_inputs_state(&mut self, state: &InputsState) -> Result<(), Error> {
-        self.actor_input.load_state(state.actor.as_ref(), "actor")?;
-        self.critic_input
-            .load_state(state.critic.as_ref(), "critic")
+        self.inputs.load_state(state)
     }
 }
 

@@ -12,7 +12,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor};
 use rl_core::{EnvSpec, HostRng, Observations, Sequences};
 
-use crate::model::WEIGHTS_STREAM;
+use crate::model::{Inputs, WEIGHTS_STREAM};
 use crate::{
     ActOutput, ActionDistribution, ActorCritic, ActorCriticModel, Batch, Error, InputsState,
     Memory, MemoryConfig, ObsInput, Policy, PolicyConfig, reset_state,
@@ -64,8 +64,7 @@ fn unflatten_state<B: Backend>(rows: Tensor<B, 2>, layers: usize) -> Tensor<B, 3
 pub struct RnnModel<B: AutodiffBackend> {
     network: RecurrentActorCritic<B>,
     inference: RecurrentActorCritic<Inner<B>>,
-    actor_input: ObsInput<Inner<B>>,
-    critic_input: ObsInput<Inner<B>>,
+    inputs: Inputs<Inner<B>>,
     /// The actor memory's state of every environment, `[L, N, S]`.
     actor_state: Tensor<Inner<B>, 3>,
     /// The critic memory's state of every environment, `[L, N, S]`.
@@ -152,18 +151,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
             field: "policy.class".into(),
             message: "a recurrent model needs class = \"rnn\"".into(),
         })?;
-        let actor_input = ObsInput::new(
-            spec,
-            &cfg.obs_groups.policy,
-            cfg.actor_obs_normalization,
-            device,
-        )?;
-        let critic_input = ObsInput::new(
-            spec,
-            &cfg.obs_groups.critic,
-            cfg.critic_obs_normalization,
-            device,
-        )?;
+        let inputs = Inputs::new(cfg, spec, device)?;
         // Drawn on the host from the weights' stream, in this order: the actor's memory, the
         // critic's memory, then the heads (actor MLP, critic MLP).
         let mut rng = HostRng::with_stream(seed, WEIGHTS_STREAM);
@@ -171,8 +159,8 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
             MemoryConfig::new(input, rnn.hidden_dim, rnn.num_layers, rnn.rnn_type)
                 .init_with_rng::<B>(rng, device)
         };
-        let actor_memory = memory(actor_input.dim(), &mut rng);
-        let critic_memory = memory(critic_input.dim(), &mut rng);
+        let actor_memory = memory(inputs.actor.dim(), &mut rng);
+        let critic_memory = memory(inputs.critic.dim(), &mut rng);
         let mut heads = ActorCritic::<B>::new(
             cfg,
             rnn.hidden_dim,
@@ -195,8 +183,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
         Ok(Self {
             network,
             inference,
-            actor_input,
-            critic_input,
+            inputs,
             actor_state,
             critic_state,
         })
@@ -232,8 +219,8 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
         obs: &Observations<Inner<B>>,
         rng: &mut HostRng,
     ) -> Result<ActOutput<B>, Error> {
-        let actor_x = self.actor_input.read_training(obs)?; // [N, D_actor]
-        let critic_x = self.critic_input.read_training(obs)?; // [N, D_critic]
+        let actor_x = self.inputs.actor.read_training(obs)?; // [N, D_actor]
+        let critic_x = self.inputs.critic.read_training(obs)?; // [N, D_critic]
         self.check_rows(actor_x.dims()[0])?;
         let memory = self.memory(); // the states this step starts from
         let net = &self.inference;
@@ -291,7 +278,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
     }
 
     fn value(&self, obs: &Observations<Inner<B>>) -> Result<Tensor<Inner<B>, 1>, Error> {
-        let x = self.critic_input.read(obs)?;
+        let x = self.inputs.critic.read(obs)?;
         self.check_rows(x.dims()[0])?;
         let (h, _) = self
             .inference
@@ -303,7 +290,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
     fn distribution(&self, batch: Batch<'_, Inner<B>>) -> Result<ActionDistribution<B>, Error> {
         let seq = Self::sequences(batch)?;
         let first = seq.memory.clone().narrow(1, 0, self.actor_width());
-        let h = Self::run_sequences(&self.network.actor_memory, &self.actor_input, seq, first)?;
+        let h = Self::run_sequences(&self.network.actor_memory, &self.inputs.actor, seq, first)?;
         Ok(self.network.heads.distribution(h))
     }
 
@@ -312,7 +299,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
         let [_, width] = seq.memory.dims();
         let a = self.actor_width();
         let first = seq.memory.clone().narrow(1, a, width - a);
-        let h = Self::run_sequences(&self.network.critic_memory, &self.critic_input, seq, first)?;
+        let h = Self::run_sequences(&self.network.critic_memory, &self.inputs.critic, seq, first)?;
         Ok(self.network.heads.value(h))
     }
 
@@ -337,7 +324,7 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
 
     fn policy(&self) -> Policy<Inner<B>> {
         Policy::recurrent(
-            self.actor_input.clone(),
+            self.inputs.actor.clone(),
             self.inference.actor_memory.clone(),
             self.inference.heads.actor.clone(),
             self.inference.heads.is_discrete(),
@@ -345,16 +332,11 @@ impl<B: AutodiffBackend> ActorCriticModel<B> for RnnModel<B> {
     }
 
     fn inputs_state(&self) -> Result<InputsState, Error> {
-        Ok(InputsState {
-            actor: self.actor_input.state()?,
-            critic: self.critic_input.state()?,
-        })
+        self.inputs.state()
     }
 
     fn load_inputs_state(&mut self, state: &InputsState) -> Result<(), Error> {
-        self.actor_input.load_state(state.actor.as_ref(), "actor")?;
-        self.critic_input
-            .load_state(state.critic.as_ref(), "critic")
+        self.inputs.load_state(state)
     }
 }
 
