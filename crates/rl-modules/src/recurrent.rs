@@ -340,26 +340,34 @@ impl<B: Backend> Memory<B> {
     /// `T` time steps from `state`: `x` `[T, N, D]` gives the outputs of the last layer
     /// `[T, N, H]` and the final state `[L, N, S]`; the same as `T` calls of [`Memory::step`].
     ///
-    /// Layer by layer, the input projection of all `T` steps is one matrix product
-    /// (`[T*N, D] x [D, G*H]`); only the hidden projection is made step by step.
+    /// Each step's input is projected on its own (`[N, D] x [D, G*H]`): slicing one
+    /// projection of all `T` steps instead would make every step's gradient a zero-padded
+    /// tensor of the whole sequence in the backward pass, `T^2` work. The steps of `x`
+    /// itself are sliced, which costs nothing backwards when `x` carries no gradient (the
+    /// observations of an update).
     pub fn sequence(&self, x: Tensor<B, 3>, state: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [t_len, n, d] = x.dims();
-        let gh = self.rnn_type.gates() * self.hidden_dim;
-        let mut x = x.reshape([t_len * n, d]); // [T*N, D]
+        // The input of every step, [N, D] each
+        let mut inputs: Vec<Tensor<B, 2>> = (0..t_len)
+            .map(|t| x.clone().narrow(0, t, 1).reshape([n, d]))
+            .collect();
         let mut last = Vec::with_capacity(self.layers.len());
         for (k, layer) in self.layers.iter().enumerate() {
-            let xp = layer.input.forward(x).reshape([t_len, n, gh]); // [T, N, G*H]
             let (mut h, mut c) = self.split_state(Self::layer_state(&state, k));
             let mut outputs = Vec::with_capacity(t_len);
-            for t in 0..t_len {
-                let xp_t = xp.clone().narrow(0, t, 1).reshape([n, gh]); // [N, G*H]
+            for x_t in inputs {
+                let xp_t = layer.input.forward(x_t); // [N, G*H]
                 (h, c) = layer.cell(self.rnn_type, xp_t, h, c);
-                outputs.push(h.clone());
+                outputs.push(h.clone()); // [N, H]
             }
-            x = Tensor::cat(outputs, 0); // [T*N, H]
+            inputs = outputs;
             last.push(Self::join_state(h, c));
         }
-        let out = x.reshape([t_len, n, self.hidden_dim]); // [T, N, H]
+        let out = if inputs.is_empty() {
+            Tensor::zeros([0, n, self.hidden_dim], &x.device())
+        } else {
+            Tensor::stack(inputs, 0) // [T, N, H]
+        };
         (out, Tensor::stack(last, 0)) // [T, N, H], [L, N, S]
     }
 
