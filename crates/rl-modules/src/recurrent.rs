@@ -711,4 +711,54 @@ mod tests {
             }
         }
     }
+
+    /// The same memory (host-drawn weights) on two backends: the outputs, final states and
+    /// input gradients of a sequence from a non-zero state, `[(output, state, gradient)]`.
+    #[cfg(feature = "wgpu")]
+    fn run_on<AB: burn::tensor::backend::AutodiffBackend>(
+        rnn_type: RnnType,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let device = Default::default();
+        let memory =
+            MemoryConfig::new(3, 6, 2, rnn_type).init_with_rng::<AB>(&mut HostRng::new(4), &device);
+        let values = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n).map(|i| (i as f32 * 0.77).sin() * scale).collect()
+        };
+        let x =
+            Tensor::<AB, 3>::from_data(TensorData::new(values(5 * 4 * 3, 1.5), [5, 4, 3]), &device)
+                .require_grad();
+        let s = memory.state_dim();
+        let state =
+            Tensor::<AB, 3>::from_data(TensorData::new(values(2 * 4 * s, 0.5), [2, 4, s]), &device);
+        let (out, last) = memory.sequence(x.clone(), state);
+        let grads = out.clone().sum().backward();
+        let grad = x.grad(&grads).expect("input gradient");
+        (
+            out.into_data().to_vec().expect("f32"),
+            last.into_data().to_vec().expect("f32"),
+            grad.into_data().to_vec().expect("f32"),
+        )
+    }
+
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn the_memory_runs_alike_on_wgpu_and_ndarray() {
+        for rnn_type in [RnnType::Lstm, RnnType::Gru] {
+            let cpu = run_on::<Autodiff<NdArray>>(rnn_type);
+            let gpu = run_on::<Autodiff<burn::backend::Wgpu>>(rnn_type);
+            for (what, a, b) in [
+                ("output", &cpu.0, &gpu.0),
+                ("state", &cpu.1, &gpu.1),
+                ("input gradient", &cpu.2, &gpu.2),
+            ] {
+                assert_eq!(a.len(), b.len());
+                let err = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f32::max);
+                assert!(err < 1e-5, "{rnn_type} {what}: {err}");
+            }
+        }
+    }
 }
