@@ -10,9 +10,10 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor};
 use rl_core::{
-    Algorithm, AlgorithmError, ComputeCost, EnvSpec, HostRng, Observations, StepOutput, UpdateStats,
+    Algorithm, AlgorithmError, ComputeCost, EnvSpec, HostRng, HostTensor, Observations, StepOutput,
+    UpdateStats,
 };
 use rl_logger::tags;
 use rl_modules::{
@@ -61,14 +62,7 @@ struct PpoState {
     /// A recurrent model's hidden state of every environment, so that a resumed run goes on
     /// from the same memories; `None` for a model without memory.
     #[serde(default)]
-    memory: Option<HostMatrix>,
-}
-
-/// A `[rows, cols]` tensor on the host.
-#[derive(Serialize, Deserialize)]
-struct HostMatrix {
-    shape: [usize; 2],
-    values: Vec<f32>,
+    memory: Option<HostTensor>,
 }
 
 /// PPO, generic over an autodiff backend `B` and the actor-critic model `M` (by default
@@ -315,7 +309,6 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             )?;
             (schedule, Vec::new())
         };
-        let inner_device = self.device.clone();
         let mut sums: Option<Logged<B>> = None;
         for indices in &schedule.batches {
             let MiniBatchLosses { loss, logged, kl } = if recurrent {
@@ -323,12 +316,7 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
                 let (mb, sequences) = rollout.recurrent_mini_batch(&plan)?;
                 self.losses(&mb, Batch::Sequences(&sequences))?
             } else {
-                let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-                let idx = Tensor::<Inner<B>, 1, Int>::from_data(
-                    TensorData::new(ids, [indices.len()]),
-                    &inner_device,
-                );
-                let mb = rollout.mini_batch(idx);
+                let mb = rollout.mini_batch_of(indices);
                 self.losses(&mb, Batch::Flat(&mb.observations))?
             };
 
@@ -407,21 +395,7 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
         let optimizer = Recorder::<B>::record(&recorder, self.optimizer.to_record(), ())
             .map_err(|e| Error::Checkpoint(format!("cannot serialise the optimizer: {e}")))?;
         let inputs = self.model.inputs_state()?;
-        let memory = self
-            .model
-            .memory()
-            .map(|m| {
-                let [rows, cols] = m.dims();
-                m.into_data()
-                    .convert::<f32>()
-                    .to_vec()
-                    .map(|values| HostMatrix {
-                        shape: [rows, cols],
-                        values,
-                    })
-                    .map_err(|e| Error::Readback(format!("{e:?}")))
-            })
-            .transpose()?;
+        let memory = self.model.memory().map(HostTensor::read).transpose()?;
         let state = PpoState {
             memory,
             model,
@@ -469,10 +443,9 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             .map_err(|e| Error::Checkpoint(e.to_string()))?;
         match (state.memory, self.model.is_recurrent()) {
             (Some(m), _) => {
-                let memory = Tensor::<Inner<B>, 2>::from_data(
-                    TensorData::new(m.values, m.shape),
-                    &self.device,
-                );
+                let memory = m
+                    .to_tensor::<Inner<B>, 2>("memory", &self.device)
+                    .map_err(|e| Error::Checkpoint(e.to_string()))?;
                 self.model
                     .load_memory(memory)
                     .map_err(|e| Error::Checkpoint(e.to_string()))?;
@@ -692,6 +665,7 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Algorithm<B> for Ppo<B, M> {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
     use rl_core::ActionSpace;
     use rl_modules::RnnModel;
     use std::collections::BTreeMap;

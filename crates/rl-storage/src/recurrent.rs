@@ -107,7 +107,8 @@ pub fn env_schedule(
     MiniBatchSchedule::new(num_envs, num_mini_batches, num_epochs, shuffle, rng)
 }
 
-fn int_tensor<B: Backend>(values: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+/// Indices on the host as an index tensor `[len]` on `device`.
+pub(crate) fn int_tensor<B: Backend>(values: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let ids: Vec<i64> = values.iter().map(|&i| i as i64).collect();
     Tensor::from_data(TensorData::new(ids, [values.len()]), device)
 }

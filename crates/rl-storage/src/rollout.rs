@@ -116,6 +116,11 @@ macro_rules! stored_fields {
                 self.gather(indices, true)
             }
 
+            /// [`Rollout::mini_batch`] of indices on the host (one upload).
+            pub fn mini_batch_of(&self, indices: &[usize]) -> MiniBatch<B> {
+                self.mini_batch(crate::recurrent::int_tensor(indices, &self.dones.device()))
+            }
+
             /// The samples at `indices`, with their observations when `observations` (a
             /// recurrent mini-batch reads its observations as [`rl_core::Sequences`] instead).
             pub(crate) fn gather(&self, indices: Tensor<B, 1, Int>, observations: bool) -> MiniBatch<B> {
