@@ -158,7 +158,8 @@ pub(crate) fn load_policy<B: AutodiffBackend>(
     policy_from_bytes::<B::InnerBackend>(policy, spec, &bytes, device)
 }
 
-fn policy_from_bytes<B: Backend>(
+/// A [`Policy`] from the bytes of [`Algorithm::save_policy`], for the run's `[policy]`.
+pub(crate) fn policy_from_bytes<B: Backend>(
     policy: &PolicyConfig,
     spec: &EnvSpec,
     bytes: &[u8],

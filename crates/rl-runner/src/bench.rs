@@ -13,6 +13,7 @@ use rl_core::ActionSpace;
 use rl_logger::{IterationRecord, Logger, MetricWriter, tags};
 use serde::Serialize;
 
+use crate::algorithms::policy_from_bytes;
 use crate::launches::LaunchCounter;
 use crate::play::{EvalPlan, Evaluation, evaluate, evaluation_env};
 use crate::{Error, OnPolicyRunner, TrainConfig};
@@ -432,8 +433,7 @@ fn bench_solve<B: AutodiffBackend>(
     let plan = EvalPlan::new(cfg.env.num_envs, cfg.env.num_envs);
     let mut env = evaluation_env::<Inner<B>>(&cfg, plan.num_envs, cfg.seed, device)?;
     let bytes = runner.algorithm().save_policy()?;
-    let mut policy = rl_modules::Policy::from_bytes(&cfg.policy, env.spec(), &bytes, device)
-        .map_err(|e| Error::from(rl_core::AlgorithmError::Other(Box::new(e))))?;
+    let mut policy = policy_from_bytes::<Inner<B>>(&cfg.policy, env.spec(), &bytes, device)?;
     let (evaluation, _) = evaluate(env.as_mut(), plan, &mut policy, None)?;
     Ok(SolveReport {
         threshold,
