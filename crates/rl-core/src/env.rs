@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
-use crate::{EnvSnapshot, Error, Result, Scene};
+use crate::{EnvLayout, EnvSnapshot, Error, Result, Scene};
 
 /// The action space of an environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +251,13 @@ pub trait VecEnv<B: Backend> {
     fn scene(&self, env_id: usize) -> Result<Option<Scene>> {
         let _ = env_id;
         Ok(None)
+    }
+
+    /// What each observation and action column means (names, scales, units, the robot's
+    /// joints), for a deployment of a policy trained here. The default is what the spec
+    /// alone tells ([`EnvLayout::from_spec`]).
+    fn layout(&self) -> EnvLayout {
+        EnvLayout::from_spec(self.spec())
     }
 }
 

@@ -11,11 +11,13 @@
 //!   update.
 //! - [`Scene`]: the shapes of one environment at one instant, with the ground around it
 //!   ([`HeightPatch`]), for rendering.
+//! - [`EnvLayout`]: what each observation and action column means, for deployment.
 //! - [`Error`]: the error type of this crate.
 
 mod algorithm;
 mod env;
 mod error;
+mod layout;
 mod scene;
 mod seeding;
 mod sequences;
@@ -24,6 +26,7 @@ mod snapshot;
 pub use algorithm::{Algorithm, AlgorithmError, ComputeCost, UpdateStats};
 pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
 pub use error::{Error, Result};
+pub use layout::{ActionLayout, EnvLayout, ObsGroupLayout, ObsTermLayout, RobotLayout};
 pub use scene::{HeightPatch, Scene, SceneShape};
 pub use seeding::{EnvRng, HostRng};
 pub use sequences::Sequences;
