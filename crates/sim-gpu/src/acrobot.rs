@@ -6,6 +6,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
+use crate::classic::{ClassicLayout, ObsColumn};
 use crate::common::{
     DynamicsStep, EnvCore, POLICY, check_shape, column, discrete_index, impl_vec_env,
 };
@@ -32,6 +33,39 @@ const MAX_VEL_2: f32 = (9.0 * std::f64::consts::PI) as f32;
 const NUM_ACTIONS: usize = 3;
 /// Names of the state components (Gymnasium's layout).
 const STATE_NAMES: [&str; 4] = ["theta1", "theta2", "theta1_dot", "theta2_dot"];
+/// The columns' meaning: the `policy` observation, and the index of the torque on the joint
+/// between the links (`index - 1` N m).
+pub(crate) const LAYOUT: ClassicLayout = ClassicLayout {
+    observation: &[
+        ObsColumn {
+            name: "cos_theta1",
+            unit: "cos(theta1), theta1 the first link's angle from hanging down (rad)",
+        },
+        ObsColumn {
+            name: "sin_theta1",
+            unit: "sin(theta1), theta1 the first link's angle from hanging down (rad)",
+        },
+        ObsColumn {
+            name: "cos_theta2",
+            unit: "cos(theta2), theta2 the second link's angle relative to the first (rad)",
+        },
+        ObsColumn {
+            name: "sin_theta2",
+            unit: "sin(theta2), theta2 the second link's angle relative to the first (rad)",
+        },
+        ObsColumn {
+            name: "theta1_dot",
+            unit: "rad/s, the first link's angular velocity",
+        },
+        ObsColumn {
+            name: "theta2_dot",
+            unit: "rad/s, the second link's angular velocity relative to the first",
+        },
+    ],
+    action: "torque",
+    action_kind: "discrete",
+    action_scale: 1.0,
+};
 const MAX_EPISODE_LENGTH: usize = 500;
 const RESET_LOW: [f32; 4] = [-0.1; 4];
 const RESET_HIGH: [f32; 4] = [0.1; 4];
@@ -119,7 +153,7 @@ impl<B: Backend> Acrobot<B> {
     }
 }
 
-impl_vec_env!(Acrobot, STATE_NAMES, kernel::AcrobotKernel);
+impl_vec_env!(Acrobot, STATE_NAMES, LAYOUT, kernel::AcrobotKernel);
 
 /// Time derivative of the state `[N, 4]` under `torque` `[N]` (Gymnasium's `_dsdt`, the
 /// book's equations): `[theta1_dot, theta2_dot, theta1_acc, theta2_acc]`, `[N, 4]`.
@@ -334,9 +368,9 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_discrete_actions, assert_episodes,
-        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
-        floats, rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_classic_layout, assert_discrete_actions,
+        assert_episodes, assert_save_load_continues_identically, assert_seeded_reset,
+        assert_transitions, bools, floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -464,6 +498,24 @@ mod tests {
         assert_eq!(
             env.observations().get("policy").expect("policy").dims(),
             [5, 6]
+        );
+    }
+
+    #[test]
+    fn layout_names_gymnasiums_columns_and_the_torque_index() {
+        assert_classic_layout(
+            &env(2, 0),
+            &[
+                "cos_theta1",
+                "sin_theta1",
+                "cos_theta2",
+                "sin_theta2",
+                "theta1_dot",
+                "theta2_dot",
+            ],
+            "discrete",
+            (0.0, 2.0),
+            1.0,
         );
     }
 

@@ -7,6 +7,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
+use crate::classic::{ClassicLayout, ObsColumn, column_names};
 use crate::common::{DynamicsStep, EnvCore, POLICY, check_shape, column, impl_vec_env};
 use crate::math::sin_cos;
 
@@ -23,8 +24,35 @@ pub(crate) const FORCE_MAG: f32 = 10.0;
 pub(crate) const TAU: f32 = 0.02;
 const X_THRESHOLD: f32 = 2.4;
 const THETA_THRESHOLD: f32 = (12.0 * 2.0 * std::f64::consts::PI / 360.0) as f32;
+/// The state components, which are also the `policy` observation (Gymnasium's names).
+pub(crate) const OBSERVATION: [ObsColumn; 4] = [
+    ObsColumn {
+        name: "x",
+        unit: "m, cart position from the centre of the track",
+    },
+    ObsColumn {
+        name: "x_dot",
+        unit: "m/s, cart velocity",
+    },
+    ObsColumn {
+        name: "theta",
+        unit: "rad, pole angle from upright",
+    },
+    ObsColumn {
+        name: "theta_dot",
+        unit: "rad/s, pole angular velocity",
+    },
+];
 /// Names of the state components (Gymnasium's layout).
-pub(crate) const STATE_NAMES: [&str; 4] = ["x", "x_dot", "theta", "theta_dot"];
+pub(crate) const STATE_NAMES: [&str; 4] = column_names(OBSERVATION);
+/// The columns' meaning: the state, and the force `FORCE_MAG * clip(a, -1, 1)` (N) on the
+/// cart.
+pub(crate) const LAYOUT: ClassicLayout = ClassicLayout {
+    observation: &OBSERVATION,
+    action: "force",
+    action_kind: "force",
+    action_scale: FORCE_MAG,
+};
 /// Gymnasium's time limit for CartPole-v1.
 pub(crate) const MAX_EPISODE_LENGTH: usize = 500;
 /// Lower bounds of the reset noise: every state component from `U(-0.05, 0.05)`.
@@ -82,7 +110,7 @@ impl<B: Backend> CartPole<B> {
     }
 }
 
-impl_vec_env!(CartPole, STATE_NAMES, kernel::CartPoleKernel);
+impl_vec_env!(CartPole, STATE_NAMES, LAYOUT, kernel::CartPoleKernel);
 
 /// One step of Gymnasium's cart-pole physics, shared by [`CartPole`] and
 /// [`crate::CartPoleDiscrete`]: `state` `[N, 4]` pushed by `force` `[N]` (newtons) gives the
@@ -202,9 +230,9 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes,
-        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
-        floats, rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_classic_layout, assert_close,
+        assert_episodes, assert_save_load_continues_identically, assert_seeded_reset,
+        assert_transitions, bools, floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -418,6 +446,30 @@ mod tests {
             env.observations().get("policy").expect("policy").dims(),
             [5, 4]
         );
+    }
+
+    #[test]
+    fn layout_names_gymnasiums_columns_and_the_force() {
+        let env = env(2, 0);
+        assert_classic_layout(
+            &env,
+            &["x", "x_dot", "theta", "theta_dot"],
+            "force",
+            (-1.0, 1.0),
+            10.0,
+        );
+        // `offset + scale * clip(a)` is the force the dynamics push with.
+        let layout = env.layout();
+        let (scale, offset) = (layout.actions.scale[0], layout.actions.offset[0]);
+        let state = rows_to_tensor(&[vec![0.1, -0.2, 0.05, 0.3], vec![0.1, -0.2, 0.05, 0.3]]);
+        let actions = rows_to_tensor(&[vec![0.7], vec![-3.0]]);
+        let force = Tensor::<B, 1>::from_floats(
+            [offset + scale * 0.7, offset - scale],
+            &Default::default(),
+        );
+        let got = CartPole::<B>::dynamics(state.clone(), actions).expect("shapes");
+        let want = physics(state, force);
+        assert_eq!(floats(got.next_state), floats(want.next_state));
     }
 
     #[test]

@@ -6,13 +6,24 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
-use crate::cartpole::{FORCE_MAG, MAX_EPISODE_LENGTH, RESET_HIGH, RESET_LOW, STATE_NAMES, TAU};
+use crate::cartpole::{
+    FORCE_MAG, MAX_EPISODE_LENGTH, OBSERVATION, RESET_HIGH, RESET_LOW, STATE_NAMES, TAU,
+};
+use crate::classic::ClassicLayout;
 use crate::common::{
     DynamicsStep, EnvCore, POLICY, check_shape, column, discrete_index, impl_vec_env,
 };
 
 /// Number of discrete actions: push left (0) or right (1).
 const NUM_ACTIONS: usize = 2;
+/// The columns' meaning: the cart-pole's state, and the index of the push (0: -10 N,
+/// 1: +10 N).
+pub(crate) const LAYOUT: ClassicLayout = ClassicLayout {
+    observation: &OBSERVATION,
+    action: "push",
+    action_kind: "discrete",
+    action_scale: 1.0,
+};
 
 /// `N` cart-poles exactly as Gymnasium CartPole-v1: the physics of [`crate::CartPole`]
 /// (explicit Euler, `tau = 0.02`) with a push of `+-10` N.
@@ -70,6 +81,7 @@ impl<B: Backend> CartPoleDiscrete<B> {
 impl_vec_env!(
     CartPoleDiscrete,
     STATE_NAMES,
+    LAYOUT,
     kernel::CartPoleDiscreteKernel
 );
 
@@ -111,9 +123,9 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_discrete_actions, assert_episodes,
-        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
-        floats, rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_classic_layout, assert_discrete_actions,
+        assert_episodes, assert_save_load_continues_identically, assert_seeded_reset,
+        assert_transitions, bools, floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -213,6 +225,17 @@ mod tests {
         assert_eq!(
             env.observations().get("policy").expect("policy").dims(),
             [5, 4]
+        );
+    }
+
+    #[test]
+    fn layout_names_gymnasiums_columns_and_the_push_index() {
+        assert_classic_layout(
+            &env(2, 0),
+            &["x", "x_dot", "theta", "theta_dot"],
+            "discrete",
+            (0.0, 1.0),
+            1.0,
         );
     }
 

@@ -12,11 +12,12 @@ use crate::{Error, Result};
 /// Implements [`rl_core::VecEnv`] and [`crate::ClassicEnv`] for a task struct with a
 /// `core: EnvCore<B>` field and the associated functions `dynamics(state, actions)` and
 /// `observe(state)`: the traits' methods are the same for every classic task, only those two
-/// functions differ. `$names` are the names of the state components; `$kernel` is the
-/// task's [`crate::cube::TaskKernel`], the same two functions for the GPU, which steps on
-/// CubeCL backends (only built with the `cube` feature).
+/// functions differ. `$names` are the names of the state components; `$layout` is the
+/// task's [`crate::classic::ClassicLayout`] (what its observation and action columns mean);
+/// `$kernel` is the task's [`crate::cube::TaskKernel`], the same two functions for the GPU,
+/// which steps on CubeCL backends (only built with the `cube` feature).
 macro_rules! impl_vec_env {
-    ($env:ident, $names:expr, $kernel:ty) => {
+    ($env:ident, $names:expr, $layout:expr, $kernel:ty) => {
         impl<B: burn::tensor::backend::Backend> $crate::ClassicEnv<B> for $env<B> {
             fn state_names(&self) -> &'static [&'static str] {
                 &$names
@@ -75,6 +76,10 @@ macro_rules! impl_vec_env {
 
             fn load_state(&mut self, snapshot: &rl_core::EnvSnapshot) -> rl_core::Result<()> {
                 self.core.load_state(snapshot)
+            }
+
+            fn layout(&self) -> rl_core::EnvLayout {
+                $layout.env_layout(&self.core.spec)
             }
         }
     };

@@ -6,6 +6,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
+use crate::classic::{ClassicLayout, ObsColumn, column_names};
 use crate::common::{DynamicsStep, EnvCore, POLICY, check_shape, column, impl_vec_env};
 use crate::math::cos;
 
@@ -24,8 +25,27 @@ const GOAL_REWARD: f32 = 100.0;
 const ACTION_COST: f32 = 0.1;
 /// Gymnasium's dynamics have no time unit; one step counts as one second.
 const STEP_DT: f32 = 1.0;
+/// The state components, which are also the `policy` observation (Gymnasium's names).
+const OBSERVATION: [ObsColumn; 2] = [
+    ObsColumn {
+        name: "position",
+        unit: "m, the car's position along the x-axis",
+    },
+    ObsColumn {
+        name: "velocity",
+        unit: "m/step, the car's velocity (one step counts as 1 s)",
+    },
+];
 /// Names of the state components (Gymnasium's layout).
-const STATE_NAMES: [&str; 2] = ["position", "velocity"];
+const STATE_NAMES: [&str; 2] = column_names(OBSERVATION);
+/// The columns' meaning: the state, and Gymnasium's force `clip(a, -1, 1)` on the car
+/// (the dynamics multiply it by [`POWER`]).
+pub(crate) const LAYOUT: ClassicLayout = ClassicLayout {
+    observation: &OBSERVATION,
+    action: "force",
+    action_kind: "force",
+    action_scale: 1.0,
+};
 const MAX_EPISODE_LENGTH: usize = 999;
 /// Reset: position from `U(-0.6, -0.4)`, velocity exactly 0.
 const RESET_LOW: [f32; 2] = [-0.6, 0.0];
@@ -113,6 +133,7 @@ impl<B: Backend> MountainCarContinuous<B> {
 impl_vec_env!(
     MountainCarContinuous,
     STATE_NAMES,
+    LAYOUT,
     kernel::MountainCarContinuousKernel
 );
 
@@ -170,7 +191,7 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_episodes,
+        B, Fixture, assert_action_shape_errors, assert_classic_layout, assert_episodes,
         assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
         floats, rows_to_tensor,
     };
@@ -281,6 +302,17 @@ mod tests {
         assert_eq!(
             env.observations().get("policy").expect("policy").dims(),
             [5, 2]
+        );
+    }
+
+    #[test]
+    fn layout_names_gymnasiums_columns_and_the_force() {
+        assert_classic_layout(
+            &env(2, 0),
+            &["position", "velocity"],
+            "force",
+            (-1.0, 1.0),
+            1.0,
         );
     }
 

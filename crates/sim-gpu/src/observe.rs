@@ -2,7 +2,10 @@
 //! of a task's observation and gives the whole observation to the critic.
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use rl_core::{EnvSnapshot, EnvSpec, Observations, Scene, StepOutput, VecEnv};
+use rl_core::{
+    EnvLayout, EnvSnapshot, EnvSpec, ObsGroupLayout, ObsTermLayout, Observations, Scene,
+    StepOutput, VecEnv,
+};
 
 use crate::common::POLICY;
 use crate::{ClassicEnv, Error, Result};
@@ -27,6 +30,8 @@ pub struct Observe<B: Backend, E: ?Sized> {
     env: Box<E>,
     /// The columns of the full observation the policy sees, `[D_policy]`.
     columns: Tensor<B, 1, Int>,
+    /// `columns` on the host (for the layout).
+    host_columns: Vec<usize>,
     /// The wrapped batch's spec with `policy` narrowed and `critic` added.
     spec: EnvSpec,
 }
@@ -51,9 +56,15 @@ impl<B: Backend, E: VecEnv<B> + ?Sized> Observe<B, E> {
         }
         spec.obs_groups.insert(POLICY.to_string(), columns.len());
         spec.obs_groups.insert(CRITIC.to_string(), width);
+        let host_columns = columns.to_vec();
         let indices: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
         let columns = Tensor::from_data(TensorData::new(indices, [columns.len()]), env.device()); // [D_policy]
-        Ok(Self { env, columns, spec })
+        Ok(Self {
+            env,
+            columns,
+            host_columns,
+            spec,
+        })
     }
 
     /// The wrapped batch.
@@ -118,6 +129,68 @@ impl<B: Backend, E: VecEnv<B> + ?Sized> VecEnv<B> for Observe<B, E> {
 
     fn scene(&self, env_id: usize) -> rl_core::Result<Option<Scene>> {
         self.env.scene(env_id)
+    }
+
+    /// The wrapped layout with `policy` cut to the chosen columns (each one term of one
+    /// column, in the order chosen) and `critic` the wrapped `policy` group unchanged.
+    fn layout(&self) -> EnvLayout {
+        let mut layout = self.env.layout();
+        let full = layout
+            .observations
+            .remove(POLICY)
+            .unwrap_or_else(|| ObsGroupLayout {
+                terms: Vec::new(),
+                clip: None,
+            });
+        let terms = self
+            .host_columns
+            .iter()
+            .enumerate()
+            .map(|(start, &j)| column_term(&full, j, start))
+            .collect();
+        // The group's clip acts on each column alone, so it holds for any selection.
+        let policy = ObsGroupLayout {
+            terms,
+            clip: full.clip,
+        };
+        layout.observations.insert(POLICY.to_string(), policy);
+        layout.observations.insert(CRITIC.to_string(), full);
+        layout
+    }
+}
+
+/// Column `j` of the group `group` as a term of one column starting at `start`: the name,
+/// scale, clip and unit of the term that holds it (a term of several columns names the
+/// column `term[k]`). A column that no term covers becomes `policy[j]`, scale 1.
+fn column_term(group: &ObsGroupLayout, j: usize, start: usize) -> ObsTermLayout {
+    let holder = group
+        .terms
+        .iter()
+        .find(|t| (t.start..t.start + t.size).contains(&j));
+    match holder {
+        Some(t) => {
+            let k = j - t.start;
+            ObsTermLayout {
+                name: if t.size == 1 {
+                    t.name.clone()
+                } else {
+                    format!("{}[{k}]", t.name)
+                },
+                start,
+                size: 1,
+                scale: vec![t.scale.get(k).copied().unwrap_or(1.0)],
+                clip: t.clip,
+                unit: t.unit.clone(),
+            }
+        }
+        None => ObsTermLayout {
+            name: format!("{POLICY}[{j}]"),
+            start,
+            size: 1,
+            scale: vec![1.0],
+            clip: None,
+            unit: String::new(),
+        },
     }
 }
 
@@ -354,6 +427,107 @@ mod tests {
             )
             .expect("valid columns")
         });
+    }
+
+    /// A cart-pole whose layout is one term of 4 columns with scales and clips (as a
+    /// legged task's terms are), to see the wrapper carry them over column by column.
+    struct Scaled(CartPole<B>);
+
+    impl VecEnv<B> for Scaled {
+        fn spec(&self) -> &EnvSpec {
+            self.0.spec()
+        }
+        fn device(&self) -> &burn::tensor::Device<B> {
+            self.0.device()
+        }
+        fn observations(&self) -> Observations<B> {
+            self.0.observations()
+        }
+        fn step(&mut self, actions: Tensor<B, 2>) -> rl_core::Result<StepOutput<B>> {
+            self.0.step(actions)
+        }
+        fn reset(&mut self) -> Observations<B> {
+            self.0.reset()
+        }
+        fn save_state(&self) -> rl_core::Result<EnvSnapshot> {
+            self.0.save_state()
+        }
+        fn load_state(&mut self, snapshot: &EnvSnapshot) -> rl_core::Result<()> {
+            self.0.load_state(snapshot)
+        }
+        fn layout(&self) -> EnvLayout {
+            let mut layout = self.0.layout();
+            let term = ObsTermLayout {
+                name: "state".into(),
+                start: 0,
+                size: 4,
+                scale: vec![1.0, 2.0, 3.0, 4.0],
+                clip: Some(5.0),
+                unit: "mixed".into(),
+            };
+            let group = ObsGroupLayout {
+                terms: vec![term],
+                clip: Some(100.0),
+            };
+            layout.observations.insert(POLICY.into(), group);
+            layout
+        }
+    }
+
+    #[test]
+    fn layout_describes_the_chosen_columns_in_order_and_critic_everything() {
+        let device = Default::default();
+        let plain = CartPole::<B>::new(2, 0, &device).expect("envs");
+        let full = plain.layout().observations[POLICY].clone();
+        let wrapped = Observe::new(Box::new(plain), &[3, 0]).expect("valid columns");
+        let layout = wrapped.layout();
+        assert_eq!(layout.check(wrapped.spec()), Ok(()));
+        let policy = &layout.observations[POLICY];
+        let names: Vec<&str> = policy.terms.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["theta_dot", "x"]);
+        assert_eq!((policy.terms[0].start, policy.terms[1].start), (0, 1));
+        assert_eq!(policy.terms[0].unit, full.terms[3].unit);
+        assert_eq!(policy.terms[1].unit, full.terms[0].unit);
+        assert_eq!(
+            layout.observations[CRITIC], full,
+            "critic is the whole observation"
+        );
+        assert_eq!(layout.actions.kind, "force", "the actions are the task's");
+
+        // Through the registry, as a training config builds it.
+        let observe = settings("observe = [2, 0]");
+        let env =
+            make_env::<B>("pendulum", 2, 0, &observe, Purpose::Training, &device).expect("valid");
+        let layout = env.layout();
+        assert_eq!(layout.check(env.spec()), Ok(()));
+        let names: Vec<&str> = layout.observations[POLICY]
+            .terms
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["theta_dot", "cos_theta"]);
+        assert_eq!(layout.observations[CRITIC].terms.len(), 3);
+
+        // A column of a wider term keeps its own scale, the term's clip and the group's.
+        let scaled = Scaled(CartPole::<B>::new(2, 0, &device).expect("envs"));
+        let wrapped = Observe::new(Box::new(scaled), &[2, 1]).expect("valid columns");
+        let layout = wrapped.layout();
+        assert_eq!(layout.check(wrapped.spec()), Ok(()));
+        let policy = &layout.observations[POLICY];
+        let got: Vec<(&str, usize, f32, Option<f32>)> = policy
+            .terms
+            .iter()
+            .map(|t| (t.name.as_str(), t.start, t.scale[0], t.clip))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("state[2]", 0, 3.0, Some(5.0)),
+                ("state[1]", 1, 2.0, Some(5.0))
+            ]
+        );
+        assert_eq!(policy.clip, Some(100.0));
+        assert_eq!(layout.observations[CRITIC].terms[0].size, 4);
     }
 
     #[test]

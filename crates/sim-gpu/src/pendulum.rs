@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Tensor, backend::Backend};
 use rl_core::{ActionSpace, EnvSpec};
 
 use crate::Result;
+use crate::classic::{ClassicLayout, ObsColumn};
 use crate::common::{DynamicsStep, EnvCore, POLICY, check_shape, column, impl_vec_env};
 use crate::math::{sin, sin_cos};
 
@@ -18,6 +19,27 @@ const MAX_SPEED: f32 = 8.0;
 const MAX_TORQUE: f32 = 2.0;
 /// Names of the state components (Gymnasium's layout).
 const STATE_NAMES: [&str; 2] = ["theta", "theta_dot"];
+/// The columns' meaning: the `policy` observation (Gymnasium's `x`, `y` and angular
+/// velocity), and the torque `clip(a, -2, 2)` (N m) on the pendulum.
+pub(crate) const LAYOUT: ClassicLayout = ClassicLayout {
+    observation: &[
+        ObsColumn {
+            name: "cos_theta",
+            unit: "cos(theta), theta the angle from upright (rad)",
+        },
+        ObsColumn {
+            name: "sin_theta",
+            unit: "sin(theta), theta the angle from upright (rad)",
+        },
+        ObsColumn {
+            name: "theta_dot",
+            unit: "rad/s, angular velocity",
+        },
+    ],
+    action: "torque",
+    action_kind: "torque",
+    action_scale: 1.0,
+};
 const MAX_EPISODE_LENGTH: usize = 200;
 const RESET_LOW: [f32; 2] = [-PI, -1.0];
 const RESET_HIGH: [f32; 2] = [PI, 1.0];
@@ -103,7 +125,7 @@ fn angle_normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     x.add_scalar(PI).remainder_scalar(2.0 * PI).sub_scalar(PI)
 }
 
-impl_vec_env!(Pendulum, STATE_NAMES, kernel::PendulumKernel);
+impl_vec_env!(Pendulum, STATE_NAMES, LAYOUT, kernel::PendulumKernel);
 
 /// [`Pendulum::dynamics`] and [`Pendulum::observe`] for one environment, as parts of the
 /// step kernel (see `crate::cube`).
@@ -167,9 +189,9 @@ mod tests {
     use super::*;
     use crate::ClassicEnv;
     use crate::testing::{
-        B, Fixture, assert_action_shape_errors, assert_close, assert_episodes,
-        assert_save_load_continues_identically, assert_seeded_reset, assert_transitions, bools,
-        floats, rows_to_tensor,
+        B, Fixture, assert_action_shape_errors, assert_classic_layout, assert_close,
+        assert_episodes, assert_save_load_continues_identically, assert_seeded_reset,
+        assert_transitions, bools, floats, rows_to_tensor,
     };
     use rl_core::VecEnv;
 
@@ -312,6 +334,17 @@ mod tests {
         assert_eq!(spec.obs_groups.get("policy"), Some(&3));
         assert_eq!(spec.max_episode_length, 200);
         assert!((spec.step_dt - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn layout_names_gymnasiums_columns_and_the_torque() {
+        assert_classic_layout(
+            &env(2, 0),
+            &["cos_theta", "sin_theta", "theta_dot"],
+            "torque",
+            (-2.0, 2.0),
+            1.0,
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use burn::tensor::backend::Backend;
 use rl_core::VecEnv;
 
+use crate::classic::ClassicLayout;
 use crate::legged::{LeggedConfig, LeggedEnv};
 use crate::observe::{self, Observe};
 use crate::{
@@ -73,23 +74,25 @@ impl Task {
         self == Task::QuadrupedFlat
     }
 
+    /// What a classic-control task's observation and action columns mean; `None` for a
+    /// legged task.
+    fn classic_layout(self) -> Option<&'static ClassicLayout> {
+        Some(match self {
+            Task::CartPole => &crate::cartpole::LAYOUT,
+            Task::CartPoleDiscrete => &crate::cartpole_discrete::LAYOUT,
+            Task::Pendulum => &crate::pendulum::LAYOUT,
+            Task::Acrobot => &crate::acrobot::LAYOUT,
+            Task::MountainCarContinuous => &crate::mountain_car_continuous::LAYOUT,
+            Task::QuadrupedFlat => return None,
+        })
+    }
+
     /// The components of a classic-control task's `policy` observation, in order (what the
     /// indices of `env.observe` point at); empty for a legged task.
-    fn observation_names(self) -> &'static [&'static str] {
-        match self {
-            Task::CartPole | Task::CartPoleDiscrete => &["x", "x_dot", "theta", "theta_dot"],
-            Task::Pendulum => &["cos_theta", "sin_theta", "theta_dot"],
-            Task::Acrobot => &[
-                "cos_theta1",
-                "sin_theta1",
-                "cos_theta2",
-                "sin_theta2",
-                "theta1_dot",
-                "theta2_dot",
-            ],
-            Task::MountainCarContinuous => &["position", "velocity"],
-            Task::QuadrupedFlat => &[],
-        }
+    fn observation_names(self) -> Vec<&'static str> {
+        self.classic_layout()
+            .map(ClassicLayout::observation_names)
+            .unwrap_or_default()
     }
 }
 
@@ -137,7 +140,7 @@ fn classic_settings(task: &str, kind: Task, settings: &toml::Table) -> Result<Cl
             out.observe = Some(observe::parse_columns(
                 task,
                 value,
-                kind.observation_names(),
+                &kind.observation_names(),
             )?);
         } else {
             return Err(Error::TaskConfig {
@@ -286,6 +289,15 @@ mod tests {
 
             let names = Task::named(task).expect("registered").observation_names();
             assert_eq!(names.len(), obs_dim, "{task}: observation names");
+            // `env.observe` reports the columns by the names the layout gives them.
+            let layout = env.layout();
+            assert_eq!(layout.check(env.spec()), Ok(()), "{task}");
+            let terms: Vec<&str> = layout.observations["policy"]
+                .terms
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            assert_eq!(terms, names, "{task}: layout names");
 
             let classic = make_classic::<B>(task, 2, 0, &device).expect("classic task");
             assert_eq!(classic.state_names().len(), state_dim, "{task}");

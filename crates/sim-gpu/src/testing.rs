@@ -486,3 +486,47 @@ pub(crate) fn assert_save_load_continues_identically<E: ClassicEnv<B>>(make: imp
         "episodes end (and auto-reset) after the load: {dones}"
     );
 }
+
+/// Checks the layout of a classic task: it fits the spec; its `policy` group is one term of
+/// one column and scale 1 per name of `names`, in order, each with its unit and unclipped;
+/// and its one action column is of kind `kind`, within `bounds`, with scale `scale` and
+/// offset 0.
+pub(crate) fn assert_classic_layout(
+    env: &dyn rl_core::VecEnv<B>,
+    names: &[&str],
+    kind: &str,
+    bounds: (f32, f32),
+    scale: f32,
+) {
+    let task = env.spec().task.clone();
+    let layout = env.layout();
+    assert_eq!(layout.check(env.spec()), Ok(()), "{task}");
+    assert_eq!(
+        layout.observations.keys().collect::<Vec<_>>(),
+        ["policy"],
+        "{task}: groups"
+    );
+    let policy = &layout.observations["policy"];
+    let got: Vec<&str> = policy.terms.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(got, names, "{task}: observation names");
+    for (j, t) in policy.terms.iter().enumerate() {
+        assert_eq!((t.start, t.size), (j, 1), "{task}: `{}` columns", t.name);
+        assert_eq!(t.scale, [1.0], "{task}: `{}` scale", t.name);
+        assert_eq!(t.clip, None, "{task}: `{}` clip", t.name);
+        assert!(!t.unit.is_empty(), "{task}: `{}` has a unit", t.name);
+    }
+    assert_eq!(policy.clip, None, "{task}: group clip");
+    let a = &layout.actions;
+    assert_eq!(a.kind, kind, "{task}: action kind");
+    assert_eq!(
+        (a.low.clone(), a.high.clone()),
+        (vec![bounds.0], vec![bounds.1]),
+        "{task}"
+    );
+    assert_eq!(
+        (a.scale.clone(), a.offset.clone()),
+        (vec![scale], vec![0.0]),
+        "{task}"
+    );
+    assert_eq!(layout.robot, None, "{task}: no robot");
+}

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use rl_core::{
-    ActionSpace, EnvRng, EnvSnapshot, EnvSpec, EpisodeInfo, HeightPatch, HostTensor, Observations,
-    Scene, SceneShape, StepOutput, VecEnv,
+    ActionLayout, ActionSpace, EnvLayout, EnvRng, EnvSnapshot, EnvSpec, EpisodeInfo, HeightPatch,
+    HostTensor, Observations, RobotLayout, Scene, SceneShape, StepOutput, VecEnv,
 };
 
 use super::actions::ActionManager;
@@ -36,6 +36,10 @@ use sim_physics::{Articulation, BaseKind, HeightField, Model, Pose, Shape, robot
 
 /// Name of the random streams in a snapshot.
 const RNG: &str = "rng";
+
+/// The robot file of a task whose config names none: the quadruped that ships with
+/// sim-physics (`sim_physics::robots::quadruped`).
+pub const BUILTIN_ROBOT_FILE: &str = "sim-physics:robots/quadruped.urdf";
 
 /// The episode term of the mean terrain level, logged under this name.
 pub const CURRICULUM_LEVEL: &str = "Curriculum/terrain_level";
@@ -75,6 +79,9 @@ macro_rules! task_state {
 pub struct LeggedEnv<B: Backend> {
     cfg: LeggedConfig,
     spec: EnvSpec,
+    /// The robot as the simulator drives it (joint order, default pose, drive gains), kept on
+    /// the host for [`VecEnv::layout`]; the drives' gains are uploaded from it.
+    robot: RobotLayout,
     device: B::Device,
     sim: Articulation<B>,
     rng: EnvRng,
@@ -304,8 +311,11 @@ impl<B: Backend> LeggedEnv<B> {
             .iter()
             .any(|g| g.terms.iter().any(|t| t.name == "height_scan"));
         let scan = reads_scan.then(|| ScanPoints::new(&cfg.height_scan, n, device));
-        let gains = |v: f64| Tensor::<B, 2>::full([n, nj], v, device);
-        sim.set_drive_gains(gains(cfg.actions.stiffness), gains(cfg.actions.damping))?;
+        let robot = robot_layout(sim.model(), &cfg, &default_pos);
+        // [N, J], uploaded whole as the simulator's own per-joint constants are.
+        let gains =
+            |v: &[f32]| Tensor::<B, 2>::from_data(TensorData::new(v.repeat(n), [n, nj]), device);
+        sim.set_drive_gains(gains(&robot.stiffness), gains(&robot.damping))?;
 
         let rewards = RewardManager::new(&cfg.rewards, cfg.episode_length_s, dt, n, task, device)?;
         let terminations = TerminationManager::new(&cfg.terminations, max_episode_length, task)?;
@@ -325,6 +335,7 @@ impl<B: Backend> LeggedEnv<B> {
         );
         let zeros = |k: usize| Tensor::<B, 2>::zeros([n, k], device);
         let mut env = Self {
+            robot,
             spec: EnvSpec {
                 task: task.to_string(),
                 num_envs: n,
@@ -942,6 +953,31 @@ impl<B: Backend> LeggedEnv<B> {
     }
 }
 
+/// The robot of `model` as the task drives it: the config's file, the joints in the
+/// simulator's order with their default positions `default_pos` (rad), the config's drive
+/// gains for every joint, and the model's effort limits when it gives one for every joint.
+fn robot_layout(model: &Model, cfg: &LeggedConfig, default_pos: &[f64]) -> RobotLayout {
+    let nj = model.num_joints();
+    let effort: Vec<f64> = model.joints.iter().map(|j| j.effort_limit).collect();
+    RobotLayout {
+        file: cfg
+            .robot
+            .urdf
+            .as_ref()
+            .map_or(BUILTIN_ROBOT_FILE.to_string(), |p| p.display().to_string()),
+        joint_names: model.joints.iter().map(|j| j.name.clone()).collect(),
+        default_joint_pos: default_pos.iter().map(|&q| q as f32).collect(),
+        stiffness: vec![cfg.actions.stiffness as f32; nj],
+        damping: vec![cfg.actions.damping as f32; nj],
+        // JSON has no infinity: a model without a limit on some joint gives none at all.
+        effort_limit: if effort.iter().all(|e| e.is_finite()) {
+            effort.iter().map(|&e| e as f32).collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 /// The default joint positions of `model`: the config's patterns over the named keyframe's
 /// positions (an MJCF robot's), or the built-in quadruped's standing pose.
 fn default_joint_pos(
@@ -1156,6 +1192,46 @@ impl<B: Backend> VecEnv<B> for LeggedEnv<B> {
     fn scene(&self, env_id: usize) -> rl_core::Result<Option<Scene>> {
         self.read_scene(env_id).map(Some)
     }
+
+    /// Every observation group with its terms, the joint-position action
+    /// (`default_joint_pos + scale * clip(a)`) and the robot, from host copies kept since
+    /// the task was built (nothing is read from the device).
+    fn layout(&self) -> EnvLayout {
+        let mut observations = self.observations.layout();
+        let scan = &self.cfg.height_scan;
+        let (xs, ys) = (scan.x_points(), scan.y_points());
+        let grid = format!(
+            "; offset {} m, {} x {} points, x from {} to {} m, y from {} to {} m, every {} m",
+            scan.offset,
+            xs.len(),
+            ys.len(),
+            scan.x[0],
+            scan.x[1],
+            scan.y[0],
+            scan.y[1],
+            scan.resolution
+        );
+        for term in observations.values_mut().flat_map(|g| g.terms.iter_mut()) {
+            if term.name == "height_scan" {
+                term.unit.push_str(&grid);
+            }
+        }
+        let robot = self.robot.clone();
+        let nj = robot.joint_names.len();
+        let clip = self.cfg.actions.clip as f32;
+        EnvLayout {
+            observations,
+            actions: ActionLayout {
+                kind: "joint_position".into(),
+                names: robot.joint_names.clone(),
+                low: vec![-clip; nj],
+                high: vec![clip; nj],
+                scale: vec![self.cfg.actions.scale as f32; nj],
+                offset: robot.default_joint_pos.clone(),
+            },
+            robot: Some(robot),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1216,6 +1292,105 @@ mod tests {
         for gz in vals(e.sim.projected_gravity_b().narrow(1, 2, 1)) {
             assert!(gz < -0.995, "tilted: {gz}");
         }
+    }
+
+    /// The layout an exported policy carries: the config's terms in order with their
+    /// widths, scales and clips, the joint-position action about the default pose, and the
+    /// robot as the simulator drives it.
+    #[test]
+    fn layout_describes_the_config_terms_and_the_simulators_robot() {
+        let mut cfg = calm();
+        cfg.actions.scale = 0.5;
+        cfg.actions.clip = 10.0;
+        cfg.actions.stiffness = 30.0;
+        cfg.actions.damping = 0.7;
+        cfg.observations.policy.terms[1].clip = Some(3.0);
+        cfg.observations.policy.clip = Some(50.0);
+        let mut scan = ObsTermConfig::new("height_scan", Scale::One(5.0), 0.0);
+        scan.clip = Some(1.0);
+        cfg.observations.critic.terms.push(scan);
+        let e = env(cfg.clone(), 2);
+        let layout = e.layout();
+        assert_eq!(layout.check(&e.spec), Ok(()));
+
+        // Every group's terms are the config's, in order, with their widths and scales.
+        for (name, group_cfg) in [
+            ("policy", &cfg.observations.policy),
+            ("critic", &cfg.observations.critic),
+        ] {
+            let group = &layout.observations[name];
+            assert_eq!(group.clip, group_cfg.clip.map(|c| c as f32), "{name} clip");
+            let names: Vec<&str> = group.terms.iter().map(|t| t.name.as_str()).collect();
+            let want: Vec<&str> = group_cfg.terms.iter().map(|t| t.name.as_str()).collect();
+            assert_eq!(names, want, "{name} terms");
+            for (t, t_cfg) in group.terms.iter().zip(&group_cfg.terms) {
+                let scale: Vec<f32> = match &t_cfg.scale {
+                    Scale::One(s) => vec![*s as f32; t.size],
+                    Scale::Each(s) => s.iter().map(|&x| x as f32).collect(),
+                };
+                assert_eq!(t.scale, scale, "{name}.{}", t.name);
+                assert_eq!(t.clip, t_cfg.clip.map(|c| c as f32), "{name}.{}", t.name);
+                assert!(!t.unit.is_empty(), "{name}.{} has a unit", t.name);
+            }
+        }
+        let sizes = |g: &str| -> Vec<usize> {
+            layout.observations[g]
+                .terms
+                .iter()
+                .map(|t| t.size)
+                .collect()
+        };
+        assert_eq!(sizes("policy"), [3, 3, 3, 3, 12, 12, 12]);
+        // 17 x 11 scan points after the proprioception and the privileged terms
+        assert_eq!(sizes("critic"), [3, 3, 3, 3, 12, 12, 12, 1, 1, 12, 187]);
+        let scan = layout.observations["critic"]
+            .terms
+            .last()
+            .expect("height_scan");
+        assert!(
+            scan.unit.contains("offset 0.5 m, 17 x 11 points"),
+            "{}",
+            scan.unit
+        );
+        assert_eq!(
+            layout.observations["policy"].terms[1].unit,
+            "rad/s, base frame"
+        );
+
+        // Joint-position actions about the default pose, joints in the simulator's order.
+        let model = e.sim.model();
+        let joints: Vec<&str> = model.joints.iter().map(|j| j.name.as_str()).collect();
+        let standing: Vec<&str> = robots::QUADRUPED_STANDING_POSE
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(joints, standing, "the built-in quadruped's joint order");
+        let default: Vec<f32> = vals(e.actions.default_joint_pos())
+            .into_iter()
+            .map(|q| q as f32)
+            .collect();
+        let a = &layout.actions;
+        assert_eq!(a.kind, "joint_position");
+        assert_eq!(a.names, joints);
+        assert_eq!(a.offset, default);
+        assert_eq!(a.scale, vec![0.5; 12]);
+        assert_eq!(
+            (a.low.clone(), a.high.clone()),
+            (vec![-10.0; 12], vec![10.0; 12])
+        );
+
+        let robot = layout.robot.as_ref().expect("a legged task has a robot");
+        assert_eq!(robot.file, BUILTIN_ROBOT_FILE);
+        assert_eq!(robot.joint_names, joints);
+        assert_eq!(robot.default_joint_pos, default);
+        assert_eq!(robot.stiffness, vec![30.0; 12]);
+        assert_eq!(robot.damping, vec![0.7; 12]);
+        let effort: Vec<f32> = model.joints.iter().map(|j| j.effort_limit as f32).collect();
+        assert_eq!(robot.effort_limit, effort);
+        assert_eq!(
+            &effort[..],
+            &[[25.0; 8].as_slice(), &[35.0; 4]].concat()[..]
+        );
     }
 
     /// Every config in `configs/` whose robot comes from a file (the shipped A1, Go1 and

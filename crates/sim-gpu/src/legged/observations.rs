@@ -3,10 +3,13 @@
 //! `[N, K]` in the term's own units; the manager adds noise, clips and scales them and
 //! concatenates each group's terms.
 //!
-//! Adding a term is one function here plus one row in the table of [`ObservationTerm::ALL`].
+//! Adding a term is one function here plus one row in the table of [`ObservationTerm::ALL`]
+//! (its name, function and unit).
+
+use std::collections::BTreeMap;
 
 use burn::tensor::{Tensor, backend::Backend};
-use rl_core::{EnvRng, Observations};
+use rl_core::{EnvRng, ObsGroupLayout, ObsTermLayout, Observations};
 
 use super::config::{ObsGroupConfig, ObservationsConfig, Scale, config_error};
 use super::terms::{FOOT_CONTACT_FORCE, TermContext, feet_contact, term_table};
@@ -16,32 +19,46 @@ use crate::common::row;
 /// An observation term: `[N, K]` for every environment.
 pub type ObsFn<B> = fn(&TermContext<B>) -> Tensor<B, 2>;
 
-/// One row of the observation table: a term's name (as a config lists it) and its function.
+/// One row of the observation table: a term's name (as a config lists it), its function
+/// and what its raw value is.
 #[derive(Clone, Copy, Debug)]
 pub struct ObservationTerm<B: Backend> {
     /// The name a config lists the term by.
     pub name: &'static str,
     /// The term's value.
     pub function: ObsFn<B>,
+    /// What the raw value is, in which units and frame (an exported policy's `unit`).
+    pub unit: &'static str,
 }
 
 term_table! {
     /// The names of the observation terms.
     OBSERVATION_TERMS,
+    /// What each observation term's raw value is, in which units and frame.
+    OBSERVATION_UNITS: &str = unit,
     ObservationTerm {
-        "base_lin_vel" => base_lin_vel;
-        "base_ang_vel" => base_ang_vel;
-        "projected_gravity" => projected_gravity;
-        "velocity_commands" => velocity_commands;
-        "joint_pos_rel" => joint_pos_rel;
-        "joint_vel_rel" => joint_vel_rel;
-        "last_action" => last_action;
-        "base_height" => base_height;
-        "friction" => friction;
-        "added_mass" => added_mass;
-        "feet_contact" => feet_contact_flags;
-        "feet_contact_forces" => feet_contact_forces;
-        "height_scan" => height_scan;
+        "base_lin_vel" => base_lin_vel, "m/s, base frame";
+        "base_ang_vel" => base_ang_vel, "rad/s, base frame";
+        "projected_gravity" => projected_gravity,
+            "unit vector, gravity's direction in the base frame ((0, 0, -1) when level)";
+        "velocity_commands" => velocity_commands, "[v_x m/s, v_y m/s, w_z rad/s], base frame";
+        "joint_pos_rel" => joint_pos_rel,
+            "rad, joint position minus default (robot.joint_names order)";
+        "joint_vel_rel" => joint_vel_rel, "rad/s, joint velocity (robot.joint_names order)";
+        "last_action" => last_action,
+            "the previous step's action after clipping (the actions' columns)";
+        "base_height" => base_height, "m, base height above the ground under it";
+        "friction" => friction, "ground friction coefficient";
+        "added_mass" => added_mass, "kg, mass added to the base";
+        "feet_contact" => feet_contact_flags,
+            "1 where a foot's vertical contact force exceeds 1 N, else 0 (the links \
+             robot.feet matches, in model order)";
+        "feet_contact_forces" => feet_contact_forces,
+            "N, [f_x, f_y, f_z] of each foot in turn, world frame (the links robot.feet \
+             matches, in model order)";
+        "height_scan" => height_scan,
+            "m, base height minus the scan's offset minus the ground height at each point of \
+             the scan's grid (base yaw frame, x varying slowest)";
     }
 }
 
@@ -54,14 +71,14 @@ pub fn observation_term<B: Backend>(name: &str) -> Option<ObsFn<B>> {
 /// One observation term of a group, ready to evaluate.
 #[derive(Clone, Debug)]
 struct GroupTerm<B: Backend> {
-    /// The term's name (for the step kernel).
-    #[cfg_attr(not(feature = "cube"), allow(dead_code))]
+    /// The term's name (for the step kernel and the layout).
     name: &'static str,
+    /// What the raw value is (for the layout).
+    unit: &'static str,
     function: ObsFn<B>,
     /// Scale `[1, K]`.
     scale: Tensor<B, 2>,
-    /// `scale` on the host (for the step kernel).
-    #[cfg_attr(not(feature = "cube"), allow(dead_code))]
+    /// `scale` on the host (for the step kernel and the layout).
     host_scale: Vec<f32>,
     clip: Option<f64>,
     /// Columns of the term in its group.
@@ -115,6 +132,33 @@ impl<B: Backend> ObservationManager<B> {
     /// Every group's name and width `D`.
     pub fn groups(&self) -> impl Iterator<Item = (&str, usize)> {
         self.groups.iter().map(|g| (g.name.as_str(), g.width))
+    }
+
+    /// Every group by name, as an exported policy describes it: its terms in column order
+    /// with their widths, per-column scales, clips and units, and the group's clip.
+    pub fn layout(&self) -> BTreeMap<String, ObsGroupLayout> {
+        self.groups
+            .iter()
+            .map(|g| {
+                let terms = g
+                    .terms
+                    .iter()
+                    .map(|t| ObsTermLayout {
+                        name: t.name.to_string(),
+                        start: t.start,
+                        size: t.width,
+                        scale: t.host_scale.clone(),
+                        clip: t.clip.map(|c| c as f32),
+                        unit: t.unit.to_string(),
+                    })
+                    .collect();
+                let group = ObsGroupLayout {
+                    terms,
+                    clip: g.clip.map(|c| c as f32),
+                };
+                (g.name.clone(), group)
+            })
+            .collect()
     }
 
     /// The observation groups `[N, D]` at `ctx`. With `rng`, the groups that ask for noise
@@ -217,8 +261,11 @@ fn build_group<B: Backend>(
     let mut start = 0;
     for (i, t) in g.terms.iter().enumerate() {
         let field = format!("observations.{name}.terms[{i}] ({})", t.name);
-        let function = observation_term::<B>(&t.name)
+        let table_row = ObservationTerm::<B>::ALL
+            .iter()
+            .find(|row| row.name == t.name)
             .ok_or_else(|| config_error(task, &field, "unknown observation term"))?;
+        let function = table_row.function;
         let width = function(ctx).dims()[1];
         let scale = match &t.scale {
             Scale::One(s) => vec![*s as f32; width],
@@ -233,10 +280,8 @@ fn build_group<B: Backend>(
         };
         noise.extend(std::iter::repeat_n(t.noise as f32, width));
         terms.push(GroupTerm {
-            name: ObservationTerm::<B>::ALL
-                .iter()
-                .find(|row| row.name == t.name)
-                .map_or("", |row| row.name),
+            name: table_row.name,
+            unit: table_row.unit,
             function,
             host_scale: scale.clone(),
             scale: row(scale, device),

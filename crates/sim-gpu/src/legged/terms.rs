@@ -115,7 +115,8 @@ pub type RewardFn<B> = fn(&TermContext<B>) -> Tensor<B, 1>;
 pub type TerminationFn<B> = fn(&TermContext<B>, f64) -> Tensor<B, 1, Bool>;
 
 /// Declares a table of terms in one place, one row per term: `"name" => function` and,
-/// for tables with one, the term's default (a weight, a threshold).
+/// for tables with one, the term's default (a weight, a threshold) or another constant (an
+/// observation's unit, with `= field` naming the row's field; `default` when not given).
 ///
 /// From the rows it makes the names alone as the constant `$names` and the defaults as
 /// `$defaults` (both for a config, which is checked and defaulted without a backend), and
@@ -127,6 +128,17 @@ macro_rules! term_table {
         $(#[$defaults_doc:meta])* $defaults:ident: $ty:ty,
         $row:ident { $($name:literal => $function:path, $default:expr;)* }
     ) => {
+        term_table! {
+            $(#[$names_doc])* $names,
+            $(#[$defaults_doc])* $defaults: $ty = default,
+            $row { $($name => $function, $default;)* }
+        }
+    };
+    (
+        $(#[$names_doc:meta])* $names:ident,
+        $(#[$defaults_doc:meta])* $defaults:ident: $ty:ty = $field:ident,
+        $row:ident { $($name:literal => $function:path, $default:expr;)* }
+    ) => {
         $(#[$names_doc])*
         pub const $names: &[&str] = &[$($name),*];
 
@@ -136,7 +148,7 @@ macro_rules! term_table {
         impl<B: Backend> $row<B> {
             #[doc = concat!("Every term, in the order of [`", stringify!($names), "`].")]
             pub const ALL: &'static [Self] = &[
-                $(Self { name: $name, function: $function, default: $default }),*
+                $(Self { name: $name, function: $function, $field: $default }),*
             ];
         }
     };
