@@ -147,8 +147,17 @@ enum Command {
     /// ones (docs/play.md).
     Play {
         /// A checkpoint file or a run directory (its newest checkpoint).
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+        checkpoint: Option<PathBuf>,
+        /// Run an exported `policy.onnx` (of `cargo xtask export`) instead, with tract, in
+        /// the task of --config; observations and actions pass through the host as on a
+        /// robot.
+        #[arg(long, requires = "config")]
+        onnx: Option<PathBuf>,
+        /// The TOML config of the task the ONNX policy runs in (for example the run's
+        /// `config.toml`); only with --onnx.
+        #[arg(long, requires = "onnx")]
+        config: Option<PathBuf>,
         /// Episodes to evaluate (at least; rounded up so that every environment evaluated
         /// contributes the same number).
         #[arg(long, default_value_t = 100)]
@@ -170,6 +179,23 @@ enum Command {
         /// ground). What the policy sees must keep its size.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Export the policy of a checkpoint for deployment: `policy.onnx` (opset 18; the
+    /// observation normaliser folded in; the mean action clipped to the task's bounds, or
+    /// the argmax and logits; a recurrent policy's state as inputs and outputs),
+    /// `policy.safetensors`, `policy.json` (observation layout and scales, action scale and
+    /// offset, the robot's joints and gains, control frequency) and `reference.json`. The
+    /// graph is first run in tract on observations of the task and checked against the
+    /// policy (1e-5); nothing is written if it differs. Prints one JSON line.
+    Export {
+        /// A checkpoint file or a run directory (its newest checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Directory to write into (default: `exported/` in the run's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -474,15 +500,48 @@ fn bench_table(r: &rl_runner::BenchReport) -> String {
     rows.join("\n") + "\n"
 }
 
-fn play<B: AutodiffBackend>(
+fn export<B: AutodiffBackend>(
     checkpoint: &std::path::Path,
+    out: &std::path::Path,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let report = rl_runner::export::<B>(checkpoint, out, device)?;
+    eprintln!(
+        "checked the graph in tract on {} observations: largest action difference {:.2e}",
+        report.checked_samples, report.max_action_error
+    );
+    for file in &report.files {
+        eprintln!("wrote {file}");
+    }
+    println!(
+        "{}",
+        serde_json::to_string(&report).context("serialise the report")?
+    );
+    Ok(())
+}
+
+/// What `play` runs: a checkpoint's policy, or an exported graph in a config's task.
+enum PlaySource {
+    Checkpoint(PathBuf),
+    Onnx { onnx: PathBuf, config: PathBuf },
+}
+
+fn play<B: AutodiffBackend>(
+    policy: &PlaySource,
     episodes: usize,
     num_envs: Option<usize>,
     seed: Option<u64>,
     options: &rl_runner::PlayOptions,
     device: &B::Device,
 ) -> anyhow::Result<()> {
-    let result = rl_runner::play::<B>(checkpoint, episodes, num_envs, seed, options, device)?;
+    let result = match policy {
+        PlaySource::Checkpoint(checkpoint) => {
+            rl_runner::play::<B>(checkpoint, episodes, num_envs, seed, options, device)?
+        }
+        PlaySource::Onnx { onnx, config } => rl_runner::play_onnx::<B::InnerBackend>(
+            onnx, config, episodes, num_envs, seed, options, device,
+        )?,
+    };
     if let Some(gif) = &result.render {
         eprintln!("wrote {gif}");
     }
@@ -657,6 +716,8 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Play {
             checkpoint,
+            onnx,
+            config,
             episodes,
             num_envs,
             seed,
@@ -669,14 +730,23 @@ fn run(cli: Cli) -> ExitCode {
                 overrides: set,
                 ..Default::default()
             };
+            let policy = match (checkpoint, onnx, config) {
+                (_, Some(onnx), Some(config)) => PlaySource::Onnx { onnx, config },
+                (Some(checkpoint), _, _) => PlaySource::Checkpoint(checkpoint),
+                // clap requires one of them (and --config with --onnx).
+                _ => PlaySource::Checkpoint(PathBuf::new()),
+            };
             with_backend!(backend, |device: B| play::<B>(
-                &checkpoint,
-                episodes,
-                num_envs,
-                seed,
-                &options,
-                &device
+                &policy, episodes, num_envs, seed, &options, &device
             ))
+        }
+        Command::Export {
+            checkpoint,
+            out,
+            backend: BackendArg { backend },
+        } => {
+            let out = out.unwrap_or_else(|| rl_runner::default_export_dir(&checkpoint));
+            with_backend!(backend, |device: B| export::<B>(&checkpoint, &out, &device))
         }
         Command::Rollout {
             task,

@@ -85,6 +85,9 @@ pub enum Error {
     /// The policy failed (an observation group it reads is missing).
     #[error(transparent)]
     Model(#[from] rl_modules::Error),
+    /// Exporting a policy, or running an exported one, failed.
+    #[error("{0}")]
+    Export(#[from] rl_export::Error),
     /// Logging failed.
     #[error("logger: {0}")]
     Logger(#[from] rl_logger::Error),
@@ -130,6 +133,11 @@ impl Error {
                 | Error::Invalid { .. }
                 | Error::Override { .. }
                 | Error::Input { .. }
+                | Error::Export(
+                    rl_export::Error::Onnx { .. }
+                        | rl_export::Error::Input(_)
+                        | rl_export::Error::Mismatch(_)
+                )
                 | Error::Env(
                     sim_gpu::Error::UnknownTask { .. }
                         | sim_gpu::Error::NoEnvs { .. }

@@ -6,6 +6,8 @@
 //! - [`OnPolicyRunner`]: rsl_rl's loop (collect, GAE, update, log, checkpoint) and resume.
 //! - [`Checkpoint`]: checksummed checkpoint files written atomically.
 //! - [`train`] and [`play`]: what `cargo xtask train` and `cargo xtask play` run.
+//! - [`export`]: what `cargo xtask export` runs: a checkpoint's policy as ONNX, safetensors
+//!   and a `policy.json` for deployment, checked in tract first.
 //! - [`write_gif`]: an animated GIF of a recorded episode (`play --render`).
 //! - [`rollout`]: what `cargo xtask rollout` runs: a classic task driven from a given state
 //!   with given actions, one JSON line per step.
@@ -17,6 +19,7 @@ mod bench;
 mod checkpoint;
 mod config;
 mod error;
+mod export;
 mod launches;
 mod play;
 mod render;
@@ -35,8 +38,12 @@ pub use checkpoint::{
 };
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
 pub use error::Error;
+pub use export::{
+    ExportReport, MANIFEST_FILE, ONNX_FILE, PolicyManifest, REFERENCE_FILE, Reference,
+    SAFETENSORS_FILE, TOLERANCE, default_export_dir, export,
+};
 pub use launches::{LaunchCounter, launch_layer};
-pub use play::{EvalPlan, Evaluation, PlayOptions, PlayResult, play};
+pub use play::{EvalPlan, Evaluation, PlayOptions, PlayResult, play, play_onnx};
 pub use render::{RenderOptions, write_gif};
 pub use rl_logger::ConsoleMode;
 pub use rollout::{RolloutRequest, StepLine, rollout};

@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
 use rl_core::{Observations, Scene, StepOutput, VecEnv};
+use rl_export::OnnxRuntime;
 use rl_modules::Policy;
 use serde::Serialize;
 
@@ -22,6 +23,7 @@ use crate::Error;
 use crate::algorithms::load_policy;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
+use crate::export::{MANIFEST_FILE, PolicyManifest, host_observations};
 use crate::render::{RenderOptions, check_target, write_gif};
 use crate::stats::{FinishedEpisode, StepRecord, read_finished_episodes, read_floats};
 use sim_gpu::legged::env::{TERRAIN_KIND, TERRAIN_LEVEL};
@@ -32,7 +34,7 @@ pub(crate) trait Actor<B: Backend> {
     /// Actions for `obs`, `[N, A]`.
     fn act(&mut self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error>;
     /// The environments' answer to the last actions.
-    fn stepped(&mut self, step: &StepOutput<B>);
+    fn stepped(&mut self, step: &StepOutput<B>) -> Result<(), Error>;
     /// Every environment was reset: a new batch of episodes starts.
     fn restart(&mut self) {}
 }
@@ -42,10 +44,11 @@ impl<B: Backend> Actor<B> for Policy<B> {
         Ok(Policy::act(self, obs)?)
     }
 
-    fn stepped(&mut self, step: &StepOutput<B>) {
+    fn stepped(&mut self, step: &StepOutput<B>) -> Result<(), Error> {
         if self.state().is_some() {
             self.reset(&step.dones());
         }
+        Ok(())
     }
 
     fn restart(&mut self) {
@@ -59,7 +62,9 @@ impl<B: Backend, F: FnMut(&Observations<B>) -> Result<Tensor<B, 2>, Error>> Acto
         self(obs)
     }
 
-    fn stepped(&mut self, _step: &StepOutput<B>) {}
+    fn stepped(&mut self, _step: &StepOutput<B>) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Optional outputs of [`play`].
@@ -160,7 +165,7 @@ pub struct PlayResult {
     /// The measurements.
     #[serde(flatten)]
     pub evaluation: Evaluation,
-    /// The checkpoint evaluated.
+    /// The checkpoint (or, for [`play_onnx`], the ONNX file) evaluated.
     pub checkpoint: String,
     /// The GIF written with `--render`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,23 +188,7 @@ pub fn play<B: AutodiffBackend>(
     options: &PlayOptions,
     device: &B::Device,
 ) -> Result<PlayResult, Error> {
-    if episodes == 0 {
-        return Err(Error::Invalid {
-            origin: "--episodes".into(),
-            field: "episodes".into(),
-            message: "expected at least 1".into(),
-        });
-    }
-    if num_envs == Some(0) {
-        return Err(Error::Invalid {
-            origin: "--num-envs".into(),
-            field: "env.num_envs".into(),
-            message: "expected at least 1, got 0".into(),
-        });
-    }
-    if let Some(render) = &options.render {
-        check_target(render)?;
-    }
+    check_request(episodes, num_envs, options)?;
     let path = resolve_checkpoint(checkpoint)?;
     let ckpt = Checkpoint::read(&path)?;
     let cfg = TrainConfig::parse(
@@ -222,9 +211,184 @@ pub fn play<B: AutodiffBackend>(
         path: path.clone(),
         message: e.to_string(),
     })?;
+    run_play(&cfg, env.as_mut(), plan, &mut policy, &path, options)
+}
 
+/// Runs the exported policy `onnx` (a `policy.onnx` of `cargo xtask export`) with tract in
+/// the task of the config file `config`, on the episodes [`play`] would evaluate, and
+/// measures the same quantities. Observations go to the host and actions come back every
+/// step, as on a robot's computer.
+///
+/// A `policy.json` beside the graph is checked against the config (task and observation
+/// groups).
+///
+/// # Errors
+/// As [`play`]; also a graph that tract cannot run, or whose inputs or outputs do not fit
+/// the task.
+pub fn play_onnx<B: Backend>(
+    onnx: &Path,
+    config: &Path,
+    episodes: usize,
+    num_envs: Option<usize>,
+    seed: Option<u64>,
+    options: &PlayOptions,
+    device: &B::Device,
+) -> Result<PlayResult, Error> {
+    check_request(episodes, num_envs, options)?;
+    let cfg = TrainConfig::load(config, &options.overrides)?;
+    let groups = cfg.policy.obs_groups.policy.clone();
+    if let Some(manifest) = read_manifest(onnx)? {
+        let theirs = manifest.observation.groups.iter().map(|g| &g.name);
+        if manifest.task != cfg.env.task || !theirs.eq(groups.iter()) {
+            return Err(Error::Input {
+                origin: onnx.display().to_string(),
+                message: format!(
+                    "the policy was exported from task `{}` reading {:?}; the config `{}` runs \
+                     task `{}` reading {groups:?}",
+                    manifest.task,
+                    manifest
+                        .observation
+                        .groups
+                        .iter()
+                        .map(|g| g.name.as_str())
+                        .collect::<Vec<_>>(),
+                    config.display(),
+                    cfg.env.task
+                ),
+            });
+        }
+    }
+    let plan = EvalPlan::new(episodes, num_envs.unwrap_or(cfg.env.num_envs));
+    let mut env = evaluation_env::<B>(&cfg, plan.num_envs, seed.unwrap_or(cfg.seed), device)?;
+    let runtime = OnnxRuntime::from_file(onnx, env.num_envs())?;
+    let spec = env.spec();
+    let sig = runtime.signature();
+    let obs_dim = spec.obs_dim(&groups)?;
+    let discrete = spec.action_space.is_discrete();
+    if sig.obs_dim != obs_dim
+        || sig.num_actions != spec.num_actions()
+        || sig.choices.is_some() != discrete
+    {
+        return Err(Error::Input {
+            origin: onnx.display().to_string(),
+            message: format!(
+                "the graph takes {} observation columns and gives {} {} action columns; \
+                 task `{}` with policy groups {groups:?} has {obs_dim} and {} {}",
+                sig.obs_dim,
+                sig.num_actions,
+                if sig.choices.is_some() {
+                    "discrete"
+                } else {
+                    "continuous"
+                },
+                spec.task,
+                spec.num_actions(),
+                if discrete { "discrete" } else { "continuous" },
+            ),
+        });
+    }
+    let mut actor = OnnxActor::<B> {
+        runtime,
+        groups,
+        device: device.clone(),
+    };
+    run_play(&cfg, env.as_mut(), plan, &mut actor, onnx, options)
+}
+
+/// The `policy.json` beside `onnx`, if there is one.
+fn read_manifest(onnx: &Path) -> Result<Option<PolicyManifest>, Error> {
+    let path = onnx.with_file_name(MANIFEST_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path,
+                action: "read",
+                source,
+            });
+        }
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Input {
+            origin: path.display().to_string(),
+            message: format!("not a policy.json of cargo xtask export: {e}"),
+        })
+}
+
+/// An exported policy run by tract: the observations of its groups go to the host, the
+/// actions come back to the device.
+struct OnnxActor<B: Backend> {
+    runtime: OnnxRuntime,
+    groups: Vec<String>,
+    device: B::Device,
+}
+
+impl<B: Backend> Actor<B> for OnnxActor<B> {
+    fn act(&mut self, obs: &Observations<B>) -> Result<Tensor<B, 2>, Error> {
+        let x = host_observations(obs, &self.groups)?; // [N * D]
+        let actions = self.runtime.act(&x)?; // [N * A]
+        let n = self.runtime.batch();
+        let a = actions.len() / n.max(1);
+        Ok(Tensor::from_data(
+            TensorData::new(actions, [n, a]),
+            &self.device,
+        ))
+    }
+
+    fn stepped(&mut self, step: &StepOutput<B>) -> Result<(), Error> {
+        if self.runtime.signature().memory.is_some() {
+            let dones = read_floats(step.dones().float(), "the done flags")?;
+            let dones: Vec<bool> = dones.iter().map(|&d| d > 0.5).collect();
+            self.runtime.reset(&dones);
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) {
+        self.runtime.clear();
+    }
+}
+
+/// Checks the arguments shared by [`play`] and [`play_onnx`].
+fn check_request(
+    episodes: usize,
+    num_envs: Option<usize>,
+    options: &PlayOptions,
+) -> Result<(), Error> {
+    if episodes == 0 {
+        return Err(Error::Invalid {
+            origin: "--episodes".into(),
+            field: "episodes".into(),
+            message: "expected at least 1".into(),
+        });
+    }
+    if num_envs == Some(0) {
+        return Err(Error::Invalid {
+            origin: "--num-envs".into(),
+            field: "env.num_envs".into(),
+            message: "expected at least 1, got 0".into(),
+        });
+    }
+    if let Some(render) = &options.render {
+        check_target(render)?;
+    }
+    Ok(())
+}
+
+/// Evaluates `actor` on `plan` in `env` (of config `cfg`), writes the GIF of `options`,
+/// and reports what `source` (the checkpoint or graph) did.
+fn run_play<B: Backend>(
+    cfg: &TrainConfig,
+    env: &mut dyn VecEnv<B>,
+    plan: EvalPlan,
+    actor: &mut impl Actor<B>,
+    source: &Path,
+    options: &PlayOptions,
+) -> Result<PlayResult, Error> {
     let record = options.render.as_ref().map(|_| cfg.env.task.as_str());
-    let (evaluation, scenes) = evaluate(env.as_mut(), plan, &mut policy, record)?;
+    let (evaluation, scenes) = evaluate(env, plan, actor, record)?;
     let render = match &options.render {
         Some(path) => {
             write_gif(path, &scenes, &options.render_options)?;
@@ -234,7 +398,7 @@ pub fn play<B: AutodiffBackend>(
     };
     Ok(PlayResult {
         evaluation,
-        checkpoint: path.display().to_string(),
+        checkpoint: source.display().to_string(),
         render,
     })
 }
@@ -309,7 +473,7 @@ pub(crate) fn evaluate<B: Backend>(
         for _ in 0..chunk {
             let actions = policy.act(&obs)?;
             let step = env.step(actions)?;
-            policy.stepped(&step);
+            policy.stepped(&step)?;
             if term_names.len() != step.episode.terms.len() {
                 term_names = step.episode.terms.keys().cloned().collect();
             }
@@ -821,7 +985,7 @@ mod tests {
                 terms: BTreeMap::new(),
             },
         };
-        policy.stepped(&step);
+        policy.stepped(&step).expect("stepped");
         let state = policy.state().expect("a state").clone(); // [1, 3, 8]
         let rows: Vec<f32> = state.into_data().to_vec().expect("f32");
         let (kept, ended) = (&rows[..8], &rows[8..]);
