@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Tensor, TensorData};
-use rl_core::{ActionLayout, ActionSpace, EnvLayout, Observations, RobotLayout, VecEnv};
+use rl_core::{
+    ActionLayout, ActionSpace, EnvLayout, ObsTermLayout, Observations, RobotLayout, VecEnv,
+};
 use rl_export::{
     ACTIONS, LOGITS, MemorySignature, OBS, OPSET, OnnxRuntime, Signature, export_onnx,
     safetensors_weights,
@@ -21,10 +23,8 @@ use rl_modules::{Policy, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::algorithms::load_policy;
-use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
-use crate::play::evaluation_env;
+use crate::play::{checkpoint_policy, evaluation_env, read_run};
 use crate::stats::read_floats;
 
 /// The file names of an export.
@@ -142,26 +142,15 @@ pub struct GroupEntry {
     pub clip: Option<f32>,
 }
 
-/// One observation term of `obs`: columns `start..start + size` are `clip(raw, ±clip) *
-/// scale`.
+/// One observation term of `obs`: the task's term ([`ObsTermLayout`]: columns `start..start
+/// + size` are `clip(raw, ±clip) * scale`), its `start` counted in `obs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TermEntry {
     /// The group it belongs to.
     pub group: String,
-    /// The term's name.
-    pub name: String,
-    /// First column in `obs`.
-    pub start: usize,
-    /// Columns.
-    pub size: usize,
-    /// Each column's scale.
-    pub scale: Vec<f32>,
-    /// The raw value's clip.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clip: Option<f32>,
-    /// The raw value's units and frame.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub unit: String,
+    /// The term, its first column counted in `obs`.
+    #[serde(flatten)]
+    pub term: ObsTermLayout,
 }
 
 /// What the `actions` output means.
@@ -247,13 +236,7 @@ pub fn export<B: AutodiffBackend>(
     out: &Path,
     device: &B::Device,
 ) -> Result<ExportReport, Error> {
-    let path = resolve_checkpoint(checkpoint)?;
-    let ckpt = Checkpoint::read(&path)?;
-    let cfg = TrainConfig::parse(
-        &ckpt.header.config,
-        &format!("{} (stored config)", path.display()),
-        &[],
-    )?;
+    let (path, ckpt, cfg) = read_run(checkpoint, &[])?;
     let mut env = evaluation_env::<B::InnerBackend>(&cfg, CHECK_ENVS, cfg.seed, device)?;
     let spec = env.spec().clone();
     let layout = env.layout();
@@ -261,18 +244,7 @@ pub fn export<B: AutodiffBackend>(
         origin: format!("task `{}`", spec.task),
         message: format!("its layout does not describe its observations: {message}"),
     })?;
-    let mut policy = load_policy::<B>(
-        &cfg.algorithm,
-        &cfg.policy,
-        &spec,
-        ckpt.state.policy.as_deref(),
-        &ckpt.state.algorithm,
-        device,
-    )
-    .map_err(|e| Error::Checkpoint {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let mut policy = checkpoint_policy::<B>(&path, &ckpt, &cfg, &spec, device)?;
     let metadata = [
         ("task", spec.task.clone()),
         ("checkpoint", path.display().to_string()),
@@ -482,12 +454,10 @@ fn manifest(
         for t in group.map(|g| g.terms.as_slice()).unwrap_or_default() {
             terms.push(TermEntry {
                 group: name.clone(),
-                name: t.name.clone(),
-                start: start + t.start,
-                size: t.size,
-                scale: t.scale.clone(),
-                clip: t.clip,
-                unit: t.unit.clone(),
+                term: ObsTermLayout {
+                    start: start + t.start,
+                    ..t.clone()
+                },
             });
         }
         start += size;

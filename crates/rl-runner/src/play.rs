@@ -189,29 +189,51 @@ pub fn play<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<PlayResult, Error> {
     check_request(episodes, num_envs, options)?;
+    let (path, ckpt, cfg) = read_run(checkpoint, &options.overrides)?;
+    let plan = EvalPlan::new(episodes, num_envs.unwrap_or(cfg.env.num_envs));
+    let mut env =
+        evaluation_env::<B::InnerBackend>(&cfg, plan.num_envs, seed.unwrap_or(cfg.seed), device)?;
+    let mut policy = checkpoint_policy::<B>(&path, &ckpt, &cfg, env.spec(), device)?;
+    run_play(&cfg, env.as_mut(), plan, &mut policy, &path, options)
+}
+
+/// The checkpoint that `checkpoint` (a file or a run directory) names, read, with its
+/// stored config and `overrides`.
+pub(crate) fn read_run(
+    checkpoint: &Path,
+    overrides: &[String],
+) -> Result<(PathBuf, Checkpoint, TrainConfig), Error> {
     let path = resolve_checkpoint(checkpoint)?;
     let ckpt = Checkpoint::read(&path)?;
     let cfg = TrainConfig::parse(
         &ckpt.header.config,
         &format!("{} (stored config)", path.display()),
-        &options.overrides,
+        overrides,
     )?;
-    let plan = EvalPlan::new(episodes, num_envs.unwrap_or(cfg.env.num_envs));
-    let mut env =
-        evaluation_env::<B::InnerBackend>(&cfg, plan.num_envs, seed.unwrap_or(cfg.seed), device)?;
-    let mut policy = load_policy::<B>(
+    Ok((path, ckpt, cfg))
+}
+
+/// The inference policy of `ckpt` (read from `path`, a run with config `cfg`) for the task
+/// `spec`; errors name the checkpoint.
+pub(crate) fn checkpoint_policy<B: AutodiffBackend>(
+    path: &Path,
+    ckpt: &Checkpoint,
+    cfg: &TrainConfig,
+    spec: &rl_core::EnvSpec,
+    device: &B::Device,
+) -> Result<Policy<B::InnerBackend>, Error> {
+    load_policy::<B>(
         &cfg.algorithm,
         &cfg.policy,
-        env.spec(),
+        spec,
         ckpt.state.policy.as_deref(),
         &ckpt.state.algorithm,
         device,
     )
     .map_err(|e| Error::Checkpoint {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    run_play(&cfg, env.as_mut(), plan, &mut policy, &path, options)
+    })
 }
 
 /// Runs the exported policy `onnx` (a `policy.onnx` of `cargo xtask export`) with tract in

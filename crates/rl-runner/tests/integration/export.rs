@@ -151,7 +151,7 @@ fn an_exported_mlp_plays_cartpole_as_its_checkpoint() {
         .observation
         .terms
         .iter()
-        .map(|t| t.name.as_str())
+        .map(|t| t.term.name.as_str())
         .collect();
     assert_eq!(names, ["x", "x_dot", "theta", "theta_dot"]);
     assert_eq!(
@@ -183,7 +183,7 @@ fn an_exported_lstm_carries_its_state_and_plays_as_its_checkpoint() {
         .observation
         .terms
         .iter()
-        .map(|t| t.name.as_str())
+        .map(|t| t.term.name.as_str())
         .collect();
     assert_eq!(names, ["x", "theta"]);
     // Several episodes per environment: the state is reset between them.
