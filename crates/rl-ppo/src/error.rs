@@ -34,6 +34,18 @@ pub enum Error {
         /// What was not finite, for example `Loss/value`.
         quantity: String,
     },
+    /// A collective operation with the other workers of a data-parallel run failed.
+    #[error("worker {rank} of {world_size}: {operation} with the other workers failed: {message}")]
+    Collective {
+        /// This worker's rank.
+        rank: u32,
+        /// The number of workers.
+        world_size: u32,
+        /// What was being done (`averaging the gradients`).
+        operation: &'static str,
+        /// burn-collective's error.
+        message: String,
+    },
     /// Methods were called out of order (a bug in the caller).
     #[error("PPO used out of order: {0}")]
     Protocol(&'static str),

@@ -4,9 +4,12 @@
 //!   (`[policy]`).
 //! - [`Ppo`]: rollouts on the inner backend, the clipped-surrogate update with clipped value
 //!   loss, entropy bonus, gradient-norm clipping and the KL-adaptive learning rate.
+//! - [`DataParallel`]: workers that average their gradients and KL before every step
+//!   (burn-collective), so that they keep identical weights.
 
 pub mod config;
 mod error;
+mod parallel;
 mod ppo;
 
 pub use config::{
@@ -14,6 +17,7 @@ pub use config::{
     PpoConfig, TimeoutBootstrap,
 };
 pub use error::Error;
+pub use parallel::DataParallel;
 pub use ppo::{
     Ppo, adapt_learning_rate, clip_coefficient, clip_gradients, surrogate_loss, value_loss,
 };

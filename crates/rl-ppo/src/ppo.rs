@@ -25,8 +25,8 @@ use rl_storage::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::config::{GradNormClip, LearningRateSchedule, PpoConfig, TimeoutBootstrap};
+use crate::{DataParallel, Error};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 type PpoOptimizer<B, M> = OptimizerAdaptor<Adam, <M as ActorCriticModel<B>>::Network, B>;
@@ -80,6 +80,8 @@ pub struct Ppo<B: AutodiffBackend, M: ActorCriticModel<B> = MlpModel<B>> {
     rng: HostRng,
     iteration: usize,
     device: B::Device,
+    /// This worker's place in a data-parallel run (`None`: training alone).
+    parallel: Option<DataParallel>,
 }
 
 impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
@@ -132,9 +134,19 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             rng: HostRng::new(seed),
             iteration: 0,
             device: device.clone(),
+            parallel: None,
             cfg,
             policy_cfg,
         })
+    }
+
+    /// Makes this PPO one worker of a data-parallel run (`None`: alone again). Before every
+    /// optimiser step the workers average their gradients and their mini-batch KL (so the
+    /// adaptive learning rate stays the same on all), which keeps their weights identical
+    /// when they start from the same ones. Every worker must call [`Algorithm::update`] as
+    /// often, with as many mini-batches.
+    pub fn set_data_parallel(&mut self, parallel: Option<DataParallel>) {
+        self.parallel = parallel;
     }
 
     /// The trained actor-critic networks.
@@ -322,6 +334,10 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
 
             // Adaptive learning rate from KL(old || new), before this mini-batch's step
             if self.cfg.schedule == LearningRateSchedule::Adaptive {
+                let kl = match &self.parallel {
+                    Some(p) => p.mean(kl, "averaging the KL")?,
+                    None => kl,
+                };
                 let kl_mean = kl.into_scalar().elem::<f64>();
                 self.learning_rate = adapt_learning_rate(self.learning_rate, kl_mean, &self.cfg);
             }
@@ -329,6 +345,9 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             // Gradient step with L2-norm clipping
             let grads = loss.backward();
             let mut grads = GradientsParams::from_grads(grads, self.model.network());
+            if let Some(p) = &self.parallel {
+                p.average_gradients(self.model.network(), &mut grads)?;
+            }
             clip_gradients(
                 &self.model,
                 &mut grads,
@@ -885,6 +904,81 @@ mod tests {
                 terms: BTreeMap::new(),
             },
         }
+    }
+
+    /// One iteration of worker `rank`'s own data: observations and rewards that differ
+    /// between workers.
+    fn worker_iteration(ppo: &mut Ppo<B>, rank: usize) -> UpdateStats {
+        let obs = Observations::new().with(
+            "policy",
+            Tensor::<I, 2>::full([4, 3], 1.0 + rank as f32, &Default::default()),
+        );
+        for t in 0..3 {
+            ppo.act(&obs).expect("act");
+            let reward = t as f32 + 2.0 * rank as f32;
+            ppo.process_env_step(&fake_step(4, reward, Some(rank)))
+                .expect("store");
+        }
+        ppo.compute_returns(&obs).expect("gae");
+        ppo.update().expect("update")
+    }
+
+    #[test]
+    fn data_parallel_workers_keep_identical_weights() {
+        use burn_collective::{CollectiveConfig, finish_collective, register};
+        let cfg = PpoConfig {
+            num_mini_batches: 2,
+            num_learning_epochs: 2,
+            ..Default::default()
+        };
+        // Alone, the two workers' data move the same start to other weights.
+        let alone: Vec<Vec<Vec<f32>>> = (0..2)
+            .map(|rank| {
+                let mut ppo = small_ppo(cfg.clone());
+                worker_iteration(&mut ppo, rank);
+                parameter_values(ppo.model())
+            })
+            .collect();
+        assert_ne!(alone[0], alone[1]);
+
+        /// A worker's weights and learning rate after each of its updates.
+        type History = (Vec<Vec<Vec<f32>>>, Vec<f64>);
+        let workers: Vec<History> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2u32)
+                .map(|rank| {
+                    let cfg = cfg.clone();
+                    scope.spawn(move || {
+                        let collective = CollectiveConfig::default().with_num_devices(2);
+                        register::<I>(rank.into(), Default::default(), collective)
+                            .expect("register");
+                        let mut ppo = small_ppo(cfg);
+                        ppo.set_data_parallel(Some(DataParallel {
+                            rank,
+                            world_size: 2,
+                        }));
+                        let mut weights = Vec::new();
+                        let mut rates = Vec::new();
+                        for _ in 0..2 {
+                            let stats = worker_iteration(&mut ppo, rank as usize);
+                            weights.push(parameter_values(ppo.model()));
+                            rates.push(stats["Loss/learning_rate"]);
+                        }
+                        finish_collective::<I>(rank.into()).expect("finish");
+                        (weights, rates)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker"))
+                .collect()
+        });
+        // After every update the workers hold the same weights and learning rate ...
+        assert_eq!(workers[0].0, workers[1].0);
+        assert_eq!(workers[0].1, workers[1].1);
+        // ... which neither worker's data alone gives: the gradients were averaged.
+        assert_ne!(workers[0].0[0], alone[0]);
+        assert_ne!(workers[0].0[0], alone[1]);
     }
 
     #[test]
