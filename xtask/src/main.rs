@@ -381,25 +381,38 @@ macro_rules! with_backend {
     };
 }
 
+/// Writes `text` and a newline to `out`. A reader that has gone away (`| head -1` after the
+/// run directory) is not an error: the run goes on and its files hold everything; any other
+/// write error is.
+fn write_line(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Prints one line of results on standard output (see [`write_line`]).
+fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    write_line(&mut std::io::stdout().lock(), &text.to_string()).context("write to standard output")
+}
+
 fn train<B: AutodiffBackend>(request: &TrainRequest, device: &B::Device) -> anyhow::Result<()> {
+    let mut printed = Ok(());
     let summary = rl_runner::train::<B>(request, device, |run_dir| {
-        println!("{}", run_dir.display());
+        printed = emit(run_dir.display());
     })?;
+    printed?;
     let steps_per_s = summary.total_steps as f64 / summary.wall_s.max(1e-9);
-    println!(
-        "{}",
-        serde_json::json!({
-            "run_dir": summary.run_dir,
-            "iterations": summary.iterations,
-            "total_steps": summary.total_steps,
-            "wall_s": summary.wall_s,
-            "steps_per_s": steps_per_s.round(),
-            "mean_reward": summary.mean_reward,
-            "mean_episode_length": summary.mean_episode_length,
-            "checkpoint": summary.checkpoint,
-        })
-    );
-    Ok(())
+    emit(serde_json::json!({
+        "run_dir": summary.run_dir,
+        "iterations": summary.iterations,
+        "total_steps": summary.total_steps,
+        "wall_s": summary.wall_s,
+        "steps_per_s": steps_per_s.round(),
+        "mean_reward": summary.mean_reward,
+        "mean_episode_length": summary.mean_episode_length,
+        "checkpoint": summary.checkpoint,
+    }))
 }
 
 fn bench<B: AutodiffBackend>(
@@ -408,7 +421,7 @@ fn bench<B: AutodiffBackend>(
     device: &B::Device,
 ) -> anyhow::Result<()> {
     let report = rl_runner::bench::<B>(request, device)?;
-    print!("{}", bench_table(&report));
+    emit(bench_table(&report).trim_end())?;
     let text = serde_json::to_string(&report).context("serialise the report")?;
     if let Some(path) = json {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -418,8 +431,7 @@ fn bench<B: AutodiffBackend>(
         std::fs::write(path, format!("{text}\n"))
             .with_context(|| format!("write {}", path.display()))?;
     }
-    println!("{text}");
-    Ok(())
+    emit(text)
 }
 
 /// The report as a small table for people.
@@ -513,11 +525,7 @@ fn export<B: AutodiffBackend>(
     for file in &report.files {
         eprintln!("wrote {file}");
     }
-    println!(
-        "{}",
-        serde_json::to_string(&report).context("serialise the report")?
-    );
-    Ok(())
+    emit(serde_json::to_string(&report).context("serialise the report")?)
 }
 
 /// What `play` runs: a checkpoint's policy, or an exported graph in a config's task.
@@ -569,11 +577,7 @@ fn play<B: AutodiffBackend>(
             );
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string(&result).context("serialise the result")?
-    );
-    Ok(())
+    emit(serde_json::to_string(&result).context("serialise the result")?)
 }
 
 /// Exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
@@ -856,5 +860,33 @@ mod tests {
         double_sum();
         let n = counter.count().expect("the device");
         assert!((1..10).contains(&n), "{n} launches for a product and a sum");
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::write_line;
+
+    /// A standard output whose reader has gone, or whose disk is full.
+    struct Closed(std::io::ErrorKind);
+
+    impl std::io::Write for Closed {
+        fn write(&mut self, _buf: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reader_that_left_is_not_an_error_but_a_failed_write_is() {
+        let mut out = Vec::new();
+        write_line(&mut out, "logs/run").expect("write");
+        assert_eq!(out, b"logs/run\n");
+        // `xtask train | head -1`: the run must go on after its first line was read.
+        assert!(write_line(&mut Closed(std::io::ErrorKind::BrokenPipe), "{}").is_ok());
+        assert!(write_line(&mut Closed(std::io::ErrorKind::StorageFull), "{}").is_err());
     }
 }

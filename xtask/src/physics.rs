@@ -246,21 +246,19 @@ pub fn sim_bench<B: Backend>(
         let launches = launches_per_step
             .map(|l| format!(", {l:.1} kernel launches per step"))
             .unwrap_or_default();
-        println!(
+        super::emit(format!(
             "quadruped on {backend}: {n:>6} envs x {steps} steps in {wall:.2} s: {:.2} ms per step, {rate:.0} env steps/s{launches}",
             1e3 * wall / steps as f64
-        );
+        ))?;
         results.push(serde_json::json!({
             "num_envs": n, "steps": steps, "wall_s": wall,
             "ms_per_step": 1e3 * wall / steps as f64, "env_steps_per_s": rate.round(),
             "launches_per_step": launches_per_step,
         }));
     }
-    println!(
-        "{}",
-        serde_json::json!({ "robot": "quadruped", "backend": backend, "dt": SimConfig::default().dt, "results": results })
-    );
-    Ok(())
+    super::emit(
+        serde_json::json!({ "robot": "quadruped", "backend": backend, "dt": SimConfig::default().dt, "results": results }),
+    )
 }
 
 /// How `--fixed-base` reads a robot: welded, or else as the file says (a URDF floats; an
