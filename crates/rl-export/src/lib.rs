@@ -23,7 +23,7 @@ pub use error::{Error, Result};
 pub use graph::{IR_VERSION, OPSET};
 pub use onnx::{
     ACTIONS, C_IN, C_OUT, H_IN, H_OUT, LOGITS, MemorySignature, OBS, OnnxPolicy, Signature,
-    export_onnx,
+    clip_actions, export_onnx,
 };
 pub use runtime::OnnxRuntime;
 pub use weights::safetensors_weights;

@@ -163,8 +163,7 @@ pub fn export_onnx<B: Backend>(
                     low.len()
                 )));
             }
-            let bounded = low.iter().chain(high).all(|v| v.is_finite());
-            if bounded {
+            if clips(low, high) {
                 let lo = g.floats("action_low", &[out_dim], low);
                 let hi = g.floats("action_high", &[out_dim], high);
                 x = g.node("Max", &[&x, &lo], &[], "clip_low");
@@ -198,6 +197,26 @@ pub fn export_onnx<B: Backend>(
             memory,
         },
     })
+}
+
+/// Whether the graph clips continuous actions to `[low, high]`: when every bound is finite.
+fn clips(low: &[f32], high: &[f32]) -> bool {
+    low.iter().chain(high).all(|v| v.is_finite())
+}
+
+/// The actions `a` `[N, A]` (row-major) as the exported graph outputs them for `space`:
+/// clipped to the bounds where the graph clips (see [`export_onnx`]), else unchanged.
+pub fn clip_actions(mut a: Vec<f32>, space: &ActionSpace) -> Vec<f32> {
+    if let ActionSpace::Box { low, high } = space
+        && !low.is_empty()
+        && clips(low, high)
+    {
+        for (i, v) in a.iter_mut().enumerate() {
+            let k = i % low.len();
+            *v = v.clamp(low[k], high[k]);
+        }
+    }
+    a
 }
 
 /// The normaliser's mean and denominator `sqrt(var) + eps`, computed as

@@ -10,7 +10,7 @@ use rl_modules::{
     RnnType,
 };
 
-use crate::{OnnxRuntime, export_onnx, safetensors_weights};
+use crate::{OnnxRuntime, clip_actions, export_onnx, safetensors_weights};
 
 type B = Autodiff<NdArray>;
 type I = NdArray;
@@ -109,18 +109,6 @@ fn error(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// The actions `a` `[N, A]` clipped to the bounds of `space`, as the task clips them.
-fn clip(a: Vec<f32>, space: &ActionSpace) -> Vec<f32> {
-    match space {
-        ActionSpace::Box { low, high } => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.clamp(low[i % low.len()], high[i % high.len()]))
-            .collect(),
-        ActionSpace::Discrete { .. } => a,
-    }
-}
-
 /// Runs `policy` and its exported graph on `steps` batches of `n` random observations,
 /// resetting the recurrent states of some environments between steps; returns the largest
 /// action difference (and checks the states too).
@@ -132,7 +120,7 @@ fn compare(policy: &mut Policy<I>, action_space: &ActionSpace, n: usize, steps: 
     let mut worst = 0.0f32;
     for step in 0..steps {
         let obs = observations(n, &mut rng);
-        let want = clip(host(policy.act(&obs).expect("act")), action_space);
+        let want = clip_actions(host(policy.act(&obs).expect("act")), action_space);
         let got = runtime.act(&flat(&obs)).expect("run");
         worst = worst.max(error(&want, &got));
         if let Some(state) = policy.state() {

@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Tensor, TensorData};
-use rl_core::{
-    ActionLayout, ActionSpace, EnvLayout, ObsTermLayout, Observations, RobotLayout, VecEnv,
-};
+use rl_core::{ActionLayout, EnvLayout, ObsTermLayout, Observations, RobotLayout, VecEnv};
 use rl_export::{
-    ACTIONS, LOGITS, MemorySignature, OBS, OPSET, OnnxRuntime, Signature, export_onnx,
-    safetensors_weights,
+    ACTIONS, LOGITS, MemorySignature, OBS, OPSET, OnnxRuntime, Signature, clip_actions,
+    export_onnx, safetensors_weights,
 };
 use rl_logger::write_atomic;
 use rl_modules::{Policy, Precision};
@@ -327,17 +325,16 @@ fn check<B: Backend>(
     let mut steps = Vec::with_capacity(CHECK_STEPS);
     let mut worst = 0.0f64;
     for _ in 0..CHECK_STEPS {
-        let x = read_floats(obs.concat(groups)?, "the observations")?; // [N * D]
+        let x = host_observations(&obs, groups)?; // [N * D]
         let actions = policy.act(&obs)?; // [N, A]
-        let want = clip(read_floats(actions.clone(), "the actions")?, &space);
+        let want = clip_actions(read_floats(actions.clone(), "the actions")?, &space);
         let got = runtime.act(&x)?;
         for (a, b) in want.iter().zip(&got) {
             let d = f64::from((a - b).abs()) / f64::from(a.abs()).max(1.0);
             worst = worst.max(d);
         }
         let step = env.step(actions)?;
-        let dones = read_floats(step.dones().float(), "the done flags")?;
-        let dones: Vec<bool> = dones.iter().map(|&d| d > 0.5).collect();
+        let dones = host_dones(&step)?;
         if policy.state().is_some() {
             policy.reset(&Tensor::<B, 1, Bool>::from_data(
                 TensorData::new(dones.clone(), [n]),
@@ -363,25 +360,6 @@ fn check<B: Backend>(
         },
         worst,
     ))
-}
-
-/// `a` `[N, A]` clipped to the bounds of `space`, as the exported graph clips it.
-fn clip(a: Vec<f32>, space: &ActionSpace) -> Vec<f32> {
-    match space {
-        ActionSpace::Box { low, high } if !low.is_empty() => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let (lo, hi) = (low[i % low.len()], high[i % high.len()]);
-                if lo.is_finite() && hi.is_finite() {
-                    v.clamp(lo, hi)
-                } else {
-                    *v
-                }
-            })
-            .collect(),
-        _ => a,
-    }
 }
 
 /// The contents of `policy.json`.
@@ -514,6 +492,12 @@ pub(crate) fn host_observations<B: Backend>(
     groups: &[String],
 ) -> Result<Vec<f32>, Error> {
     read_floats(obs.concat(groups)?, "the observations")
+}
+
+/// Whether each environment's episode ended on `step`, on the host `[N]`.
+pub(crate) fn host_dones<B: Backend>(step: &rl_core::StepOutput<B>) -> Result<Vec<bool>, Error> {
+    let dones = read_floats(step.dones().float(), "the done flags")?;
+    Ok(dones.iter().map(|&d| d > 0.5).collect())
 }
 
 /// The directory an export goes to by default: `exported/` in the run's directory.

@@ -23,7 +23,7 @@ use crate::Error;
 use crate::algorithms::load_policy;
 use crate::checkpoint::{Checkpoint, resolve_checkpoint};
 use crate::config::TrainConfig;
-use crate::export::{MANIFEST_FILE, PolicyManifest, host_observations};
+use crate::export::{MANIFEST_FILE, PolicyManifest, host_dones, host_observations};
 use crate::render::{RenderOptions, check_target, write_gif};
 use crate::stats::{FinishedEpisode, StepRecord, read_finished_episodes, read_floats};
 use sim_gpu::legged::env::{TERRAIN_KIND, TERRAIN_LEVEL};
@@ -361,9 +361,7 @@ impl<B: Backend> Actor<B> for OnnxActor<B> {
 
     fn stepped(&mut self, step: &StepOutput<B>) -> Result<(), Error> {
         if self.runtime.signature().memory.is_some() {
-            let dones = read_floats(step.dones().float(), "the done flags")?;
-            let dones: Vec<bool> = dones.iter().map(|&d| d > 0.5).collect();
-            self.runtime.reset(&dones);
+            self.runtime.reset(&host_dones(step)?);
         }
         Ok(())
     }
