@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
+mod distributed;
 mod physics;
 
 // Training allocates and frees the same large tensors every mini-batch; the system allocator
@@ -72,6 +73,31 @@ struct ConfigOverrides {
     set: Vec<String>,
 }
 
+/// Data-parallel training flags (`docs/distributed.md`).
+#[derive(Args)]
+struct ParallelArgs {
+    /// Train with N data-parallel workers, each with its own `num_envs` environments, that
+    /// average their gradients. Alone, it starts the N workers on this machine; with
+    /// --rank and --master, this process is one worker of a run started by hand.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    world_size: usize,
+    /// This worker's rank in 0..N, for a run whose workers are started by hand (on one
+    /// machine or several); rank 0 writes the logs and checkpoints.
+    #[arg(long)]
+    rank: Option<usize>,
+    /// HOST:PORT where rank 0 listens (rank 0 binds it; the others connect to it).
+    #[arg(long, value_name = "HOST:PORT")]
+    master: Option<String>,
+    /// Seconds a worker waits for the others (to join, or to reach the same step) before
+    /// the run stops with an error naming the one it waited for.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    dist_timeout: u64,
+    /// GPU index of each worker, in rank order, cycled (`0,1,2,3` on a machine with four
+    /// GPUs); without it every worker uses the backend's default device.
+    #[arg(long, value_delimiter = ',', value_name = "INDEX,...")]
+    devices: Vec<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train a policy; prints the run directory on the first line.
@@ -98,6 +124,8 @@ enum Command {
         /// Only the progress bar, no per-iteration summary.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        parallel: ParallelArgs,
     },
     /// Measure a task and config: simulation alone, end-to-end PPO (collection and update),
     /// the update's matrix FLOP rate beside the backend's matrix multiply, optionally the time
@@ -381,6 +409,47 @@ macro_rules! with_backend {
     };
 }
 
+/// [`with_backend`] on GPU `index` of a GPU backend (`None`: the default device; the CPU
+/// backends have one device).
+macro_rules! with_backend_on {
+    ($backend:expr, $index:expr, |$device:ident: $B:ident| $body:expr) => {
+        match $backend {
+            #[cfg(feature = "ndarray")]
+            Backend::Ndarray => {
+                let _ = $index;
+                type $B = Autodiff<burn::backend::NdArray>;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(feature = "flex")]
+            Backend::Flex => {
+                let _ = $index;
+                type $B = Autodiff<burn::backend::Flex>;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => {
+                type $B = Autodiff<burn::backend::Wgpu>;
+                let $device = match $index {
+                    Some(i) => burn::backend::wgpu::WgpuDevice::DiscreteGpu(i),
+                    None => Default::default(),
+                };
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => {
+                type $B = Autodiff<burn::backend::Cuda>;
+                let $device = match $index {
+                    Some(i) => burn::backend::cuda::CudaDevice::new(i),
+                    None => Default::default(),
+                };
+                $body
+            }
+        }
+    };
+}
+
 /// Writes `text` and a newline to `out`. A reader that has gone away (`| head -1` after the
 /// run directory) is not an error: the run goes on and its files hold everything; any other
 /// write error is.
@@ -396,11 +465,27 @@ fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
     write_line(&mut std::io::stdout().lock(), &text.to_string()).context("write to standard output")
 }
 
-fn train<B: AutodiffBackend>(request: &TrainRequest, device: &B::Device) -> anyhow::Result<()> {
+fn train<B: AutodiffBackend>(
+    request: &TrainRequest,
+    device: &B::Device,
+    comm: Option<Arc<dyn rl_core::Communicator>>,
+) -> anyhow::Result<()> {
     let mut printed = Ok(());
-    let summary = rl_runner::train::<B>(request, device, |run_dir| {
+    let on_start = |run_dir: &std::path::Path| {
         printed = emit(run_dir.display());
-    })?;
+    };
+    let summary = match comm {
+        None => rl_runner::train::<B>(request, device, on_start)?,
+        Some(comm) => {
+            let rank = comm.rank();
+            let summary = rl_runner::train_worker::<B>(request, device, comm, on_start)?;
+            if rank != 0 {
+                // Rank 0 prints the run's results.
+                return Ok(());
+            }
+            summary
+        }
+    };
     printed?;
     let steps_per_s = summary.total_steps as f64 / summary.wall_s.max(1e-9);
     emit(serde_json::json!({
@@ -644,7 +729,51 @@ fn run(cli: Cli) -> ExitCode {
             run_name,
             resume,
             quiet,
+            parallel,
         } => {
+            let role = match distributed::Role::from_flags(
+                parallel.world_size,
+                parallel.rank,
+                parallel.master.clone(),
+            ) {
+                Ok(role) => role,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let distributed::Role::Launcher { world_size } = role {
+                // Checked once here rather than by every worker.
+                let check = TrainRequest {
+                    config: config.clone(),
+                    overrides: set.clone(),
+                    seed,
+                    num_envs,
+                    max_iterations,
+                    ..TrainRequest::default()
+                };
+                if resume.is_none()
+                    && let Err(e) = check.resolve_config(None)
+                {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(if e.is_usage() { 2 } else { 1 });
+                }
+                let signals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let seen = signals.clone();
+                if let Err(e) = ctrlc::set_handler(move || {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }) {
+                    eprintln!("error: install the SIGINT/SIGTERM handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+                return match distributed::launch(world_size, &signals) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             let stop = match install_stop_handler() {
                 Ok(flag) => flag,
                 Err(e) => {
@@ -668,7 +797,24 @@ fn run(cli: Cli) -> ExitCode {
                     ConsoleMode::Full
                 }),
             };
-            with_backend!(backend, |device: B| train::<B>(&request, &device))
+            let timeout = std::time::Duration::from_secs(parallel.dist_timeout.max(1));
+            let device_index = (!parallel.devices.is_empty())
+                .then(|| parallel.devices[role.rank() % parallel.devices.len()]);
+            // (The launcher returned above.)
+            let comm = match role {
+                distributed::Role::Worker {
+                    rank,
+                    world_size,
+                    master,
+                } => distributed::join(rank, world_size, &master, timeout).map(Some),
+                _ => Ok(None),
+            };
+            match comm {
+                Ok(comm) => with_backend_on!(backend, device_index, |device: B| train::<B>(
+                    &request, &device, comm
+                )),
+                Err(e) => Err(e),
+            }
         }
         Command::Bench {
             config,
@@ -822,6 +968,9 @@ fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {e:#}");
             // Configuration and usage errors exit with 2, an interrupted run with 130,
             // everything else with 1.
+            if let Some(rl_core::CollectiveError::Address { .. }) = e.downcast_ref() {
+                return ExitCode::from(2);
+            }
             match e.downcast_ref::<rl_runner::Error>() {
                 Some(e) if e.is_usage() => ExitCode::from(2),
                 Some(rl_runner::Error::Interrupted { .. }) => ExitCode::from(EXIT_INTERRUPTED),

@@ -522,3 +522,161 @@ fn sigkill_never_leaves_a_broken_checkpoint() {
     assert_eq!(read(&latest).header.iteration, end);
     assert!(checkpoint_files(&run_dir).len() <= KEEP);
 }
+
+// Data-parallel runs (`--world-size`): the launcher, and a worker killed mid-run.
+
+#[test]
+fn world_size_2_starts_the_workers_and_writes_one_run() {
+    let tmp = TempDir::new("world-size");
+    let config = tmp.write_config(&config(16, "", "[32]", "save_interval = 1"));
+    let logs = tmp.0.join("logs");
+    let mut run = Train::start(
+        &tmp.0,
+        "pair",
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--log-dir".as_ref(),
+            logs.as_os_str(),
+            "--run-name".as_ref(),
+            "pair".as_ref(),
+            "--max-iterations".as_ref(),
+            "3".as_ref(),
+            "--world-size".as_ref(),
+            "2".as_ref(),
+        ],
+    );
+    let status = run.wait();
+    assert!(status.success(), "{status}; stderr:\n{}", run.stderr());
+    let stdout = run.stdout();
+    let mut lines = stdout.lines();
+    let run_dir = PathBuf::from(lines.next().expect("the run directory"));
+    let summary: serde_json::Value =
+        serde_json::from_str(lines.next().expect("the summary")).expect("json");
+    // Both workers' steps: 3 iterations x 2 workers x 16 environments x 24 steps.
+    assert_eq!(summary["total_steps"].as_u64(), Some(3 * 2 * 16 * 24));
+    assert_eq!(lines.next(), None, "only rank 0 prints");
+    assert_rows_are_0_to(&run_dir, 3);
+    let ckpt = read(&checkpoint_path(&run_dir, 3));
+    assert_eq!(
+        ckpt.state.workers.len(),
+        1,
+        "rank 1's state is in the checkpoint"
+    );
+    assert_eq!(
+        std::fs::read_dir(logs.join("interrupt"))
+            .expect("runs")
+            .count(),
+        1
+    );
+}
+
+/// A loopback port nobody listens on (bound, then freed).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn a_killed_worker_stops_the_run_with_its_rank_and_a_loadable_checkpoint() {
+    let tmp = TempDir::new("killed-worker");
+    let config = tmp.write_config(&config(16, "", "[32]", "save_interval = 1"));
+    let logs = tmp.0.join("logs");
+    let master = format!("127.0.0.1:{}", free_port());
+    let worker = |rank: &str| {
+        Train::start(
+            &tmp.0,
+            &format!("rank{rank}"),
+            &[
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--log-dir".as_ref(),
+                logs.as_os_str(),
+                "--run-name".as_ref(),
+                "killed".as_ref(),
+                "--world-size".as_ref(),
+                "2".as_ref(),
+                "--rank".as_ref(),
+                rank.as_ref(),
+                "--master".as_ref(),
+                master.as_ref(),
+                "--dist-timeout".as_ref(),
+                "60".as_ref(),
+            ],
+        )
+    };
+    let mut root = worker("0");
+    let mut other = worker("1");
+    let run_dir = root.run_dir();
+    root.wait_until("a checkpoint", || !checkpoint_files(&run_dir).is_empty());
+    send("KILL", other.pid());
+    let _ = other.wait();
+    let start = Instant::now();
+    let status = root.wait();
+    let stderr = root.stderr();
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    // Seen when the connection closed, not after the 60 s timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(stderr.contains("worker 1 of 2 left the run"), "{stderr}");
+    let last = resolve_checkpoint(&run_dir).expect("the latest checkpoint");
+    assert!(stderr.contains(&last.display().to_string()), "{stderr}");
+    let ckpt = read(&last);
+    assert_eq!(ckpt.state.workers.len(), 1);
+}
+
+#[test]
+fn bad_addresses_and_missing_workers_are_clear_errors() {
+    let tmp = TempDir::new("bad-address");
+    let config = tmp.write_config(&config(16, "", "[32]", ""));
+    let logs = tmp.0.join("logs");
+    let start = |name: &str, extra: &[&str]| {
+        let mut args: Vec<&OsStr> = vec![
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--log-dir".as_ref(),
+            logs.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|s| OsStr::new(*s)));
+        let mut run = Train::start(&tmp.0, name, &args);
+        let status = run.wait();
+        (status, run.stderr())
+    };
+    let (status, stderr) = start(
+        "no-port",
+        &["--world-size", "2", "--rank", "1", "--master", "localhost"],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("localhost") && stderr.contains("host:port"),
+        "{stderr}"
+    );
+    let (status, stderr) = start("no-master", &["--world-size", "2", "--rank", "1"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--master"), "{stderr}");
+    // Rank 0 alone: worker 1 never joins.
+    let master = format!("127.0.0.1:{}", free_port());
+    let (status, stderr) = start(
+        "never-joins",
+        &[
+            "--world-size",
+            "2",
+            "--rank",
+            "0",
+            "--master",
+            &master,
+            "--dist-timeout",
+            "2",
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("worker 1 of 2 did not answer within 2 s"),
+        "{stderr}"
+    );
+}

@@ -1,10 +1,11 @@
 //! The [`Algorithm`] trait: what the on-policy runner needs from a learning algorithm.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use burn::tensor::{Tensor, backend::AutodiffBackend};
 
-use crate::{Observations, StepOutput};
+use crate::{CollectiveError, Communicator, Observations, StepOutput};
 
 /// Scalars an update reports, keyed by their TensorBoard tag (for example `Loss/value`).
 pub type UpdateStats = BTreeMap<String, f64>;
@@ -21,6 +22,9 @@ pub enum AlgorithmError {
         /// What was not finite, for example `Loss/value`.
         quantity: String,
     },
+    /// A collective call with the other workers of a data-parallel run failed.
+    #[error(transparent)]
+    Collective(#[from] CollectiveError),
     /// Any other failure of the algorithm (its own error type, boxed).
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -89,4 +93,34 @@ pub trait Algorithm<B: AutodiffBackend> {
 
     /// Restores what [`Algorithm::save_state`] wrote.
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), AlgorithmError>;
+
+    /// Makes this algorithm one worker of a data-parallel run: from now on every update
+    /// agrees with the other workers (through `comm`) on everything they share, so that
+    /// workers that start from the same state keep the same weights. An algorithm that
+    /// cannot train this way says so (the default).
+    fn set_communicator(&mut self, comm: Arc<dyn Communicator>) -> Result<(), AlgorithmError> {
+        let _ = comm;
+        Err(AlgorithmError::Other(
+            "this algorithm does not support data-parallel training".into(),
+        ))
+    }
+
+    /// A checksum of everything the workers of a data-parallel run must hold alike: the
+    /// values of every trained parameter, the normalisers' statistics and the learning rate
+    /// (not their serialised form, which carries per-process parameter ids).
+    fn shared_state_checksum(&self) -> Result<u64, AlgorithmError> {
+        Err(AlgorithmError::Other(
+            "this algorithm does not support data-parallel training".into(),
+        ))
+    }
+
+    /// Restarts the algorithm's own random stream (action noise, mini-batch order) as
+    /// stream `stream` of `seed`, leaving the weights: the workers of a data-parallel run
+    /// start from the same weights but must not draw the same noise.
+    fn reseed(&mut self, seed: u64, stream: u64) -> Result<(), AlgorithmError> {
+        let _ = (seed, stream);
+        Err(AlgorithmError::Other(
+            "this algorithm does not support data-parallel training".into(),
+        ))
+    }
 }

@@ -12,9 +12,12 @@
 //! - [`Scene`]: the shapes of one environment at one instant, with the ground around it
 //!   ([`HeightPatch`]), for rendering.
 //! - [`EnvLayout`]: what each observation and action column means, for deployment.
+//! - [`Communicator`]: a data-parallel worker's collective calls (all-reduce, broadcast,
+//!   gather) with the other workers of its run, and their [`CollectiveError`].
 //! - [`Error`]: the error type of this crate.
 
 mod algorithm;
+mod collective;
 mod env;
 mod error;
 mod layout;
@@ -24,6 +27,7 @@ mod sequences;
 mod snapshot;
 
 pub use algorithm::{Algorithm, AlgorithmError, ComputeCost, UpdateStats};
+pub use collective::{CollectiveError, Communicator};
 pub use env::{ActionSpace, EnvSpec, EpisodeInfo, Observations, StepOutput, VecEnv};
 pub use error::{Error, Result};
 pub use layout::{ActionLayout, EnvLayout, ObsGroupLayout, ObsTermLayout, RobotLayout};

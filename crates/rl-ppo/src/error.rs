@@ -34,17 +34,13 @@ pub enum Error {
         /// What was not finite, for example `Loss/value`.
         quantity: String,
     },
-    /// A collective operation with the other workers of a data-parallel run failed.
-    #[error("worker {rank} of {world_size}: {operation} with the other workers failed: {message}")]
+    /// A collective call with the other workers of a data-parallel run failed.
+    #[error("{operation} with the other workers: {error}")]
     Collective {
-        /// This worker's rank.
-        rank: u32,
-        /// The number of workers.
-        world_size: u32,
         /// What was being done (`averaging the gradients`).
         operation: &'static str,
-        /// burn-collective's error.
-        message: String,
+        /// The communicator's error (it names the worker).
+        error: rl_core::CollectiveError,
     },
     /// Methods were called out of order (a bug in the caller).
     #[error("PPO used out of order: {0}")]
@@ -61,6 +57,7 @@ impl From<Error> for rl_core::AlgorithmError {
                 iteration,
                 quantity,
             },
+            Error::Collective { error, .. } => rl_core::AlgorithmError::Collective(error),
             other => rl_core::AlgorithmError::Other(Box::new(other)),
         }
     }

@@ -4,8 +4,9 @@
 //!   (`[policy]`).
 //! - [`Ppo`]: rollouts on the inner backend, the clipped-surrogate update with clipped value
 //!   loss, entropy bonus, gradient-norm clipping and the KL-adaptive learning rate.
-//! - [`DataParallel`]: workers that average their gradients and KL before every step
-//!   (burn-collective), so that they keep identical weights.
+//! - [`DataParallel`]: workers that pool their observation statistics before every update
+//!   and average their gradients and KL before every step (through an
+//!   [`rl_core::Communicator`]), so that they keep identical weights.
 
 pub mod config;
 mod error;

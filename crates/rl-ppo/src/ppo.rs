@@ -5,6 +5,8 @@
 //! and runs the clipped-surrogate update; its loss functions, the adaptive learning-rate
 //! rule and the gradient clipping are public, for algorithms that build on PPO.
 
+use std::sync::Arc;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
@@ -12,8 +14,8 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use rl_core::{
-    Algorithm, AlgorithmError, ComputeCost, EnvSpec, HostRng, HostTensor, Observations, StepOutput,
-    UpdateStats,
+    Algorithm, AlgorithmError, Communicator, ComputeCost, EnvSpec, HostRng, HostTensor,
+    Observations, StepOutput, UpdateStats,
 };
 use rl_logger::tags;
 use rl_modules::{
@@ -140,13 +142,18 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
         })
     }
 
-    /// Makes this PPO one worker of a data-parallel run (`None`: alone again). Before every
-    /// optimiser step the workers average their gradients and their mini-batch KL (so the
-    /// adaptive learning rate stays the same on all), which keeps their weights identical
-    /// when they start from the same ones. Every worker must call [`Algorithm::update`] as
+    /// Makes this PPO one worker of a data-parallel run on `comm` (`None`: alone again).
+    /// Before every update the workers pool their observation normalisers' statistics, and
+    /// before every optimiser step they average their gradients and their mini-batch KL (so
+    /// the adaptive learning rate stays the same on all), which keeps their weights identical
+    /// when they start from the same state. Every worker must call [`Algorithm::update`] as
     /// often, with as many mini-batches.
-    pub fn set_data_parallel(&mut self, parallel: Option<DataParallel>) {
-        self.parallel = parallel;
+    pub fn set_data_parallel(&mut self, comm: Option<Arc<dyn Communicator>>) -> Result<(), Error> {
+        self.parallel = match comm {
+            Some(comm) => Some(DataParallel::new(comm, self.model.inputs_state()?)),
+            None => None,
+        };
+        Ok(())
     }
 
     /// The trained actor-critic networks.
@@ -284,6 +291,12 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Ppo<B, M> {
             .rollout
             .take()
             .ok_or(Error::Protocol("update called before compute_returns"))?;
+
+        // Data-parallel workers normalise with the statistics of every worker's samples.
+        if let Some(p) = &mut self.parallel {
+            let pooled = p.pool_statistics(&self.model.inputs_state()?)?;
+            self.model.load_inputs_state(&pooled)?;
+        }
 
         // Non-finite distribution parameters in the rollout (checked with the losses below,
         // in the update's single read-back)
@@ -676,7 +689,55 @@ impl<B: AutodiffBackend, M: ActorCriticModel<B>> Algorithm<B> for Ppo<B, M> {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), AlgorithmError> {
-        Ok(self.try_load_state(bytes)?)
+        self.try_load_state(bytes)?;
+        if let Some(p) = &mut self.parallel {
+            p.set_agreed(self.model.inputs_state().map_err(Error::from)?);
+        }
+        Ok(())
+    }
+
+    fn set_communicator(&mut self, comm: Arc<dyn Communicator>) -> Result<(), AlgorithmError> {
+        Ok(self.set_data_parallel(Some(comm))?)
+    }
+
+    fn shared_state_checksum(&self) -> Result<u64, AlgorithmError> {
+        use std::hash::{Hash, Hasher};
+        /// Hashes the bits of every float parameter, in visiting order.
+        struct Bits<'a> {
+            hasher: &'a mut std::collections::hash_map::DefaultHasher,
+            failed: Option<String>,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Bits<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                match param.val().into_data().convert::<f32>().to_vec::<f32>() {
+                    Ok(values) => values.iter().for_each(|v| v.to_bits().hash(self.hasher)),
+                    Err(e) => self.failed = Some(format!("{e:?}")),
+                }
+            }
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut bits = Bits {
+            hasher: &mut hasher,
+            failed: None,
+        };
+        self.model.network().visit(&mut bits);
+        if let Some(e) = bits.failed {
+            return Err(Error::Readback(e).into());
+        }
+        let inputs = self.model.inputs_state().map_err(Error::from)?;
+        for state in [&inputs.actor, &inputs.critic].into_iter().flatten() {
+            state.count.hash(&mut hasher);
+            for v in state.mean.iter().chain(&state.var) {
+                v.to_bits().hash(&mut hasher);
+            }
+        }
+        self.learning_rate.to_bits().hash(&mut hasher);
+        Ok(hasher.finish())
+    }
+
+    fn reseed(&mut self, seed: u64, stream: u64) -> Result<(), AlgorithmError> {
+        self.rng = HostRng::with_stream(seed, stream);
+        Ok(())
     }
 }
 
@@ -925,7 +986,19 @@ mod tests {
 
     #[test]
     fn data_parallel_workers_keep_identical_weights() {
-        use burn_collective::{CollectiveConfig, finish_collective, register};
+        /// PPO whose inputs are normalised, so that the workers must pool statistics.
+        fn normalized_ppo(cfg: PpoConfig) -> Ppo<B> {
+            let policy = PolicyConfig {
+                actor_hidden_dims: vec![16],
+                critic_hidden_dims: vec![16],
+                actor_obs_normalization: true,
+                critic_obs_normalization: true,
+                ..Default::default()
+            };
+            Ppo::new(cfg, policy, &spec(4), 3, 0, &Default::default()).expect("valid")
+        }
+        use rl_distributed::TcpGroup;
+        use std::time::Duration;
         let cfg = PpoConfig {
             num_mini_batches: 2,
             num_learning_epochs: 2,
@@ -934,37 +1007,44 @@ mod tests {
         // Alone, the two workers' data move the same start to other weights.
         let alone: Vec<Vec<Vec<f32>>> = (0..2)
             .map(|rank| {
-                let mut ppo = small_ppo(cfg.clone());
+                let mut ppo = normalized_ppo(cfg.clone());
                 worker_iteration(&mut ppo, rank);
                 parameter_values(ppo.model())
             })
             .collect();
         assert_ne!(alone[0], alone[1]);
 
-        /// A worker's weights and learning rate after each of its updates.
-        type History = (Vec<Vec<Vec<f32>>>, Vec<f64>);
+        /// A worker's weights, learning rate and input statistics after each of its updates.
+        type History = (Vec<Vec<Vec<f32>>>, Vec<f64>, Vec<InputsState>);
+        let listener = TcpGroup::listen("127.0.0.1:0").expect("listen");
+        let master = listener.local_addr().expect("address").to_string();
+        let mut listener = Some(listener);
+        let timeout = Duration::from_secs(60);
         let workers: Vec<History> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..2u32)
+            let handles: Vec<_> = (0..2usize)
                 .map(|rank| {
                     let cfg = cfg.clone();
+                    let master = master.clone();
+                    let listener = listener.take();
                     scope.spawn(move || {
-                        let collective = CollectiveConfig::default().with_num_devices(2);
-                        register::<I>(rank.into(), Default::default(), collective)
-                            .expect("register");
-                        let mut ppo = small_ppo(cfg);
-                        ppo.set_data_parallel(Some(DataParallel {
-                            rank,
-                            world_size: 2,
-                        }));
+                        let group = match listener {
+                            Some(l) => TcpGroup::root(l, 2, timeout),
+                            None => TcpGroup::join(rank, 2, &master, timeout),
+                        }
+                        .expect("join the run");
+                        let mut ppo = normalized_ppo(cfg);
+                        ppo.set_data_parallel(Some(Arc::new(group)))
+                            .expect("data parallel");
                         let mut weights = Vec::new();
                         let mut rates = Vec::new();
+                        let mut inputs = Vec::new();
                         for _ in 0..2 {
-                            let stats = worker_iteration(&mut ppo, rank as usize);
+                            let stats = worker_iteration(&mut ppo, rank);
                             weights.push(parameter_values(ppo.model()));
                             rates.push(stats["Loss/learning_rate"]);
+                            inputs.push(ppo.model.inputs_state().expect("inputs"));
                         }
-                        finish_collective::<I>(rank.into()).expect("finish");
-                        (weights, rates)
+                        (weights, rates, inputs)
                     })
                 })
                 .collect();
@@ -976,6 +1056,23 @@ mod tests {
         // After every update the workers hold the same weights and learning rate ...
         assert_eq!(workers[0].0, workers[1].0);
         assert_eq!(workers[0].1, workers[1].1);
+        // ... and observation statistics: those of both workers' samples (rank 0 saw only
+        // 1.0, rank 1 only 2.0, 12 samples each per update).
+        for (a, b) in workers[0].2.iter().zip(&workers[1].2) {
+            assert_eq!(a.actor, b.actor);
+            assert_eq!(a.critic, b.critic);
+        }
+        let first = workers[0].2[0].actor.clone().expect("normalised");
+        assert_eq!(first.count, 24);
+        assert!(
+            first.mean.iter().all(|m| (m - 1.5).abs() < 1e-6),
+            "{first:?}"
+        );
+        assert!(
+            first.var.iter().all(|v| (v - 0.25).abs() < 1e-6),
+            "{first:?}"
+        );
+        assert_eq!(workers[0].2[1].actor.as_ref().map(|s| s.count), Some(48));
         // ... which neither worker's data alone gives: the gradients were averaged.
         assert_ne!(workers[0].0[0], alone[0]);
         assert_ne!(workers[0].0[0], alone[1]);

@@ -58,6 +58,24 @@ pub struct RunState {
     pub env: Option<EnvSnapshot>,
     /// The window of finished episodes behind `Train/mean_reward`.
     pub episodes: EpisodeStats,
+    /// In a data-parallel run, the state of workers `1..world_size` (the fields above are
+    /// rank 0's); empty for a run of one worker.
+    #[serde(default)]
+    pub workers: Vec<WorkerState>,
+}
+
+/// What a checkpoint keeps of a data-parallel worker other than rank 0: its own random
+/// streams, environments and episode window (its weights are rank 0's, which the run
+/// checks when it saves).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerState {
+    /// The worker's algorithm state ([`rl_core::Algorithm::save_state`]).
+    #[serde(with = "serde_bytes")]
+    pub algorithm: Vec<u8>,
+    /// The worker's environments, when they had started stepping.
+    pub env: Option<EnvSnapshot>,
+    /// The worker's window of finished episodes.
+    pub episodes: EpisodeStats,
 }
 
 /// A checkpoint in memory.
@@ -309,6 +327,7 @@ mod tests {
                 policy: Some(vec![6, 7]),
                 env: None,
                 episodes: EpisodeStats::new(),
+                workers: Vec::new(),
             },
         }
     }

@@ -82,6 +82,15 @@ pub enum Error {
     /// The algorithm failed.
     #[error(transparent)]
     Algorithm(#[from] rl_core::AlgorithmError),
+    /// A data-parallel run cannot go on: a worker left, stopped answering, failed, or
+    /// disagrees with the others.
+    #[error("data-parallel run: {error}; {}", match last_checkpoint { Some(p) => format!("the last checkpoint is `{}`", p.display()), None => "no checkpoint had been written yet".to_string() })]
+    Distributed {
+        /// What the collective call saw (it names the worker).
+        error: rl_core::CollectiveError,
+        /// The newest checkpoint of the run, which stays loadable.
+        last_checkpoint: Option<PathBuf>,
+    },
     /// The policy failed (an observation group it reads is missing).
     #[error(transparent)]
     Model(#[from] rl_modules::Error),

@@ -18,6 +18,7 @@ mod algorithms;
 mod bench;
 mod checkpoint;
 mod config;
+mod distributed;
 mod error;
 mod export;
 mod launches;
@@ -33,10 +34,11 @@ pub use bench::{
     bench,
 };
 pub use checkpoint::{
-    Checkpoint, CheckpointHeader, EXTENSION, LATEST_MARKER, RunState, checkpoint_path,
+    Checkpoint, CheckpointHeader, EXTENSION, LATEST_MARKER, RunState, WorkerState, checkpoint_path,
     prune_checkpoints, resolve_checkpoint, write_latest_marker,
 };
 pub use config::{AlgorithmConfig, EnvConfig, LoggerConfig, RunnerConfig, TrainConfig};
+pub use distributed::{WORKER_STREAM, worker_env_seed};
 pub use error::Error;
 pub use export::{
     ExportReport, MANIFEST_FILE, ONNX_FILE, PolicyManifest, REFERENCE_FILE, Reference,
@@ -49,4 +51,4 @@ pub use rl_logger::ConsoleMode;
 pub use rollout::{RolloutRequest, StepLine, rollout};
 pub use runner::{OnPolicyRunner, TrainSummary};
 pub use stats::{EpisodeStats, WINDOW};
-pub use train::{TrainRequest, train};
+pub use train::{TrainRequest, train, train_worker};

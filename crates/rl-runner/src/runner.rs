@@ -7,14 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use rl_core::{Algorithm, AlgorithmError, VecEnv};
+use rl_core::{Algorithm, AlgorithmError, Communicator, VecEnv};
 use rl_logger::{IterationRecord, Logger, tags};
 
 use crate::Error;
 use crate::checkpoint::{
-    Checkpoint, CheckpointHeader, RunState, checkpoint_path, prune_checkpoints, write_latest_marker,
+    Checkpoint, CheckpointHeader, RunState, WorkerState, checkpoint_path, prune_checkpoints,
+    write_latest_marker,
 };
 use crate::config::TrainConfig;
+use crate::distributed::{
+    WORKER_STREAM, agree_on_episodes, agree_on_stop, check_workers_agree, collective_error,
+    worker_env_seed,
+};
 use crate::launches::LaunchCounter;
 use crate::stats::{EpisodeStats, StepRecord, guard_names, read_steps};
 
@@ -59,14 +64,60 @@ pub struct OnPolicyRunner<B: AutodiffBackend> {
     last_checkpoint: Option<PathBuf>,
     /// Counts each iteration's kernel launches, when asked to.
     launches: Option<LaunchCounter<Inner<B>>>,
+    /// The other workers of a data-parallel run (`None`: training alone).
+    comm: Option<Arc<dyn Communicator>>,
+    /// The mean return and length over every worker's window, after the last iteration of
+    /// a data-parallel run.
+    agreed_means: Option<(Option<f64>, Option<f64>)>,
 }
 
 impl<B: AutodiffBackend> OnPolicyRunner<B> {
     /// A new run of a registered task, writing into `run_dir`.
     pub fn new(cfg: TrainConfig, run_dir: PathBuf, device: &B::Device) -> Result<Self, Error> {
         cfg.validate()?;
-        let env = Self::make_env(&cfg, device)?;
+        let env = Self::make_env(&cfg, device, 0)?;
         Self::build(cfg, env, run_dir, device)
+    }
+
+    /// A new run as one worker of a data-parallel run on `comm`: its own environments (and
+    /// action noise) from its own seeds, the same initial weights as the others (checked
+    /// with the config when the workers meet). Every worker must call this, then
+    /// [`OnPolicyRunner::learn`]; only rank 0 writes to `run_dir`.
+    pub fn new_worker(
+        cfg: TrainConfig,
+        run_dir: PathBuf,
+        device: &B::Device,
+        comm: Arc<dyn Communicator>,
+    ) -> Result<Self, Error> {
+        cfg.validate()?;
+        let rank = comm.rank();
+        let env = Self::make_env(&cfg, device, rank)?;
+        let mut runner = Self::build(cfg, env, run_dir, device)?;
+        if rank > 0 {
+            runner
+                .alg
+                .reseed(runner.cfg.seed, WORKER_STREAM + rank as u64)?;
+        }
+        runner.join(comm)?;
+        Ok(runner)
+    }
+
+    /// Joins the other workers: checks that they agree, then makes the algorithm a worker.
+    fn join(&mut self, comm: Arc<dyn Communicator>) -> Result<(), Error> {
+        check_workers_agree(comm.as_ref(), &self.cfg, self.alg.shared_state_checksum()?)?;
+        self.alg.set_communicator(comm.clone())?;
+        self.comm = Some(comm);
+        Ok(())
+    }
+
+    /// This worker's rank (0 when training alone).
+    pub fn rank(&self) -> usize {
+        self.comm.as_ref().map_or(0, |c| c.rank())
+    }
+
+    /// The number of workers (1 when training alone).
+    pub fn world_size(&self) -> usize {
+        self.comm.as_ref().map_or(1, |c| c.world_size())
     }
 
     /// A new run on environments built by the caller (a task outside the registry, or a
@@ -120,13 +171,19 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             stop: None,
             last_checkpoint: None,
             launches: None,
+            comm: None,
+            agreed_means: None,
         })
     }
 
-    /// The registered task of `cfg`, seeded from the run's seed.
-    fn make_env(cfg: &TrainConfig, device: &B::Device) -> Result<Box<dyn VecEnv<Inner<B>>>, Error> {
+    /// The registered task of `cfg`, seeded from the run's seed (and the worker's rank).
+    fn make_env(
+        cfg: &TrainConfig,
+        device: &B::Device,
+        rank: usize,
+    ) -> Result<Box<dyn VecEnv<Inner<B>>>, Error> {
         // The environments get their own seed stream, apart from the algorithm's.
-        let env_seed = cfg.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let env_seed = worker_env_seed(cfg.seed.wrapping_add(0x9e37_79b9_7f4a_7c15), rank);
         Ok(sim_gpu::make_env::<Inner<B>>(
             &cfg.env.task,
             cfg.env.num_envs,
@@ -174,8 +231,67 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         cfg.validate()?;
-        let env = Self::make_env(&cfg, device)?;
+        let env = Self::make_env(&cfg, device, 0)?;
         Self::restore(cfg, env, ckpt, checkpoint, run_dir, device)
+    }
+
+    /// [`OnPolicyRunner::resume`] as one worker of a data-parallel run on `comm` (every
+    /// worker passes the same checkpoint, which rank 0 read): each worker continues from
+    /// its own saved environments, random streams and episode window. A worker that the
+    /// checkpoint has no state for (the run had fewer workers) starts fresh environments and
+    /// its own noise from rank 0's weights.
+    pub fn resume_worker(
+        cfg: TrainConfig,
+        mut ckpt: Checkpoint,
+        checkpoint: &Path,
+        device: &B::Device,
+        comm: Arc<dyn Communicator>,
+    ) -> Result<Self, Error> {
+        let rank = comm.rank();
+        let saved = 1 + ckpt.state.workers.len();
+        if rank == 0 && saved > comm.world_size() {
+            tracing::warn!(
+                saved,
+                now = comm.world_size(),
+                "the checkpoint holds more workers than this run: their environments are dropped"
+            );
+        }
+        let mut fresh = false;
+        if rank > 0 {
+            match ckpt.state.workers.get(rank - 1).cloned() {
+                Some(own) => {
+                    ckpt.state.algorithm = own.algorithm;
+                    ckpt.state.env = own.env;
+                    ckpt.state.episodes = own.episodes;
+                }
+                None => {
+                    tracing::warn!(
+                        rank,
+                        saved,
+                        "the checkpoint has no state for this worker: it starts fresh                          environments, and the run will not repeat an uninterrupted one exactly"
+                    );
+                    ckpt.state.env = None;
+                    ckpt.state.episodes = EpisodeStats::new();
+                    fresh = true;
+                }
+            }
+        }
+        ckpt.state.workers.clear();
+        let run_dir = checkpoint
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.validate()?;
+        let env = Self::make_env(&cfg, device, rank)?;
+        let mut runner = Self::restore(cfg, env, ckpt, checkpoint, run_dir, device)?;
+        if fresh {
+            runner
+                .alg
+                .reseed(runner.cfg.seed, WORKER_STREAM + rank as u64)?;
+        }
+        runner.join(comm)?;
+        Ok(runner)
     }
 
     /// [`OnPolicyRunner::resume`] on environments built by the caller, continuing in
@@ -295,7 +411,8 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
 
     /// Writes a checkpoint of the current state (atomically), points the run's `latest`
     /// marker at it and deletes checkpoints beyond `runner.keep_checkpoints`; returns its
-    /// path.
+    /// path. In a data-parallel run every worker calls it: rank 0 gathers the others'
+    /// states, checks that their policies are its own, and writes the one file.
     pub fn save(&mut self) -> Result<PathBuf, Error> {
         let path = checkpoint_path(&self.run_dir, self.iteration);
         let env = if self.env_started {
@@ -306,6 +423,33 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         } else {
             None
         };
+        let algorithm = self.alg.save_state()?;
+        let policy = self.alg.save_policy()?;
+        let workers = match self.comm.clone() {
+            None => Vec::new(),
+            Some(comm) => {
+                let own = WorkerState {
+                    algorithm: algorithm.clone(),
+                    env: env.clone(),
+                    episodes: self.episodes.clone(),
+                };
+                let checksum = self.alg.shared_state_checksum()?;
+                let bytes =
+                    rmp_serde::to_vec_named(&(own, checksum)).map_err(|e| Error::Checkpoint {
+                        path: path.clone(),
+                        message: format!("cannot serialise this worker's state: {e}"),
+                    })?;
+                let gathered = comm
+                    .gather(bytes, "gathering the workers' states for a checkpoint")
+                    .map_err(|e| collective_error(e, self.last_checkpoint.clone()))?;
+                let Some(gathered) = gathered else {
+                    // Rank 0 writes the file.
+                    self.last_checkpoint = Some(path.clone());
+                    return Ok(path);
+                };
+                self.workers_of(gathered, checksum, &path)?
+            }
+        };
         let ckpt = Checkpoint {
             header: CheckpointHeader {
                 iteration: self.iteration,
@@ -315,10 +459,11 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 config: self.cfg.to_toml()?,
             },
             state: RunState {
-                algorithm: self.alg.save_state()?,
-                policy: Some(self.alg.save_policy()?),
+                algorithm,
+                policy: Some(policy),
                 env,
                 episodes: self.episodes.clone(),
+                workers,
             },
         };
         ckpt.write_atomic(&path)?;
@@ -330,11 +475,59 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         Ok(path)
     }
 
+    /// Rank 0's reading of the states that [`OnPolicyRunner::save`] gathered: every other
+    /// worker's, whose shared state must have rank 0's `checksum` (the workers hold the same
+    /// weights, normalisers and learning rate at every checkpoint, or the run stops).
+    fn workers_of(
+        &self,
+        gathered: Vec<Vec<u8>>,
+        checksum: u64,
+        path: &Path,
+    ) -> Result<Vec<WorkerState>, Error> {
+        let mut workers = Vec::with_capacity(gathered.len().saturating_sub(1));
+        for (rank, bytes) in gathered.iter().enumerate().skip(1) {
+            let (state, theirs): (WorkerState, u64) =
+                rmp_serde::from_slice(bytes).map_err(|e| Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    message: format!("worker {rank} sent an unreadable state: {e}"),
+                })?;
+            if theirs != checksum {
+                let error = rl_core::CollectiveError::Mismatch {
+                    rank,
+                    message: format!(
+                        "its weights differ from rank 0's after iteration {}: the workers \
+                         went out of step (the checkpoint was not written)",
+                        self.iteration
+                    ),
+                };
+                return Err(collective_error(error, self.last_checkpoint.clone()));
+            }
+            workers.push(state);
+        }
+        Ok(workers)
+    }
+
     /// Trains until `runner.max_iterations` iterations are done (or the reward threshold is
     /// reached), logging every iteration and checkpointing every `save_interval`.
+    ///
+    /// In a data-parallel run every worker calls it; they stop together (at the same
+    /// iteration, or on the first failure of any of them, which the others are told of).
     pub fn learn(&mut self, logger: &mut Logger) -> Result<TrainSummary, Error> {
+        let result = self.learn_steps(logger);
+        if let (Err(e), Some(comm)) = (&result, &self.comm)
+            && !matches!(e, Error::Interrupted { .. })
+        {
+            // Release the other workers, who would wait for this one (a no-op when a
+            // collective call failed: they know already).
+            comm.abort(&e.to_string());
+        }
+        result
+    }
+
+    fn learn_steps(&mut self, logger: &mut Logger) -> Result<TrainSummary, Error> {
+        // Steps of every worker.
         let steps_per_iteration =
-            (self.cfg.runner.num_steps_per_env * self.cfg.env.num_envs) as u64;
+            (self.cfg.runner.num_steps_per_env * self.cfg.env.num_envs * self.world_size()) as u64;
         // A resumed run continues its environments where the checkpoint left them.
         let mut obs = if self.env_started {
             self.env.observations()
@@ -344,7 +537,12 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         };
         let mut last_checkpoint = None;
         while self.iteration < self.cfg.runner.max_iterations {
-            if self.stop_requested() {
+            let stop = match &self.comm {
+                None => self.stop_requested(),
+                Some(comm) => agree_on_stop(comm.as_ref(), self.stop_requested())
+                    .map_err(|e| collective_error(e, self.last_checkpoint.clone()))?,
+            };
+            if stop {
                 return Err(self.interrupt(logger));
             }
             let it = self.iteration;
@@ -407,14 +605,26 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                     usage.physical_mem as f64 / (1024.0 * 1024.0),
                 );
             }
-            let mean_reward = self.episodes.mean_return();
+            let (mean_reward, mean_length, terms) = match &self.comm {
+                None => (
+                    self.episodes.mean_return(),
+                    self.episodes.mean_length(),
+                    self.episodes.take_iteration_terms(),
+                ),
+                Some(comm) => {
+                    let agreed = agree_on_episodes(comm.as_ref(), &mut self.episodes, &term_names)
+                        .map_err(|e| collective_error(e, self.last_checkpoint.clone()))?;
+                    self.agreed_means = Some((agreed.mean_return, agreed.mean_length));
+                    (agreed.mean_return, agreed.mean_length, agreed.terms)
+                }
+            };
             if let Some(r) = mean_reward {
                 scalars.insert(tags::MEAN_REWARD.into(), r);
             }
-            if let Some(l) = self.episodes.mean_length() {
+            if let Some(l) = mean_length {
                 scalars.insert(tags::MEAN_EPISODE_LENGTH.into(), l);
             }
-            for (name, value) in self.episodes.take_iteration_terms() {
+            for (name, value) in terms {
                 // `Episode/<name>`, unless the name has a group of its own.
                 let tag = if name.contains('/') {
                     name
@@ -453,13 +663,16 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             Some(p) => p,
             None => self.save()?,
         };
+        let (mean_reward, mean_episode_length) = self
+            .agreed_means
+            .unwrap_or_else(|| (self.episodes.mean_return(), self.episodes.mean_length()));
         Ok(TrainSummary {
             run_dir: self.run_dir.clone(),
             iterations: self.iteration,
             total_steps: self.total_steps,
             wall_s: self.wall_s,
-            mean_reward: self.episodes.mean_return(),
-            mean_episode_length: self.episodes.mean_length(),
+            mean_reward,
+            mean_episode_length,
             checkpoint,
         })
     }
@@ -512,6 +725,9 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 location: "the update".into(),
                 last_checkpoint: self.last_checkpoint.clone(),
             },
+            AlgorithmError::Collective(source) => {
+                collective_error(source, self.last_checkpoint.clone())
+            }
             other => Error::Algorithm(other),
         }
     }

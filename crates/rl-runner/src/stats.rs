@@ -58,6 +58,22 @@ impl EpisodeStats {
         mean(&self.lengths)
     }
 
+    /// The sums of the window's returns and lengths, and its number of episodes.
+    pub(crate) fn window_sums(&self) -> (f64, f64, usize) {
+        (
+            self.returns.iter().sum(),
+            self.lengths.iter().sum(),
+            self.returns.len(),
+        )
+    }
+
+    /// Sums and counts of the per-episode terms over this iteration's episodes, and starts
+    /// the next iteration.
+    pub(crate) fn take_iteration_term_sums(&mut self) -> BTreeMap<String, (f64, usize)> {
+        self.iteration_episodes = 0;
+        std::mem::take(&mut self.iteration_terms)
+    }
+
     /// Episodes that finished during the current iteration.
     pub fn iteration_episodes(&self) -> usize {
         self.iteration_episodes

@@ -6,6 +6,7 @@ mod config_errors;
 mod config_fuzz;
 mod cross_backend;
 mod determinism;
+mod distributed;
 mod export;
 mod legged;
 mod resume_exact;
