@@ -441,7 +441,7 @@ macro_rules! with_backend_on {
             Backend::Cuda => {
                 type $B = Autodiff<burn::backend::Cuda>;
                 let $device = match $index {
-                    Some(i) => burn::backend::cuda::CudaDevice::new(i),
+                    Some(index) => burn::backend::cuda::CudaDevice { index },
                     None => Default::default(),
                 };
                 $body
