@@ -380,32 +380,7 @@ fn default_backend() -> Backend {
 /// Calls `$body` with the type alias `B` bound to the chosen autodiff backend and `device`.
 macro_rules! with_backend {
     ($backend:expr, |$device:ident: $B:ident| $body:expr) => {
-        match $backend {
-            #[cfg(feature = "ndarray")]
-            Backend::Ndarray => {
-                type $B = Autodiff<burn::backend::NdArray>;
-                let $device = Default::default();
-                $body
-            }
-            #[cfg(feature = "flex")]
-            Backend::Flex => {
-                type $B = Autodiff<burn::backend::Flex>;
-                let $device = Default::default();
-                $body
-            }
-            #[cfg(feature = "wgpu")]
-            Backend::Wgpu => {
-                type $B = Autodiff<burn::backend::Wgpu>;
-                let $device = Default::default();
-                $body
-            }
-            #[cfg(feature = "cuda")]
-            Backend::Cuda => {
-                type $B = Autodiff<burn::backend::Cuda>;
-                let $device = Default::default();
-                $body
-            }
-        }
+        with_backend_on!($backend, None::<usize>, |$device: $B| $body)
     };
 }
 

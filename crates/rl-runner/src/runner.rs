@@ -225,11 +225,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
         checkpoint: &Path,
         device: &B::Device,
     ) -> Result<Self, Error> {
-        let run_dir = checkpoint
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let run_dir = run_dir_of(checkpoint);
         cfg.validate()?;
         let env = Self::make_env(&cfg, device, 0)?;
         Self::restore(cfg, env, ckpt, checkpoint, run_dir, device)
@@ -277,11 +273,7 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             }
         }
         ckpt.state.workers.clear();
-        let run_dir = checkpoint
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let run_dir = run_dir_of(checkpoint);
         cfg.validate()?;
         let env = Self::make_env(&cfg, device, rank)?;
         let mut runner = Self::restore(cfg, env, ckpt, checkpoint, run_dir, device)?;
@@ -755,4 +747,13 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             Err(e) => e,
         }
     }
+}
+
+/// The run directory of a checkpoint file (`<run>/checkpoints/model_<i>.ckpt`).
+fn run_dir_of(checkpoint: &Path) -> PathBuf {
+    checkpoint
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
