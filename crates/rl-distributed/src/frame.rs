@@ -115,44 +115,57 @@ pub(crate) fn parse_abort(p: &[u8]) -> (usize, String) {
     (rank, String::from_utf8_lossy(&p[4..]).into_owned())
 }
 
+/// A number that all-reduces travel as: its little-endian bytes, and its sum.
+pub(crate) trait Element: Copy + std::ops::AddAssign {
+    /// The all-reduce call for this type.
+    const OP: Op;
+    /// Bytes per value.
+    const SIZE: usize;
+    /// Appends the value's little-endian bytes.
+    fn put(self, out: &mut Vec<u8>);
+    /// The value of `SIZE` little-endian bytes.
+    fn get(bytes: &[u8]) -> Self;
+}
+
+impl Element for f32 {
+    const OP: Op = Op::SumF32;
+    const SIZE: usize = 4;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+impl Element for f64 {
+    const OP: Op = Op::SumF64;
+    const SIZE: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+}
+
 /// `values` as little-endian bytes.
-pub(crate) fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+pub(crate) fn to_bytes<T: Element>(values: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * T::SIZE);
+    values.iter().for_each(|v| v.put(&mut out));
+    out
 }
 
-/// `values` as little-endian bytes.
-pub(crate) fn f64_bytes(values: &[f64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Adds the little-endian `f32`s of `bytes` to `acc` (same length, checked by the caller).
-pub(crate) fn add_f32(acc: &mut [f32], bytes: &[u8]) {
-    for (a, c) in acc.iter_mut().zip(bytes.chunks_exact(4)) {
-        *a += f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+/// Adds the little-endian values of `bytes` to `acc` (same length, checked by the caller).
+pub(crate) fn add_bytes<T: Element>(acc: &mut [T], bytes: &[u8]) {
+    for (a, c) in acc.iter_mut().zip(bytes.chunks_exact(T::SIZE)) {
+        *a += T::get(c);
     }
 }
 
-/// Adds the little-endian `f64`s of `bytes` to `acc` (same length, checked by the caller).
-pub(crate) fn add_f64(acc: &mut [f64], bytes: &[u8]) {
-    for (a, c) in acc.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        *a += f64::from_le_bytes(b);
-    }
-}
-
-/// Overwrites `out` with the little-endian `f32`s of `bytes`.
-pub(crate) fn read_f32(out: &mut [f32], bytes: &[u8]) {
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-    }
-}
-
-/// Overwrites `out` with the little-endian `f64`s of `bytes`.
-pub(crate) fn read_f64(out: &mut [f64], bytes: &[u8]) {
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        *o = f64::from_le_bytes(b);
+/// Overwrites `out` with the little-endian values of `bytes`.
+pub(crate) fn read_bytes<T: Element>(out: &mut [T], bytes: &[u8]) {
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(T::SIZE)) {
+        *o = T::get(c);
     }
 }

@@ -341,7 +341,7 @@ impl TcpGroup {
         let mut out = Vec::with_capacity(streams.len());
         for (i, stream) in streams.iter().enumerate() {
             let rank = i + 1;
-            let mut payload = self.receive(stream, rank, op, what)?;
+            let payload = self.receive(stream, rank, op, what)?;
             if let Some(len) = len
                 && payload.len() != len
             {
@@ -350,7 +350,7 @@ impl TcpGroup {
                     message: format!("{what}: it sent {} bytes, rank 0 has {len}", payload.len()),
                 });
             }
-            out.push(std::mem::take(&mut payload));
+            out.push(payload);
         }
         Ok(out)
     }
@@ -427,20 +427,24 @@ impl TcpGroup {
         })
     }
 
-    /// Sums `bytes` (rank 0's own values in `acc`) over the workers with `add`, and hands
-    /// every worker the result.
-    fn sum_bytes(
+    /// Replaces `values` by their element-wise sum over the workers: rank 0 adds the
+    /// others' to its own in rank order and hands every worker the result.
+    fn all_reduce_sum<T: frame::Element>(
         &self,
-        op: Op,
-        own: Vec<u8>,
+        values: &mut [T],
         what: &str,
-        combine: impl FnOnce(Vec<Vec<u8>>) -> Vec<u8>,
-    ) -> Result<Vec<u8>, CollectiveError> {
+    ) -> Result<(), CollectiveError> {
+        let op = T::OP;
+        let own = frame::to_bytes(values);
         let len = own.len();
-        self.call(
+        let result = self.call(
             |streams| {
                 let parts = self.collect(streams, op, Some(len), what)?;
-                let result = combine(parts);
+                let mut acc = values.to_vec();
+                for p in &parts {
+                    frame::add_bytes(&mut acc, p);
+                }
+                let result = frame::to_bytes(&acc);
                 for (i, stream) in streams.iter().enumerate() {
                     self.send(stream, i + 1, op, &result)?;
                 }
@@ -458,7 +462,9 @@ impl TcpGroup {
                 Ok(result)
             },
             || own.clone(),
-        )
+        )?;
+        frame::read_bytes(values, &result);
+        Ok(())
     }
 }
 
@@ -472,29 +478,11 @@ impl Communicator for TcpGroup {
     }
 
     fn all_reduce_sum_f32(&self, values: &mut [f32], what: &str) -> Result<(), CollectiveError> {
-        let own = frame::f32_bytes(values);
-        let result = self.sum_bytes(Op::SumF32, own, what, |parts| {
-            let mut acc = values.to_vec();
-            for p in &parts {
-                frame::add_f32(&mut acc, p);
-            }
-            frame::f32_bytes(&acc)
-        })?;
-        frame::read_f32(values, &result);
-        Ok(())
+        self.all_reduce_sum(values, what)
     }
 
     fn all_reduce_sum_f64(&self, values: &mut [f64], what: &str) -> Result<(), CollectiveError> {
-        let own = frame::f64_bytes(values);
-        let result = self.sum_bytes(Op::SumF64, own, what, |parts| {
-            let mut acc = values.to_vec();
-            for p in &parts {
-                frame::add_f64(&mut acc, p);
-            }
-            frame::f64_bytes(&acc)
-        })?;
-        frame::read_f64(values, &result);
-        Ok(())
+        self.all_reduce_sum(values, what)
     }
 
     fn broadcast(&self, bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, CollectiveError> {

@@ -47,11 +47,6 @@ impl DataParallel {
         self.agreed = agreed;
     }
 
-    /// The communicator.
-    pub fn communicator(&self) -> &Arc<dyn Communicator> {
-        &self.comm
-    }
-
     /// The mean of `t` over the workers (every worker passes a tensor of the same shape).
     pub(crate) fn mean<B: Backend>(
         &self,

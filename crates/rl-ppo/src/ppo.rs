@@ -843,6 +843,17 @@ mod tests {
         Ppo::new(cfg, policy, &spec(4), 3, 0, &Default::default()).expect("valid")
     }
 
+    /// A small policy whose actor and critic inputs are both normalised.
+    fn normalized_policy() -> PolicyConfig {
+        PolicyConfig {
+            actor_hidden_dims: vec![16],
+            critic_hidden_dims: vec![16],
+            actor_obs_normalization: true,
+            critic_obs_normalization: true,
+            ..Default::default()
+        }
+    }
+
     /// Every float parameter of a module, flattened in visiting order.
     fn parameter_values<M: Module<B>>(module: &M) -> Vec<Vec<f32>> {
         struct Values(Vec<Vec<f32>>);
@@ -988,14 +999,15 @@ mod tests {
     fn data_parallel_workers_keep_identical_weights() {
         /// PPO whose inputs are normalised, so that the workers must pool statistics.
         fn normalized_ppo(cfg: PpoConfig) -> Ppo<B> {
-            let policy = PolicyConfig {
-                actor_hidden_dims: vec![16],
-                critic_hidden_dims: vec![16],
-                actor_obs_normalization: true,
-                critic_obs_normalization: true,
-                ..Default::default()
-            };
-            Ppo::new(cfg, policy, &spec(4), 3, 0, &Default::default()).expect("valid")
+            Ppo::new(
+                cfg,
+                normalized_policy(),
+                &spec(4),
+                3,
+                0,
+                &Default::default(),
+            )
+            .expect("valid")
         }
         use rl_distributed::TcpGroup;
         use std::time::Duration;
@@ -1256,13 +1268,7 @@ mod tests {
 
     #[test]
     fn critic_sharing_the_actor_input_uses_the_actor_normalizer() {
-        let policy = PolicyConfig {
-            actor_hidden_dims: vec![16],
-            critic_hidden_dims: vec![16],
-            actor_obs_normalization: true,
-            critic_obs_normalization: true,
-            ..Default::default()
-        };
+        let policy = normalized_policy();
         let mut ppo = Ppo::<B>::new(
             PpoConfig::default(),
             policy,

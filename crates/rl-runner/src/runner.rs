@@ -416,7 +416,6 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
             None
         };
         let algorithm = self.alg.save_state()?;
-        let policy = self.alg.save_policy()?;
         let workers = match self.comm.clone() {
             None => Vec::new(),
             Some(comm) => {
@@ -442,6 +441,8 @@ impl<B: AutodiffBackend> OnPolicyRunner<B> {
                 self.workers_of(gathered, checksum, &path)?
             }
         };
+        // Only the file's writer needs the policy alone.
+        let policy = self.alg.save_policy()?;
         let ckpt = Checkpoint {
             header: CheckpointHeader {
                 iteration: self.iteration,
