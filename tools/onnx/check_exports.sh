@@ -17,7 +17,10 @@ if [[ ! -x "$venv/bin/python" ]]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check onnx onnxruntime numpy
 fi
 
-cargo build -p xtask
+# The binary of the test build (`cargo test --workspace` builds it for xtask's own tests):
+# building it through the tests resolves Burn's features as that build does (xtask's
+# dev-dependencies add the GPU ones), so after the tests this builds nothing.
+cargo test -p xtask --no-run --quiet
 xtask=target/debug/xtask
 exports=()
 for config in cartpole acrobot cartpole_pos_only pendulum_pos_only quadruped_flat; do
